@@ -1,0 +1,169 @@
+"""Task parameters, validated before any simulator starts.
+
+Every value here has the default fixed by ``shared/spec/task.md``; anything that is a choice
+rather than a fact is a field, so Hydra configs and gymnasium kwargs reach it by name.
+Validation errors name the key, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+STAGES = (0, 1, 2, 3, 4)
+
+
+class ConfigError(ValueError):
+    """A task/config value is invalid. The message names key, value and allowed values."""
+
+
+def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass
+class RandomizationConfig:
+    """Domain randomisation, each on/off with its range; applied per env at its reset."""
+
+    cube_xy: bool = True
+    cube_xy_range_stage0: float = 0.03  # +- metres around (0.40, -0.10)
+    cube_xy_range: float = 0.02  # +- metres around (0.25, 0.00), stages 1-4
+    cube_size: bool = False
+    cube_size_range: tuple[float, float] = (0.024, 0.036)  # edge length, metres
+    cube_friction: bool = False
+    cube_friction_range: tuple[float, float] = (0.5, 1.5)
+    cube_color: bool = False
+    joint_noise: bool = True
+    joint_noise_range: float = 0.02  # +- rad on the arm joints
+    camera_jitter: bool = False
+    camera_pos_range: float = 0.0025  # +- metres
+    camera_rot_range: float = 0.005  # +- rad
+    light: bool = False
+
+    def validate(self, prefix: str = "randomization") -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            key = f"{prefix}.{f.name}"
+            if f.type in ("bool", bool):
+                _check(isinstance(v, bool), key, v, "true or false")
+            elif f.name.endswith("range") and not isinstance(v, tuple):
+                _check(_is_num(v) and v >= 0, key, v, "a number >= 0")
+            elif isinstance(v, tuple):
+                _check(len(v) == 2 and all(_is_num(x) for x in v) and 0 < v[0] <= v[1], key, v,
+                       "[low, high] with 0 < low <= high")
+
+
+@dataclass
+class TaskConfig:
+    """Everything that defines the lift task, shared by both physics backends."""
+
+    curriculum_stage: int = 3
+    reward_version: str = "v19"
+    pixels: bool = True  # False: state only (21 values, no camera)
+    image_size: int = 84
+    frame_skip_dt: float = 0.02  # one env step = 20 ms (50 Hz control)
+    physics_dt: float = 0.002
+    episode_length: int = 200
+    lift_height: float = 0.08
+    hold_steps: int = 10
+    gripper_closed_below: float = 0.25  # rad; gripper joint angle under which it is "closed"
+    cube_half_size: float = 0.015
+    cube_mass: float = 0.03
+    cube_friction: float = 0.5
+    cube_xy_stage0: tuple[float, float] = (0.40, -0.10)
+    cube_xy: tuple[float, float] = (0.25, 0.00)
+    action_scale: float = 0.02  # metres of TCP motion per unit action per step
+    workspace_low: tuple[float, float, float] = (0.10, -0.30, 0.01)
+    workspace_high: tuple[float, float, float] = (0.50, 0.30, 0.40)
+    lock_wrist_roll: bool = True
+    keep_gripper_vertical: bool = True  # IK also keeps the jaws pointing down
+    ik_damping: float = 0.05
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.randomization, Mapping):
+            self.randomization = RandomizationConfig(**dict(self.randomization))
+        for name in ("cube_xy_stage0", "cube_xy", "workspace_low", "workspace_high"):
+            v = getattr(self, name)
+            if isinstance(v, (list, tuple)):
+                setattr(self, name, tuple(v))
+        rnd = self.randomization
+        if isinstance(rnd.cube_size_range, list):
+            rnd.cube_size_range = tuple(rnd.cube_size_range)
+        if isinstance(rnd.cube_friction_range, list):
+            rnd.cube_friction_range = tuple(rnd.cube_friction_range)
+        self.validate()
+
+    @property
+    def n_substeps(self) -> int:
+        return int(round(self.frame_skip_dt / self.physics_dt))
+
+    @property
+    def max_cube_half_size(self) -> float:
+        if self.randomization.cube_size:
+            return self.randomization.cube_size_range[1] / 2
+        return self.cube_half_size
+
+    def validate(self) -> None:
+        from rewards import available
+
+        _check(_is_int(self.curriculum_stage) and self.curriculum_stage in STAGES,
+               "curriculum_stage", self.curriculum_stage, "one of 0, 1, 2, 3, 4")
+        _check(self.reward_version in available(), "reward_version", self.reward_version,
+               f"one of {', '.join(available())}")
+        _check(isinstance(self.pixels, bool), "pixels", self.pixels, "true or false")
+        _check(_is_int(self.image_size) and 8 <= self.image_size <= 1024, "image_size",
+               self.image_size, "an integer from 8 to 1024")
+        _check(_is_num(self.physics_dt) and 0 < self.physics_dt <= 0.02, "physics_dt",
+               self.physics_dt, "a number in (0, 0.02]")
+        _check(_is_num(self.frame_skip_dt) and self.frame_skip_dt >= self.physics_dt, "frame_skip_dt",
+               self.frame_skip_dt, f"a number >= physics_dt ({self.physics_dt})")
+        _check(_is_int(self.episode_length) and self.episode_length >= 1, "episode_length",
+               self.episode_length, "an integer >= 1")
+        _check(_is_int(self.hold_steps) and self.hold_steps >= 1, "hold_steps", self.hold_steps,
+               "an integer >= 1")
+        _check(_is_num(self.cube_half_size) and 0.005 <= self.cube_half_size <= 0.03,
+               "cube_half_size", self.cube_half_size, "a number in [0.005, 0.03] metres")
+        _check(_is_num(self.cube_mass) and self.cube_mass > 0, "cube_mass", self.cube_mass, "a number > 0")
+        _check(_is_num(self.cube_friction) and self.cube_friction > 0, "cube_friction",
+               self.cube_friction, "a number > 0")
+        rest = self.max_cube_half_size
+        _check(_is_num(self.lift_height) and rest < self.lift_height <= self.workspace_high[2],
+               "lift_height", self.lift_height,
+               f"a number above the cube's rest height {rest:.3f} m and at most {self.workspace_high[2]} m")
+        _check(_is_num(self.action_scale) and 0 < self.action_scale <= 0.1, "action_scale",
+               self.action_scale, "a number in (0, 0.1] metres")
+        _check(_is_num(self.gripper_closed_below), "gripper_closed_below", self.gripper_closed_below,
+               "a finite number (rad)")
+        _check(_is_num(self.ik_damping) and self.ik_damping > 0, "ik_damping", self.ik_damping, "a number > 0")
+        for name in ("cube_xy_stage0", "cube_xy"):
+            v = getattr(self, name)
+            _check(len(v) == 2 and all(_is_num(x) for x in v), name, v, "[x, y] in metres")
+        lo, hi = self.workspace_low, self.workspace_high
+        _check(len(lo) == 3 and all(_is_num(x) for x in lo), "workspace_low", lo, "[x, y, z]")
+        _check(len(hi) == 3 and all(_is_num(x) for x in hi) and all(a < b for a, b in zip(lo, hi)),
+               "workspace_high", hi, f"[x, y, z], each above workspace_low {list(lo)}")
+        for name in ("lock_wrist_roll", "keep_gripper_vertical"):
+            _check(isinstance(getattr(self, name), bool), name, getattr(self, name), "true or false")
+        _check(isinstance(self.randomization, RandomizationConfig), "randomization",
+               self.randomization, "a mapping of randomisation options")
+        self.randomization.validate()
+
+
+def make_task_config(**kwargs: Any) -> TaskConfig:
+    """Build a TaskConfig from keyword arguments, rejecting unknown keys by name."""
+    names = {f.name for f in dataclasses.fields(TaskConfig)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise ConfigError(f"unknown task option(s) {unknown}: allowed {sorted(names)}")
+    return TaskConfig(**kwargs)

@@ -1,0 +1,311 @@
+"""The lift task, defined once: resets, control, predicates, info and reward, batch-first.
+
+Backends (``envs/mujoco_backend.py``, ``envs/genesis_backend.py``) only move physics state
+in and out; everything the task *means* is computed here in torch on (N, ...) tensors, so
+MuJoCo (a batch of one) and Genesis (a batch of N) share it unchanged. Partial resets take
+a boolean mask; nothing on the step path loops over envs in Python.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+import rewards
+from envs.backend import Backend, PhysState, ResetState
+from envs.config import ConfigError, TaskConfig
+from envs.geometry import gripper_angle_for_gap, quat_to_euler, quat_to_mat, yaw_quat
+
+ARM = [0, 1, 2, 3]  # joints driven by IK (wrist roll optional, gripper separate)
+GRIPPER_OPEN = 1.0  # rad, target for action +1
+HOME_TCP = (0.20, 0.0, 0.16)
+SEED_Q = (0.0, -0.4, 0.6, 1.3, 0.0, GRIPPER_OPEN)  # IK seed: elbow up, jaws down
+RANDOMISATIONS = ("cube_xy", "cube_size", "cube_friction", "cube_color", "joint_noise",
+                  "camera_jitter", "light")
+
+
+class LiftTask:
+    """Batched lift task on top of a physics backend."""
+
+    def __init__(self, backend: Backend, cfg: TaskConfig, seed: int | None = None) -> None:
+        self.backend, self.cfg = backend, cfg
+        rnd = cfg.randomization
+        unsupported = [r for r in RANDOMISATIONS if getattr(rnd, r) and r not in backend.supports]
+        if unsupported:
+            raise ConfigError(f"randomization {unsupported} is not supported by the "
+                              f"{type(backend).__name__}: allowed {sorted(backend.supports)}")
+        self.n = backend.num_envs
+        self.device = backend.device
+        self.reward_fn = rewards.get(cfg.reward_version, cfg.lift_height, cfg.gripper_closed_below)
+        self.gen = torch.Generator(device="cpu")
+        self.seed(seed)
+        n, dev = self.n, self.device
+        self.hold_count = torch.zeros(n, dtype=torch.long, device=dev)
+        self.prev_grasp = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.prev_action = torch.zeros(n, 4, device=dev)
+        self.tcp_target = torch.zeros(n, 3, device=dev)
+        self.roll_ref = torch.zeros(n, device=dev)
+        self.q_cmd = torch.zeros(n, 6, device=dev)  # last joint position targets
+        self.steps = torch.zeros(n, dtype=torch.long, device=dev)
+        self.fault_count = 0
+        self.episode_sums: dict[str, torch.Tensor] = {
+            k: torch.zeros(n, device=dev) for k in list(self.reward_fn.terms) + ["return"]}
+        self.ws_low = torch.tensor(cfg.workspace_low, device=dev)
+        self.ws_high = torch.tensor(cfg.workspace_high, device=dev)
+        self.state: PhysState | None = None
+
+    def seed(self, seed: int | None) -> None:
+        self.gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+
+    # ------------------------------------------------------------------ sampling helpers
+    def _uniform(self, k: int, lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return (lo + (hi - lo) * torch.rand((k, *shape), generator=self.gen)).to(self.device)
+
+    def _sample_reset(self, k: int) -> tuple[ResetState, torch.Tensor, torch.Tensor]:
+        """Sample cube and domain parameters for k envs; returns state, tcp goal, gripper q."""
+        c, rnd, dev = self.cfg, self.cfg.randomization, self.device
+        stage = c.curriculum_stage
+        half = (self._uniform(k, *rnd.cube_size_range) / 2 if rnd.cube_size
+                else torch.full((k,), c.cube_half_size, device=dev))
+        centre, r = (c.cube_xy_stage0, rnd.cube_xy_range_stage0) if stage == 0 else (c.cube_xy, rnd.cube_xy_range)
+        xy = torch.tensor(centre, device=dev).expand(k, 2).clone()
+        if rnd.cube_xy:
+            xy = xy + self._uniform(k, -r, r, 2)
+        cube = torch.cat([xy, half[:, None]], 1)  # (k, 3) resting on the table
+        grip_q = torch.full((k,), GRIPPER_OPEN, device=dev)
+        if stage == 0:
+            goal = torch.tensor(HOME_TCP, device=dev).expand(k, 3).clone()
+        elif stage in (1, 2):
+            if stage == 1:  # held at lift height; stage 2: at table level
+                cube[:, 2] = c.lift_height + 0.005
+            goal = cube.clone()
+            grip_q = gripper_angle_for_gap(2 * half) - 0.02  # pads pressed 1 mm into the cube
+        elif stage == 3:
+            goal = cube + torch.tensor([0.0, 0.0, 0.035], device=dev)
+        else:
+            ang = self._uniform(k, -math.pi, math.pi)
+            dist = self._uniform(k, 0.08, 0.12)
+            goal = torch.stack([xy[:, 0] + dist * torch.cos(ang), xy[:, 1] + dist * torch.sin(ang),
+                                torch.full((k,), c.lift_height + 0.02, device=dev)], 1)
+        goal = torch.maximum(torch.minimum(goal, self.ws_high), self.ws_low)
+        friction = (self._uniform(k, *rnd.cube_friction_range) if rnd.cube_friction
+                    else torch.full((k,), c.cube_friction, device=dev))
+        rgba = torch.tensor([0.85, 0.1, 0.1, 1.0], device=dev).expand(k, 4).clone()
+        if rnd.cube_color:
+            rgba[:, :3] = torch.clamp(rgba[:, :3] + self._uniform(k, -0.15, 0.15, 3), 0, 1)
+        cam = torch.zeros(k, 6, device=dev)
+        if rnd.camera_jitter:
+            cam[:, :3] = self._uniform(k, -rnd.camera_pos_range, rnd.camera_pos_range, 3)
+            cam[:, 3:] = self._uniform(k, -rnd.camera_rot_range, rnd.camera_rot_range, 3)
+        light_dir = torch.tensor([0.0, 0.0, -1.0], device=dev).expand(k, 3).clone()
+        intensity = torch.full((k,), 0.8, device=dev)
+        if rnd.light:
+            light_dir = light_dir + self._uniform(k, -0.3, 0.3, 3) * torch.tensor([1.0, 1.0, 0.0], device=dev)
+            light_dir = light_dir / light_dir.norm(dim=1, keepdim=True)
+            intensity = self._uniform(k, 0.5, 1.0)
+        state = ResetState(
+            qpos=torch.tensor(SEED_Q, device=dev).expand(k, 6).clone(), cube_pos=cube,
+            cube_quat=yaw_quat(torch.zeros(k, device=dev)), cube_half_size=half,
+            cube_friction=friction, cube_rgba=rgba, camera_offset=cam, light_dir=light_dir,
+            light_intensity=intensity)
+        return state, goal, grip_q
+
+    # ------------------------------------------------------------------ IK
+    def _ik_delta(self, s: PhysState, err: torch.Tensor, joints: list[int],
+                  dq_ahead: torch.Tensor | None = None) -> torch.Tensor:
+        """Damped-least-squares joint step (N, len(joints)) for TCP error err (N, 3).
+
+        Each env uses its OWN Jacobian (the earlier Genesis port used env 0's for all).
+        With keep_gripper_vertical, a second task row turns the approach axis downwards.
+        `dq_ahead` (N, 6): how far the commanded joints are ahead of the measured ones; the
+        errors are then taken at the commanded configuration (linearised), which keeps the
+        command smooth while the servos lag and stops it winding up in contact.
+        """
+        jp = s.jac_pos[:, :, joints]  # (N, 3, J)
+        jr = s.jac_rot[:, :, joints]  # (N, 3, J)
+        if dq_ahead is not None:
+            err = err - (s.jac_pos @ dq_ahead.unsqueeze(-1)).squeeze(-1)
+        rows, e = [jp], [err]
+        if self.cfg.keep_gripper_vertical:
+            approach = -quat_to_mat(s.gripper_quat)[:, :, 2]  # (N, 3) gripper -z
+            if dq_ahead is not None:
+                omega = (s.jac_rot @ dq_ahead.unsqueeze(-1)).squeeze(-1)  # (N, 3)
+                approach = approach + torch.linalg.cross(omega, approach)
+            down = self._approach_goal(s.tcp_pos)
+            w = 0.1  # metres per radian: trades TCP position against orientation
+            rows.append(w * jr)
+            e.append(w * torch.linalg.cross(approach, down))
+        jac = torch.cat(rows, 1)  # (N, R, J)
+        ev = torch.cat(e, 1).unsqueeze(-1)  # (N, R, 1)
+        lam2 = self.cfg.ik_damping ** 2
+        jjt = jac @ jac.transpose(1, 2) + lam2 * torch.eye(jac.shape[1], device=err.device)
+        return (jac.transpose(1, 2) @ torch.linalg.solve(jjt, ev)).squeeze(-1)  # (N, J)
+
+    @staticmethod
+    def _approach_goal(tcp: torch.Tensor) -> torch.Tensor:
+        """Desired approach axis (N, 3): straight down near the base, tilted outwards with reach.
+
+        Beyond ~0.27 m from the base the SO-101 cannot point its jaws straight down (the wrist
+        hits its limit), so the goal tilts in the arm's plane, up to 0.6 rad at 0.47 m.
+        """
+        r = tcp[:, :2].norm(dim=1).clamp_min(1e-6)  # (N,)
+        radial = tcp[:, :2] / r[:, None]  # (N, 2)
+        tilt = ((r - 0.27) * 3.0).clamp(0.0, 0.6)
+        return torch.cat([radial * torch.sin(tilt)[:, None], -torch.cos(tilt)[:, None]], 1)
+
+    def _reset_ik(self, ids: torch.Tensor, q: torch.Tensor, goal: torch.Tensor, iters: int = 60) -> torch.Tensor:
+        """Kinematic IK for the envs `ids` (no physics is stepped, other envs untouched)."""
+        lo, hi = self.backend.joint_low.to(self.device), self.backend.joint_high.to(self.device)
+        for _ in range(iters):
+            self.backend.set_qpos_kinematic(ids, q)
+            s = self.backend.read()
+            err = goal - s.tcp_pos[ids]
+            sub = PhysState(**{f: getattr(s, f)[ids] for f in s.__dataclass_fields__})
+            q = q.clone()
+            q[:, ARM] += self._ik_delta(sub, err, ARM)
+            q = torch.maximum(torch.minimum(q, hi), lo)
+        return q
+
+    # ------------------------------------------------------------------ reset / step
+    def reset(self, mask: torch.Tensor | None = None) -> PhysState:
+        """Reset the envs where mask (N,) is True (all if None)."""
+        mask = torch.ones(self.n, dtype=torch.bool, device=self.device) if mask is None else mask.to(self.device)
+        ids = torch.nonzero(mask).squeeze(1)
+        k = len(ids)
+        if k == 0:
+            return self.state if self.state is not None else self.backend.read()
+        st, goal, grip_q = self._sample_reset(k)
+        self.backend.set_state(ids, st)
+        q = self._reset_ik(ids, st.qpos, goal)
+        q[:, 5] = grip_q
+        if self.cfg.randomization.joint_noise and self.cfg.curriculum_stage not in (1, 2):
+            r = self.cfg.randomization.joint_noise_range
+            q[:, :5] += self._uniform(k, -r, r, 5)
+        st.qpos = q
+        if self.cfg.curriculum_stage in (1, 2):
+            # Put the cube exactly between the pads, faces parallel to them.
+            self.backend.set_qpos_kinematic(ids, q)
+            s = self.backend.read()
+            rot = quat_to_mat(s.gripper_quat[ids])  # (k, 3, 3)
+            jaw_x = rot[:, :, 0]  # closing direction
+            # jaw_x points from the fixed to the moving jaw; the fixed pad's face is 15 mm
+            # from the TCP. 0.5 mm of overlap makes both contacts active from the first step.
+            st.cube_pos = s.tcp_pos[ids] + jaw_x * (st.cube_half_size - 0.015 - 0.0005)[:, None]
+            if self.cfg.curriculum_stage == 1:  # in the air: faces parallel to the pads
+                st.cube_quat = s.gripper_quat[ids].clone()
+            else:  # on the table: flat, turned to the jaws
+                st.cube_quat = yaw_quat(torch.atan2(jaw_x[:, 1], jaw_x[:, 0]))
+        self.backend.set_state(ids, st)
+        s = self.backend.read()
+        self.tcp_target[ids] = s.tcp_pos[ids]
+        self.roll_ref[ids] = q[:, 4]
+        self.q_cmd[ids] = q
+        self.hold_count[ids] = 0
+        self.steps[ids] = 0
+        self.prev_action[ids] = 0.0
+        self.prev_action[ids, 3] = -1.0 if self.cfg.curriculum_stage in (1, 2) else 1.0
+        closed = s.qpos[ids, 5] < self.cfg.gripper_closed_below
+        self.prev_grasp[ids] = closed & s.contact_fixed[ids] & s.contact_moving[ids]
+        for v in self.episode_sums.values():
+            v[ids] = 0.0
+        self.state = s
+        return s
+
+    def check_action(self, action: torch.Tensor) -> torch.Tensor:
+        """Validate (N, 4) actions; NaN/inf never reach the simulator."""
+        if action.shape != (self.n, 4):
+            raise ValueError(f"action has shape {tuple(action.shape)}: expected ({self.n}, 4) "
+                             "= (envs, [dx, dy, dz, gripper]) in [-1, 1]")
+        bad = ~torch.isfinite(action).all(1)
+        if bad.any():
+            raise ValueError(f"action contains NaN/inf for env(s) {torch.nonzero(bad).flatten().tolist()}: "
+                             f"{action[bad].tolist()}; allowed: finite values in [-1, 1]")
+        return action.to(self.device, torch.float32).clamp(-1.0, 1.0)
+
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """Apply (N, 4) actions for one 20 ms control step.
+
+        Returns reward (N,), terminated (N,), truncated (N,), info {key: (N, ...)}. Envs whose
+        physics went non-finite are truncated with zero reward and flagged `sim_fault`.
+        """
+        a = self.check_action(action)
+        c = self.cfg
+        s = self.state if self.state is not None else self.backend.read()
+        self.tcp_target = torch.maximum(torch.minimum(self.tcp_target + c.action_scale * a[:, :3], self.ws_high),
+                                        self.ws_low)
+        joints = ARM if c.lock_wrist_roll else ARM + [4]
+        # Resolved-rate IK on the commanded configuration (see _ik_delta).
+        ahead = torch.nan_to_num(self.q_cmd - s.qpos)
+        ahead[:, 5] = 0.0
+        dq = self._ik_delta(s, self.tcp_target - s.tcp_pos, joints, ahead).clamp(-0.25, 0.25)
+        q = self.q_cmd.clone()
+        q[:, joints] += dq
+        q[:, :5] = torch.maximum(torch.minimum(q[:, :5], s.qpos[:, :5] + 0.3), s.qpos[:, :5] - 0.3)
+        if c.lock_wrist_roll:
+            q[:, 4] = self.roll_ref
+        lo, hi = self.backend.joint_low.to(self.device), self.backend.joint_high.to(self.device)
+        q[:, 5] = lo[5] + (GRIPPER_OPEN - lo[5]) * (a[:, 3] + 1.0) / 2.0
+        q = torch.maximum(torch.minimum(q, hi), lo)
+        self.q_cmd = q
+        self.backend.step(q, c.n_substeps)
+        s = self.backend.read()
+        fault = ~(torch.isfinite(s.qpos).all(1) & torch.isfinite(s.cube_pos).all(1) & torch.isfinite(s.qvel).all(1))
+        self.state = s
+        self.steps += 1
+        info = self.evaluate(s, a)
+        reward, parts = self.reward_fn(info)
+        reward = torch.where(fault, torch.zeros_like(reward), reward)
+        for name, v in parts.items():
+            v = torch.where(fault, torch.zeros_like(v), v)
+            info[f"reward/{name}"] = v
+            self.episode_sums[name] += v
+        self.episode_sums["return"] += reward
+        for name, v in self.episode_sums.items():
+            info[f"episode/{name}"] = v.clone()
+        info["sim_fault"] = fault
+        self.fault_count += int(fault.sum())
+        terminated = info["is_success"] & ~fault
+        truncated = (self.steps >= c.episode_length) | fault
+        self.prev_grasp = info["is_grasping"] & ~fault
+        self.prev_action = a
+        return reward, terminated, truncated, info
+
+    def evaluate(self, s: PhysState, action: torch.Tensor, update_hold: bool = True) -> dict[str, torch.Tensor]:
+        """Predicates and the info dict (ManiSkill's evaluate()): every value is (N, ...)."""
+        c = self.cfg
+        grip = s.qpos[:, 5]  # (N,)
+        closed = grip < c.gripper_closed_below
+        grasping = closed & s.contact_fixed & s.contact_moving
+        cube_z = s.cube_pos[:, 2]
+        lifted = grasping & (cube_z > c.lift_height)
+        if update_hold:
+            self.hold_count = torch.where(lifted, self.hold_count + 1, torch.zeros_like(self.hold_count))
+        success = self.hold_count >= c.hold_steps
+        return {
+            "cube_pos": s.cube_pos, "cube_z": cube_z, "gripper_pos": s.tcp_pos,
+            "moving_finger_pos": s.moving_jaw_pos, "gripper_to_cube": s.cube_pos - s.tcp_pos,
+            "gripper_state": grip, "is_closed": closed, "is_grasping": grasping,
+            "prev_is_grasping": self.prev_grasp.clone(), "is_lifted": lifted,
+            "hold_count": self.hold_count.clone(), "is_success": success,
+            "task_success": success.to(torch.float32), "action": action,
+            "prev_action": self.prev_action.clone(), "tcp_target": self.tcp_target.clone(),
+        }
+
+    def reset_info(self) -> dict[str, torch.Tensor]:
+        """The info dict of the current state without advancing any counter (for reset())."""
+        return self.evaluate(self.state, self.prev_action, update_hold=False)
+
+    def low_dim(self, s: PhysState | None = None) -> torch.Tensor:
+        """(N, 18) proprioception, or (N, 21) with the cube position in state-only mode."""
+        s = s or self.state
+        parts = [s.qpos, s.qvel, s.tcp_pos, quat_to_euler(s.gripper_quat)]
+        if not self.cfg.pixels:
+            parts.append(s.cube_pos)
+        return torch.nan_to_num(torch.cat(parts, 1).to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+    def observe(self) -> dict[str, torch.Tensor]:
+        """{'low_dim_state': (N, D) float32, 'rgb_wrist': (N, 3, H, W) uint8 if pixels}."""
+        obs = {"low_dim_state": self.low_dim()}
+        if self.cfg.pixels:
+            obs["rgb_wrist"] = self.backend.render().permute(0, 3, 1, 2).contiguous()
+        return obs

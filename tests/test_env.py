@@ -1,0 +1,139 @@
+"""The MuJoCo env through gymnasium: API, spaces, seeding, stages, bad input."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs  # noqa: F401
+from envs.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def pixel_env():
+    env = gym.make("LiftCube-MuJoCo-v0")
+    yield env
+    env.close()
+
+
+def test_gymnasium_env_checker_pixels(pixel_env):
+    check_env(pixel_env.unwrapped, skip_render_check=False)
+
+
+def test_gymnasium_env_checker_state_only():
+    env = gym.make("LiftCube-MuJoCo-v0", pixels=False)
+    check_env(env.unwrapped)
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"low_dim_state"} and obs["low_dim_state"].shape == (21,)
+    env.close()
+
+
+def test_spaces_and_observation(pixel_env):
+    obs, info = pixel_env.reset(seed=1)
+    assert obs["rgb_wrist"].shape == (3, 84, 84) and obs["rgb_wrist"].dtype == np.uint8
+    assert obs["low_dim_state"].shape == (18,) and obs["low_dim_state"].dtype == np.float32
+    assert pixel_env.action_space.shape == (4,)
+    assert obs["rgb_wrist"].std() > 5, "wrist image is blank"
+    # the red cube is in view of the wrist camera at a stage-3 start
+    img = obs["rgb_wrist"].astype(int)
+    assert ((img[0] > 150) & (img[1] < 80) & (img[2] < 80)).sum() > 20
+    frame = pixel_env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+
+
+def test_image_size_is_configurable():
+    env = gym.make("LiftCube-MuJoCo-v0", image_size=48)
+    obs, _ = env.reset(seed=0)
+    assert obs["rgb_wrist"].shape == (3, 48, 48)
+    env.close()
+
+
+def test_same_seed_same_episode():
+    def rollout(seed):
+        env = gym.make("LiftCube-MuJoCo-v0", pixels=False, curriculum_stage=4)
+        obs, _ = env.reset(seed=seed)
+        out = [obs["low_dim_state"]]
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            obs, *_ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            out.append(obs["low_dim_state"])
+        env.close()
+        return np.stack(out)
+
+    a, b, c = rollout(3), rollout(3), rollout(4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], c[0])
+
+
+def test_stages_start_where_task_md_says():
+    def start(stage, seed=0):
+        env = gym.make("LiftCube-MuJoCo-v0", pixels=False, curriculum_stage=stage)
+        _, info = env.reset(seed=seed)
+        env.close()
+        return info
+
+    s0 = start(0)
+    assert abs(s0["cube_pos"][0] - 0.40) <= 0.03 + 1e-6 and abs(s0["cube_pos"][1] + 0.10) <= 0.03 + 1e-6
+    assert np.linalg.norm(s0["gripper_to_cube"]) > 0.1
+    s1, s2 = start(1), start(2)
+    assert s1["is_grasping"] and s2["is_grasping"]
+    assert s1["cube_z"] > 0.08 and s2["cube_z"] < 0.02, "stages 1 and 2 must differ (held high vs at table)"
+    s3 = start(3)
+    assert not s3["is_grasping"] and s3["gripper_state"] > 0.5
+    assert 0.025 < s3["gripper_pos"][2] - s3["cube_z"] < 0.045
+    s4 = start(4)
+    horiz = np.linalg.norm(s4["gripper_to_cube"][:2])
+    assert 0.07 < horiz < 0.13 and abs(s4["gripper_pos"][2] - 0.10) < 0.015
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"curriculum_stage": 5}, r"curriculum_stage=5 is invalid: allowed one of 0, 1, 2, 3, 4"),
+    ({"curriculum_stage": "3"}, r"curriculum_stage='3' is invalid"),
+    ({"reward_version": "v12"}, r"reward_version='v12' is invalid: allowed one of v11, v19"),
+    ({"image_size": 0}, r"image_size=0 is invalid"),
+    ({"image_size": -84}, r"image_size=-84 is invalid"),
+    ({"lift_height": 0.01}, r"lift_height=0.01 is invalid: allowed a number above the cube's rest height 0.015"),
+    ({"hold_steps": 0}, r"hold_steps=0 is invalid"),
+    ({"no_such_option": 1}, r"unknown task option\(s\) \['no_such_option'\]"),
+])
+def test_bad_config_fails_before_any_simulator(kwargs, match, monkeypatch):
+    import envs.mujoco_backend as mb
+
+    def boom(*a, **k):
+        raise AssertionError("simulator started before validation")
+
+    monkeypatch.setattr(mb, "MujocoBackend", boom)
+    with pytest.raises(ConfigError, match=match):
+        gym.make("LiftCube-MuJoCo-v0", **kwargs)
+
+
+@pytest.mark.parametrize("action,match", [
+    (np.zeros(3, np.float32), r"shape \(3,\): expected \(4,\)"),
+    (np.zeros((1, 4), np.float32), r"shape \(1, 4\): expected \(4,\)"),
+    (np.array([0, np.nan, 0, 0], np.float32), r"NaN/inf"),
+    (np.array([0, 0, np.inf, 0], np.float32), r"NaN/inf"),
+])
+def test_bad_actions_never_reach_the_simulator(action, match):
+    env = gym.make("LiftCube-MuJoCo-v0", pixels=False)
+    env.reset(seed=0)
+    data = env.unwrapped.backend.data
+    t0, q0 = data.time, data.qpos.copy()
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+    assert data.time == t0 and np.array_equal(data.qpos, q0)
+    env.close()
+
+
+def test_randomisation_applies_per_reset():
+    env = gym.make("LiftCube-MuJoCo-v0", pixels=False, randomization={
+        "cube_size": True, "cube_friction": True, "cube_color": True, "camera_jitter": True, "light": True})
+    m = env.unwrapped.backend.model
+    g = env.unwrapped.backend._cube_geom
+    seen = set()
+    for seed in range(4):
+        env.reset(seed=seed)
+        seen.add((round(float(m.geom_size[g, 0]), 5), round(float(m.geom_friction[g, 0]), 4)))
+        assert 0.012 <= m.geom_size[g, 0] <= 0.018 and 0.5 <= m.geom_friction[g, 0] <= 1.5
+    assert len(seen) == 4
+    env.close()
