@@ -1,0 +1,1 @@
+"""Throughput measurements behind scripts/benchmark.py (results go to docs/benchmarks.md)."""
