@@ -1,0 +1,189 @@
+"""Genesis backend: N envs in one scene (`scene.build(n_envs=N)`), batch-first torch.
+
+Only moves physics state in and out; the task (envs/task.py) does the rest. Facts this
+relies on (shared/spec/simulators.md): `gs.init` once per process; elliptic friction cone and
+torsional friction to hold the cube; per-env camera images need `split_envs=True`; link ids in
+contacts are global; MJCF sites and cameras are not imported, so the TCP, the moving pad and
+the wrist camera are re-created from the same offsets the MuJoCo model uses.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from envs._headless import setup_headless_gl
+from envs.backend import PhysState, ResetState
+from envs.config import ConfigError, TaskConfig
+from envs.geometry import quat_to_mat
+from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset
+
+setup_headless_gl()
+
+SIM_DEVICES = ("cpu", "gpu", "auto")
+_INITIALISED: str | None = None
+
+
+def init_genesis(device: str = "cpu") -> str:
+    """`gs.init` once per process; returns the backend actually used ("cpu" or "gpu")."""
+    global _INITIALISED
+    if device not in SIM_DEVICES:
+        raise ConfigError(f"sim_device={device!r} is invalid: allowed {', '.join(SIM_DEVICES)}")
+    want = "gpu" if device == "gpu" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    if want == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("sim_device='gpu' is invalid here: CUDA is not available (allowed: cpu, auto)")
+    import genesis as gs
+
+    if _INITIALISED is None:
+        gs.init(backend=gs.gpu if want == "gpu" else gs.cpu, logging_level="warning")
+        _INITIALISED = want
+    elif _INITIALISED != want:
+        raise ConfigError(f"Genesis is already initialised on {_INITIALISED} in this process; "
+                          f"sim_device={device!r} cannot switch it")
+    return _INITIALISED
+
+
+@functools.lru_cache(maxsize=1)
+def _model_offsets() -> dict[str, np.ndarray]:
+    """Offsets of the pads, TCP and camera in their link frames, read from the shared MJCF."""
+    import mujoco
+
+    m = mujoco.MjModel.from_xml_path(str(robot_asset().mjcf))
+    cam = m.camera("wrist_cam")
+    rot = np.zeros(9)
+    mujoco.mju_quat2Mat(rot, cam.quat)
+    return {"tcp": m.site("tcp").pos.copy(), "moving_pad": m.geom("moving_jaw_pad").pos.copy(),
+            "cam_pos": cam.pos.copy(), "cam_rot": rot.reshape(3, 3), "cam_fovy": float(m.cam_fovy[cam.id])}
+
+
+class GenesisBackend:
+    """N envs of the lift scene in one Genesis scene."""
+
+    supports = frozenset({"cube_xy", "cube_friction", "joint_noise"})
+
+    def __init__(self, cfg: TaskConfig, num_envs: int = 1, device: str = "cpu",
+                 render_size: tuple[int, int] = (240, 320)) -> None:
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ConfigError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
+        used = init_genesis(device)
+        import genesis as gs
+
+        self.gs = gs
+        self.num_envs = num_envs
+        self.device = torch.device("cuda") if used == "gpu" else torch.device("cpu")
+        self.cfg = cfg
+        off = _model_offsets()
+        scene = gs.Scene(
+            sim_options=gs.options.SimOptions(dt=cfg.frame_skip_dt, substeps=cfg.n_substeps),
+            rigid_options=gs.options.RigidOptions(
+                friction_cone=gs.friction_cone.elliptic, enable_torsional_friction=True),
+            vis_options=gs.options.VisOptions(split_envs=True, shadow=False, plane_reflection=False),
+            show_viewer=False,
+        )
+        scene.add_entity(gs.morphs.Plane())
+        self.robot = scene.add_entity(gs.morphs.MJCF(file=str(robot_asset().mjcf)))
+        h = cfg.cube_half_size
+        self.cube = scene.add_entity(
+            gs.morphs.Box(size=(2 * h, 2 * h, 2 * h), pos=(0.25, 0.0, h)),
+            material=gs.materials.Rigid(friction=cfg.cube_friction, rho=cfg.cube_mass / (2 * h) ** 3),
+            surface=gs.surfaces.Default(color=(0.85, 0.1, 0.1)))
+        self.cam = None
+        if cfg.pixels:
+            self.cam = scene.add_camera(res=(cfg.image_size, cfg.image_size), fov=off["cam_fovy"], GUI=False)
+        self.scene_cam = scene.add_camera(res=(render_size[1], render_size[0]), pos=(0.62, 0.42, 0.38),
+                                          lookat=(0.25, 0.0, 0.04), fov=50, GUI=False)
+        scene.build(n_envs=num_envs)
+        self.scene = scene
+        self.dofs = [self.robot.get_joint(n).dofs_idx_local[0] for n in JOINT_NAMES]
+        self.grip = self.robot.get_link(GRIPPER_BODY)
+        self.jaw = self.robot.get_link(MOVING_JAW_BODY)
+        if self.cam is not None:
+            cam_T = np.eye(4)
+            cam_T[:3, :3], cam_T[:3, 3] = off["cam_rot"], off["cam_pos"]
+            self.cam.attach(self.grip, cam_T)
+        dev = self.device
+        self._tcp_off = torch.tensor(off["tcp"], dtype=torch.float32, device=dev)
+        self._pad_off = torch.tensor(off["moving_pad"], dtype=torch.float32, device=dev)
+        lim = self.robot.get_dofs_limit(self.dofs)
+        self.joint_low = lim[0].to(dev, torch.float32).reshape(-1)[:6]
+        self.joint_high = lim[1].to(dev, torch.float32).reshape(-1)[:6]
+        self._base_friction = cfg.cube_friction
+        self._q_target = torch.zeros(num_envs, 6, device=dev)
+        self._n_substeps = cfg.n_substeps
+
+    # -- state in -------------------------------------------------------------------------
+    def set_state(self, env_ids: torch.Tensor, s: ResetState) -> None:
+        if len(env_ids) == 0:
+            return
+        ids = env_ids.to(self.device)
+        self.robot.set_dofs_position(s.qpos.to(self.device), self.dofs, envs_idx=ids, zero_velocity=True)
+        self.robot.control_dofs_position(s.qpos.to(self.device), self.dofs, envs_idx=ids)
+        self._q_target[ids] = s.qpos.to(self.device)
+        self.cube.set_pos(s.cube_pos.to(self.device), envs_idx=ids, zero_velocity=True)
+        self.cube.set_quat(s.cube_quat.to(self.device), envs_idx=ids, zero_velocity=True)
+        if self.cfg.randomization.cube_friction:
+            ratio = (s.cube_friction / self._base_friction).to(self.device).reshape(-1, 1)
+            self.cube.set_friction_ratio(ratio, [0], envs_idx=ids)
+
+    def set_qpos_kinematic(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> None:
+        if len(env_ids) == 0:
+            return
+        self.robot.set_dofs_position(qpos.to(self.device), self.dofs, envs_idx=env_ids.to(self.device),
+                                     zero_velocity=True)
+
+    def step(self, q_target: torch.Tensor, n_substeps: int) -> None:
+        # One scene step = one 20 ms control step; Genesis runs the n_substeps physics
+        # substeps (and the PD servo) inside, without a Python loop.
+        self.robot.control_dofs_position(q_target.to(self.device), self.dofs)
+        self.scene.step(update_visualizer=False)
+
+    # -- state out ------------------------------------------------------------------------
+    def _b(self, x: torch.Tensor, tail: int) -> torch.Tensor:
+        """Genesis drops the env axis for n_envs=1 in places: restore (N, ...)."""
+        x = torch.as_tensor(x, device=self.device).to(torch.float32)
+        return x.reshape(self.num_envs, *x.shape[x.dim() - tail:]) if tail else x.reshape(self.num_envs)
+
+    def read(self) -> PhysState:
+        qpos = self._b(self.robot.get_dofs_position(self.dofs), 1)  # (N, 6)
+        qvel = self._b(self.robot.get_dofs_velocity(self.dofs), 1)  # (N, 6)
+        gpos = self._b(self.grip.get_pos(), 1)  # (N, 3)
+        gquat = self._b(self.grip.get_quat(), 1)  # (N, 4) wxyz
+        jpos = self._b(self.jaw.get_pos(), 1)
+        jquat = self._b(self.jaw.get_quat(), 1)
+        grot = quat_to_mat(gquat)  # (N, 3, 3)
+        tcp = gpos + grot @ self._tcp_off  # (N, 3)
+        pad = jpos + quat_to_mat(jquat) @ self._pad_off
+        jac = torch.as_tensor(self.robot.get_jacobian(self.grip), device=self.device).to(torch.float32)
+        jac = jac.reshape(self.num_envs, 6, -1)[:, :, self.dofs]  # (N, 6, 6) at the link origin
+        r = tcp - gpos  # (N, 3): v_tcp = v + w x r = v - [r]x w
+        skew = torch.zeros(self.num_envs, 3, 3, device=self.device)
+        skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -r[:, 2], r[:, 1], -r[:, 0]
+        skew = skew - skew.transpose(1, 2)
+        jac_rot = jac[:, 3:]
+        jac_pos = jac[:, :3] - skew @ jac_rot
+        c = self.robot.get_contacts(with_entity=self.cube)
+        valid = torch.as_tensor(c["valid_mask"], device=self.device).reshape(self.num_envs, -1).bool()
+        la = torch.as_tensor(c["link_a"], device=self.device).reshape(self.num_envs, -1)
+        lb = torch.as_tensor(c["link_b"], device=self.device).reshape(self.num_envs, -1)
+        touches = lambda link: (valid & ((la == link.idx) | (lb == link.idx))).any(1)  # noqa: E731
+        return PhysState(
+            qpos=qpos, qvel=qvel, tcp_pos=tcp, gripper_quat=gquat, moving_jaw_pos=pad,
+            cube_pos=self._b(self.cube.get_pos(), 1), cube_quat=self._b(self.cube.get_quat(), 1),
+            contact_fixed=touches(self.grip), contact_moving=touches(self.jaw),
+            jac_pos=jac_pos, jac_rot=jac_rot)
+
+    def render(self) -> torch.Tensor:
+        if self.cam is None:
+            raise RuntimeError("pixels=False: this backend was built without a wrist camera")
+        rgb = self.cam.render(rgb=True, depth=False, segmentation=False, normal=False)[0]
+        rgb = torch.as_tensor(np.ascontiguousarray(rgb) if isinstance(rgb, np.ndarray) else rgb, device=self.device)
+        return rgb.reshape(self.num_envs, *rgb.shape[-3:]).to(torch.uint8)  # (N, H, W, 3)
+
+    def render_scene(self, env: int = 0) -> np.ndarray:
+        rgb = self.scene_cam.render(rgb=True, depth=False, segmentation=False, normal=False)[0]
+        rgb = np.asarray(rgb.cpu() if isinstance(rgb, torch.Tensor) else rgb)
+        return rgb[env] if rgb.ndim == 4 else rgb
+
+    def close(self) -> None:
+        pass
