@@ -81,7 +81,7 @@ class GenesisBackend:
             vis_options=gs.options.VisOptions(split_envs=True, shadow=False, plane_reflection=False),
             show_viewer=False,
         )
-        scene.add_entity(gs.morphs.Plane())
+        scene.add_entity(gs.morphs.Plane(), surface=gs.surfaces.Default(color=(0.55, 0.55, 0.5)))
         self.robot = scene.add_entity(gs.morphs.MJCF(file=str(robot_asset().mjcf)))
         h = cfg.cube_half_size
         self.cube = scene.add_entity(
@@ -90,7 +90,9 @@ class GenesisBackend:
             surface=gs.surfaces.Default(color=(0.85, 0.1, 0.1)))
         self.cam = None
         if cfg.pixels:
-            self.cam = scene.add_camera(res=(cfg.image_size, cfg.image_size), fov=off["cam_fovy"], GUI=False)
+            # near=0.01: Genesis' default 0.1 m clips the jaws and the held cube away.
+            self.cam = scene.add_camera(res=(cfg.image_size, cfg.image_size), fov=off["cam_fovy"], near=0.01,
+                                        GUI=False)
         self.scene_cam = scene.add_camera(res=(render_size[1], render_size[0]), pos=(0.62, 0.42, 0.38),
                                           lookat=(0.25, 0.0, 0.04), fov=50, GUI=False)
         scene.build(n_envs=num_envs)
