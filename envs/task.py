@@ -37,7 +37,10 @@ class LiftTask:
         self.n = backend.num_envs
         self.device = backend.device
         self.reward_fn = rewards.get(cfg.reward_version, cfg.lift_height, cfg.gripper_closed_below)
-        self.gen = torch.Generator(device="cpu")
+        # One generator per env: env i of a batch samples exactly what a single env seeded
+        # with seed + i samples, so N-env runs are reproducible env by env.
+        self.gens = [torch.Generator(device="cpu") for _ in range(backend.num_envs)]
+        self._ids: list[int] = []  # envs being reset (for the sampling helpers)
         self.seed(seed)
         n, dev = self.n, self.device
         self.hold_count = torch.zeros(n, dtype=torch.long, device=dev)
@@ -55,11 +58,16 @@ class LiftTask:
         self.state: PhysState | None = None
 
     def seed(self, seed: int | None) -> None:
-        self.gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+        base = int(seed) if seed is not None else int(torch.seed() % (2**62))
+        for i, g in enumerate(self.gens):
+            g.manual_seed(base + i)
 
     # ------------------------------------------------------------------ sampling helpers
     def _uniform(self, k: int, lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return (lo + (hi - lo) * torch.rand((k, *shape), generator=self.gen)).to(self.device)
+        """(k, *shape) uniform draws, row j from the generator of the j-th env being reset."""
+        assert k == len(self._ids)
+        u = torch.stack([torch.rand(shape, generator=self.gens[i]) for i in self._ids]) if k else torch.zeros(0, *shape)
+        return (lo + (hi - lo) * u).to(self.device)
 
     def _sample_reset(self, k: int) -> tuple[ResetState, torch.Tensor, torch.Tensor]:
         """Sample cube and domain parameters for k envs; returns state, tcp goal, gripper q."""
@@ -172,6 +180,7 @@ class LiftTask:
         mask = torch.ones(self.n, dtype=torch.bool, device=self.device) if mask is None else mask.to(self.device)
         ids = torch.nonzero(mask).squeeze(1)
         k = len(ids)
+        self._ids = ids.tolist()
         if k == 0:
             return self.state if self.state is not None else self.backend.read()
         st, goal, grip_q = self._sample_reset(k)

@@ -1,0 +1,148 @@
+"""RoboBase EnvFactory plugin for the lift task (Genesis and MuJoCo backends).
+
+Subclasses RoboBase's `EnvFactory` when RoboBase is importable and works without it, so
+nothing here needs RoboBase at import time. All parameters come from the config: the task
+options live under `cfg.env.task`; RoboBase's own keys (`num_train_envs`, `frame_stack`,
+`action_sequence`, `pixels`, `visual_observation_shape`, `seed`, `demos`) keep their meaning.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from envs.config import ConfigError, make_task_config
+from envs.expert import ScriptedExpert
+from envs.task import LiftTask
+from factories.vector_env import SingleEnvView, WrappedGenesisVectorEnv, WrappedVectorEnv
+
+try:  # RoboBase is optional: see README
+    from robobase.envs.env import EnvFactory as _EnvFactoryBase
+except ImportError:  # pragma: no cover - exercised when RoboBase is absent
+    class _EnvFactoryBase:  # type: ignore[no-redef]
+        """Stand-in with RoboBase's EnvFactory interface."""
+
+log = logging.getLogger(__name__)
+
+
+def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """TaskConfig kwargs from the run config: `env.task` plus RoboBase's shared keys."""
+    kw = OmegaConf.to_container(cfg.env.task, resolve=True) if "task" in cfg.env else {}
+    kw = dict(kw or {})
+    kw["pixels"] = bool(cfg.pixels)
+    shape = cfg.get("visual_observation_shape", None)
+    if shape is not None:
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ConfigError(f"visual_observation_shape={list(shape)!r} is invalid: allowed [S, S] (square)")
+        kw["image_size"] = shape[0]
+    return kw
+
+
+def _check_common(cfg: DictConfig) -> None:
+    for key in ("num_train_envs", "frame_stack"):
+        v = cfg.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{key}={v!r} is invalid: allowed an integer >= 1")
+    if cfg.get("action_sequence", 1) != 1:
+        raise ConfigError(f"action_sequence={cfg.action_sequence!r} is invalid: allowed 1")
+
+
+class _LiftFactory(_EnvFactoryBase):
+    """Shared demo hooks: scripted-expert demonstrations in RoboBase's demo format."""
+
+    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
+        raise NotImplementedError
+
+    def make_eval_env(self, cfg: DictConfig) -> gym.Env:
+        _check_common(cfg)
+        return self._single_env(cfg)
+
+    def collect_or_fetch_demos(self, cfg: DictConfig, num_demos: int) -> None:
+        """Roll out the scripted expert; each demo is a list of RoboBase transitions."""
+        env = self._single_env(cfg)
+        task = env.vec.task
+        self._demos: list[list[tuple]] = []
+        n = int(num_demos) if np.isfinite(num_demos) else 10
+        for ep in range(n):
+            obs, info = env.reset(seed=int(cfg.seed) * 1000 + ep)
+            expert = ScriptedExpert(1, task.cfg.action_scale, task.cfg.lift_height, task.cfg.gripper_closed_below)
+            expert.reset(task.reset_info())
+            steps, done = [], False
+            while not done:
+                action = expert.act(task.reset_info() if not steps else last)[0].numpy()[None]  # (1, 4)
+                nobs, r, term, trunc, ninfo = env.step(action)
+                last = {k: torch.as_tensor(np.asarray(v))[None] for k, v in ninfo.items()
+                        if not isinstance(v, dict)}
+                steps.append((obs, action.astype(np.float32), r, term, trunc, info))
+                obs, info, done = nobs, ninfo, term or trunc
+            success = bool(info["is_success"])
+            self._demos.append([(o, a, r, te, tr, {**i, "demo": int(success)}) for o, a, r, te, tr, i in steps]
+                               + [(obs, None, None, None, None, info)])
+            log.info("demo %d/%d: success=%s, %d steps", ep + 1, n, success, len(steps))
+        env.close()
+
+    def post_collect_or_fetch_demos(self, cfg: DictConfig) -> None:
+        """Nothing to post-process: demo actions are already in [-1, 1]."""
+
+    def load_demos_into_replay(self, cfg: DictConfig, buffer, is_demo_buffer: bool = False) -> None:
+        if not hasattr(self, "_demos"):
+            raise RuntimeError("call collect_or_fetch_demos before load_demos_into_replay")
+        for demo in copy.deepcopy(self._demos):
+            if is_demo_buffer and demo[0][5]["demo"] != 1:
+                continue  # a separate demo buffer keeps successful demos only
+            for obs, action, rew, term, trunc, info in demo[:-1]:
+                buffer.add(obs, action, rew, term, trunc, demo=info["demo"])
+            if not getattr(buffer, "sequential", False):
+                buffer.add_final(demo[-1][0])
+
+
+class GenesisLiftFactory(_LiftFactory):
+    """N envs in one Genesis scene (WrappedGenesisVectorEnv); eval: the same with N = 1."""
+
+    def make_train_env(self, cfg: DictConfig) -> WrappedGenesisVectorEnv:
+        _check_common(cfg)
+        return WrappedGenesisVectorEnv(
+            task_kwargs(cfg), num_envs=int(cfg.num_train_envs), frame_stack=int(cfg.frame_stack),
+            action_sequence=int(cfg.get("action_sequence", 1)), sim_device=str(cfg.env.get("sim_device", "cpu")),
+            seed=int(cfg.seed), as_torch=bool(cfg.env.get("as_torch", False)))
+
+    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
+        from envs.genesis_env import make_genesis_backend
+
+        tcfg = make_task_config(**task_kwargs(cfg))
+        backend = make_genesis_backend(tcfg, 1, str(cfg.env.get("sim_device", "cpu")))
+        vec = WrappedVectorEnv(LiftTask(backend, tcfg, int(cfg.seed) + 10_000), int(cfg.frame_stack),
+                               int(cfg.get("action_sequence", 1)), autoreset=False, as_torch=False)
+        return SingleEnvView(vec)
+
+
+def _mujoco_single(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> SingleEnvView:
+    from envs.lift_env import make_mujoco_backend
+
+    tcfg = make_task_config(**kw)
+    vec = WrappedVectorEnv(LiftTask(make_mujoco_backend(tcfg), tcfg, seed), frame_stack, action_sequence,
+                           autoreset=False, as_torch=False)
+    return SingleEnvView(vec)
+
+
+class MujocoLiftFactory(_LiftFactory):
+    """MuJoCo: an AsyncVectorEnv of single envs carrying the same transforms, in the same order."""
+
+    def make_train_env(self, cfg: DictConfig) -> gym.vector.VectorEnv:
+        _check_common(cfg)
+        kw = task_kwargs(cfg)
+        make_task_config(**kw)  # validate in this process, before any worker starts
+        fs, t, seed = int(cfg.frame_stack), int(cfg.get("action_sequence", 1)), int(cfg.seed)
+        fns = [lambda i=i: _mujoco_single(kw, fs, t, seed + i) for i in range(int(cfg.num_train_envs))]
+        if len(fns) == 1:
+            return gym.vector.SyncVectorEnv(fns)
+        return gym.vector.AsyncVectorEnv(fns, context="spawn")
+
+    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
+        return _mujoco_single(task_kwargs(cfg), int(cfg.frame_stack), int(cfg.get("action_sequence", 1)),
+                              int(cfg.seed) + 10_000)

@@ -1,0 +1,182 @@
+"""WrappedGenesisVectorEnv: a batched lift task as a gymnasium 0.29 VectorEnv.
+
+RoboBase applies RescaleFromTanh -> FrameStack -> ActionSequence -> AppendDemoInfo to each
+single env and then vectorises. A natively batched Genesis scene cannot be wrapped that way,
+so this class integrates the same transforms for all N envs at once, with the same
+semantics (checked against their definitions in tests/test_vector_env.py):
+
+* `is_success` -> `task_success` (0/1) in info, for every env;
+* RescaleFromTanh: actions in [-1, 1] map linearly onto the task's action bounds;
+* FrameStack on axis 1: obs[k] is (N, F, ...); a reset env's stack is refilled with its
+  first observation;
+* ActionSequence (T = 1 for RL): actions are (N, T, 4), `action_sequence_mask` (N, T) in info;
+* AppendDemoInfo: `demo` (N,) zeros in info.
+Auto-reset happens in the same step (gymnasium 0.29): `_final_observation`, `final_observation[i]`
+(env i's stacked (F, ...) obs), `final_info[i]` (its last info, with `task_success`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
+
+from envs.lift_env import observation_space
+from envs.task import LiftTask
+
+
+def stacked_space(single: spaces.Dict, frame_stack: int) -> spaces.Dict:
+    """Per-env space with a leading frame axis: (F, ...)."""
+    out = {}
+    for k, s in single.spaces.items():
+        low = np.broadcast_to(s.low, s.shape)[None].repeat(frame_stack, 0)
+        high = np.broadcast_to(s.high, s.shape)[None].repeat(frame_stack, 0)
+        out[k] = spaces.Box(low, high, (frame_stack, *s.shape), s.dtype)
+    return spaces.Dict(out)
+
+
+class WrappedVectorEnv(gym.vector.VectorEnv):
+    """The RoboBase wrapper chain integrated over a batched LiftTask (any backend)."""
+
+    def __init__(self, task: LiftTask, frame_stack: int, action_sequence: int, autoreset: bool,
+                 as_torch: bool) -> None:
+        if not isinstance(frame_stack, int) or frame_stack < 1:
+            raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
+        if action_sequence != 1:
+            raise ValueError(f"action_sequence={action_sequence!r} is invalid: allowed 1 (RL, no chunking)")
+        self.task, self.frame_stack, self.action_sequence = task, frame_stack, action_sequence
+        self.autoreset, self.as_torch = autoreset, as_torch
+        n = task.n
+        self.single_observation_space = stacked_space(observation_space(task.cfg), frame_stack)
+        # The task's own action bounds; RescaleFromTanh maps [-1, 1] onto them.
+        self._low = torch.full((4,), -1.0, device=task.device)
+        self._high = torch.full((4,), 1.0, device=task.device)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (action_sequence, 4), np.float32)
+        super().__init__(n, self.single_observation_space, self.single_action_space)
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self.action_space = batch_space(self.single_action_space, n)
+        self._stacks: dict[str, torch.Tensor] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _push(self, obs: dict[str, torch.Tensor], refill: torch.Tensor | None) -> None:
+        """Append the newest frame (N, ...) to each stack (N, F, ...); refill envs in `refill`."""
+        for k, v in obs.items():
+            if k not in self._stacks:
+                self._stacks[k] = v.unsqueeze(1).repeat_interleave(self.frame_stack, 1)
+                continue
+            st = torch.roll(self._stacks[k], -1, dims=1)
+            st[:, -1] = v
+            if refill is not None and refill.any():
+                st[refill] = v[refill].unsqueeze(1).expand_as(st[refill])
+            self._stacks[k] = st
+
+    def _out(self, x: torch.Tensor) -> Any:
+        return x if self.as_torch else x.detach().cpu().numpy()
+
+    def _obs(self) -> dict[str, Any]:
+        return {k: self._out(v.clone()) for k, v in self._stacks.items()}
+
+    def _info(self, info: dict[str, torch.Tensor]) -> dict[str, Any]:
+        out = {k: self._out(v) for k, v in info.items()}
+        out["action_sequence_mask"] = self._out(torch.ones(self.num_envs, self.action_sequence, device=self.task.device))
+        out["demo"] = self._out(torch.zeros(self.num_envs, device=self.task.device))
+        return out
+
+    # -- gymnasium API -----------------------------------------------------------------------
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if seed is not None:
+            self.task.seed(seed if isinstance(seed, int) else int(seed[0]))
+        self.task.reset()
+        self._stacks = {}
+        self._push(self.task.observe(), None)
+        return self._obs(), self._info(self.task.reset_info())
+
+    def step(self, actions):
+        a = torch.as_tensor(actions, device=self.task.device, dtype=torch.float32)
+        if a.shape != (self.num_envs, self.action_sequence, 4):
+            raise ValueError(f"actions have shape {tuple(a.shape)}: expected ({self.num_envs}, "
+                             f"{self.action_sequence}, 4) = (envs, action sequence, [dx, dy, dz, gripper])")
+        a = a[:, 0]
+        if torch.isfinite(a).all():  # RescaleFromTanh; NaN rows are left for the task to reject
+            a = self._low + (a.clamp(-1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)
+        reward, term, trunc, info = self.task.step(a)
+        self._push(self.task.observe(), None)
+        done = term | trunc
+        out_info = self._info(info)
+        if self.autoreset and done.any():
+            idx = torch.nonzero(done).flatten().tolist()
+            final_obs = np.empty(self.num_envs, dtype=object)
+            final_info = np.empty(self.num_envs, dtype=object)
+            for i in idx:  # only the envs that just ended (rare), not the hot path
+                final_obs[i] = {k: np.asarray(v[i].detach().cpu()) for k, v in self._stacks.items()}
+                final_info[i] = {k: (v[i].item() if v[i].dim() == 0 else v[i].detach().cpu().numpy())
+                                 for k, v in info.items()}
+            self.task.reset(done)
+            self._push(self.task.observe(), done)
+            out_info.update({"final_observation": final_obs, "_final_observation": self._out(done.clone()),
+                             "final_info": final_info, "_final_info": self._out(done.clone())})
+        return (self._obs(), self._out(reward), self._out(term), self._out(trunc), out_info)
+
+    def render(self) -> np.ndarray:
+        return self.task.backend.render_scene(0)
+
+    def close_extras(self, **kwargs) -> None:
+        self.task.backend.close()
+
+
+class WrappedGenesisVectorEnv(WrappedVectorEnv):
+    """N Genesis envs in one scene, with the RoboBase wrapper chain integrated."""
+
+    def __init__(self, task_kwargs: dict[str, Any], num_envs: int, frame_stack: int, action_sequence: int,
+                 sim_device: str, seed: int | None, as_torch: bool) -> None:
+        from envs.config import make_task_config
+        from envs.genesis_env import make_genesis_backend
+
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_train_envs={num_envs!r} is invalid: allowed an integer >= 1")
+        if not isinstance(frame_stack, int) or isinstance(frame_stack, bool) or frame_stack < 1:
+            raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
+        cfg = make_task_config(**task_kwargs)  # validated before the simulator starts
+        backend = make_genesis_backend(cfg, num_envs, sim_device)
+        super().__init__(LiftTask(backend, cfg, seed), frame_stack, action_sequence, True, as_torch)
+
+
+class SingleEnvView(gym.Env):
+    """One unbatched env (obs (F, ...), action (T, 4)) over an N=1 wrapped vector env.
+
+    Used as RoboBase's eval env and as the unit that AsyncVectorEnv vectorises for MuJoCo,
+    so both see exactly the transforms of the batched Genesis env.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(self, vec: WrappedVectorEnv) -> None:
+        assert vec.num_envs == 1 and not vec.autoreset and not vec.as_torch
+        self.vec = vec
+        self.observation_space = vec.single_observation_space
+        self.action_space = vec.single_action_space
+        self.render_mode = "rgb_array"
+
+    @staticmethod
+    def _first(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: SingleEnvView._first(v) for k, v in x.items()}
+        return x[0].item() if np.ndim(x[0]) == 0 and hasattr(x[0], "item") else x[0]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        obs, info = self.vec.reset(seed=seed)
+        return self._first(obs), self._first(info)
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.vec.step(np.asarray(action, np.float32)[None])
+        return self._first(obs), float(r[0]), bool(term[0]), bool(trunc[0]), self._first(info)
+
+    def render(self) -> np.ndarray:
+        return self.vec.render()
+
+    def close(self) -> None:
+        self.vec.close()
