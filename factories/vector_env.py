@@ -61,17 +61,20 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         self._stacks: dict[str, torch.Tensor] = {}
 
     # -- helpers ---------------------------------------------------------------------------
-    def _push(self, obs: dict[str, torch.Tensor], refill: torch.Tensor | None) -> None:
-        """Append the newest frame (N, ...) to each stack (N, F, ...); refill envs in `refill`."""
+    def _push(self, obs: dict[str, torch.Tensor]) -> None:
+        """Append the newest frame (N, ...) to every env's stack (N, F, ...)."""
         for k, v in obs.items():
             if k not in self._stacks:
                 self._stacks[k] = v.unsqueeze(1).repeat_interleave(self.frame_stack, 1)
                 continue
             st = torch.roll(self._stacks[k], -1, dims=1)
             st[:, -1] = v
-            if refill is not None and refill.any():
-                st[refill] = v[refill].unsqueeze(1).expand_as(st[refill])
             self._stacks[k] = st
+
+    def _refill(self, obs: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
+        """FrameStack's reset for the envs in `mask` (N,): F copies of their first frame."""
+        for k, v in obs.items():
+            self._stacks[k][mask] = v[mask].unsqueeze(1).expand(-1, self.frame_stack, *v.shape[1:])
 
     def _out(self, x: torch.Tensor) -> Any:
         return x if self.as_torch else x.detach().cpu().numpy()
@@ -91,7 +94,7 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
             self.task.seed(seed if isinstance(seed, int) else int(seed[0]))
         self.task.reset()
         self._stacks = {}
-        self._push(self.task.observe(), None)
+        self._push(self.task.observe())
         return self._obs(), self._info(self.task.reset_info())
 
     def step(self, actions):
@@ -103,7 +106,7 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         if torch.isfinite(a).all():  # RescaleFromTanh; NaN rows are left for the task to reject
             a = self._low + (a.clamp(-1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)
         reward, term, trunc, info = self.task.step(a)
-        self._push(self.task.observe(), None)
+        self._push(self.task.observe())
         done = term | trunc
         out_info = self._info(info)
         if self.autoreset and done.any():
@@ -111,11 +114,11 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
             final_obs = np.empty(self.num_envs, dtype=object)
             final_info = np.empty(self.num_envs, dtype=object)
             for i in idx:  # only the envs that just ended (rare), not the hot path
-                final_obs[i] = {k: np.asarray(v[i].detach().cpu()) for k, v in self._stacks.items()}
+                final_obs[i] = {k: v[i].detach().cpu().numpy().copy() for k, v in self._stacks.items()}
                 final_info[i] = {k: (v[i].item() if v[i].dim() == 0 else v[i].detach().cpu().numpy())
                                  for k, v in info.items()}
             self.task.reset(done)
-            self._push(self.task.observe(), done)
+            self._refill(self.task.observe(), done)
             out_info.update({"final_observation": final_obs, "_final_observation": self._out(done.clone()),
                              "final_info": final_info, "_final_info": self._out(done.clone())})
         return (self._obs(), self._out(reward), self._out(term), self._out(trunc), out_info)
