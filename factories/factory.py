@@ -34,6 +34,13 @@ def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """TaskConfig kwargs from the run config: `env.task` plus RoboBase's shared keys."""
     kw = OmegaConf.to_container(cfg.env.task, resolve=True) if "task" in cfg.env else {}
     kw = dict(kw or {})
+    # Hydra groups each write their own node; the task sees them as plain options.
+    if isinstance(cfg.get("curriculum_stage"), DictConfig | dict):
+        kw["curriculum_stage"] = cfg.curriculum_stage.stage
+    if isinstance(cfg.get("reward_version"), DictConfig | dict):
+        kw["reward_version"] = cfg.reward_version.name
+    if "episode_length" in cfg.env:
+        kw["episode_length"] = cfg.env.episode_length
     kw["pixels"] = bool(cfg.pixels)
     shape = cfg.get("visual_observation_shape", None)
     if shape is not None:

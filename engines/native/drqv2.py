@@ -1,0 +1,127 @@
+"""DrQ-v2 (Yarats et al. 2021) with the low-dim state fused after the trunk.
+
+As published: random-shift augmentation of obs and next obs, a conv encoder trained only by
+the critic loss, deterministic actor + clipped Gaussian noise whose stddev follows a schedule
+(here in env frames), twin critics with a soft-updated target, n-step targets from the replay.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, Trunk, TruncatedNormal, mlp,
+                                     schedule, soft_update, weight_init)
+from engines.native.replay import Batch, KeySpec
+
+
+class Actor(nn.Module):
+    def __init__(self, repr_dim: int, low_dim: int, action_dim: int, feature_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.trunk = Trunk(repr_dim, low_dim, feature_dim)
+        self.policy = mlp(self.trunk.out_dim, hidden_dim, action_dim)
+        self.apply(weight_init)
+
+    def forward(self, h: torch.Tensor | None, low: torch.Tensor, std: float) -> TruncatedNormal:
+        mu = torch.tanh(self.policy(self.trunk(h, low)))                  # (B, A)
+        return TruncatedNormal(mu, torch.full_like(mu, std))
+
+
+class Critic(nn.Module):
+    """Twin Q heads on a shared trunk."""
+
+    def __init__(self, repr_dim: int, low_dim: int, action_dim: int, feature_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.trunk = Trunk(repr_dim, low_dim, feature_dim)
+        self.q1 = mlp(self.trunk.out_dim + action_dim, hidden_dim, 1)
+        self.q2 = mlp(self.trunk.out_dim + action_dim, hidden_dim, 1)
+        self.apply(weight_init)
+
+    def forward(self, h: torch.Tensor | None, low: torch.Tensor, action: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([self.trunk(h, low), action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)             # (B,), (B,)
+
+
+class DrQV2Agent(nn.Module):
+    """Pixel agent; `act` takes frame-stacked obs dicts of (B, F, ...) tensors on the agent's device."""
+
+    name = "drqv2"
+
+    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
+                 device: torch.device) -> None:
+        super().__init__()
+        self.features = ObsFeatures(spec, frame_stack)
+        if self.features.image_shape is None:
+            raise ValueError("drqv2 needs an image observation (pixels=true)")
+        self.device, self.action_dim = device, action_dim
+        self.stddev_schedule, self.stddev_clip = cfg.stddev_schedule, float(cfg.stddev_clip)
+        self.tau = float(cfg.critic_target_tau)
+        self.encoder = Encoder(*self.features.image_shape)
+        rd, ld, fd, hd = self.encoder.repr_dim, self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
+        self.actor = Actor(rd, ld, action_dim, fd, hd)
+        self.critic = Critic(rd, ld, action_dim, fd, hd)
+        self.critic_target = Critic(rd, ld, action_dim, fd, hd)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
+        self.to(device)
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.encoder_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.train(True)
+        self.critic_target.train(False)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"encoder": self.encoder_opt, "actor": self.actor_opt, "critic": self.critic_opt}
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
+        """(B, A) actions in [-1, 1]: the mean in eval mode, else mean + scheduled (unclipped) noise."""
+        h = self.encoder(self.features.image(obs))
+        dist = self.actor(h, self.features.low(obs), schedule(self.stddev_schedule, step))
+        action = dist.mean if eval_mode else dist.sample(clip=None)
+        return action.clamp(-1.0, 1.0)
+
+    def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        """One critic + actor step. Returns detached 0-d tensors (no host sync per update)."""
+        std = schedule(self.stddev_schedule, step)
+        img = self.aug(self.features.image(batch.obs))                   # (B, F*3, H, W)
+        next_img = self.aug(self.features.image(batch.next_obs))
+        low, next_low = self.features.low(batch.obs), self.features.low(batch.next_obs)
+        h = self.encoder(img)                                            # (B, repr_dim)
+        with torch.no_grad():
+            next_h = self.encoder(next_img)
+            next_action = self.actor(next_h, next_low, std).sample(clip=self.stddev_clip)
+            tq1, tq2 = self.critic_target(next_h, next_low, next_action)
+            target_q = batch.reward + batch.discount * torch.min(tq1, tq2)  # (B,)
+        q1, q2 = self.critic(h, low, batch.action)
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        self.encoder_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        self.encoder_opt.step()
+
+        h = h.detach()
+        action = self.actor(h, low, std).sample(clip=self.stddev_clip)
+        aq1, aq2 = self.critic(h, low, action)
+        actor_loss = -torch.min(aq1, aq2).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        soft_update(self.critic, self.critic_target, self.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                "critic_q1": q1.mean().detach(), "critic_target_q": target_q.mean().detach(),
+                "batch_reward": batch.reward.mean().detach(), "stddev": torch.tensor(std)}
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
+
+    def load_snapshot_state(self, state: Mapping[str, Any]) -> None:
+        self.load_state_dict(state["modules"])
+        for k, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])

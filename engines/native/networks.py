@@ -1,0 +1,171 @@
+"""Building blocks shared by the agents (DrQ-v2 as published, Yarats et al. 2021).
+
+Images stay uint8 until they reach `ObsFeatures`, so the replay and the env->device copy
+move 4x fewer bytes; the float conversion and the /255 - 0.5 scaling happen on the device.
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.native.replay import KeySpec
+
+
+def weight_init(m: nn.Module) -> None:
+    """DrQ-v2's init: orthogonal weights, zero bias, ReLU gain for convs."""
+    if isinstance(m, nn.Linear):
+        nn.init.orthogonal_(m.weight.data)
+        if m.bias is not None:
+            m.bias.data.fill_(0.0)
+    elif isinstance(m, nn.Conv2d):
+        nn.init.orthogonal_(m.weight.data, nn.init.calculate_gain("relu"))
+        if m.bias is not None:
+            m.bias.data.fill_(0.0)
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(d, hidden_dim), nn.ReLU(inplace=True)]
+        d = hidden_dim
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
+    """target <- tau * net + (1 - tau) * target, fused over all parameters."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), tau)
+
+
+def schedule(spec: float | str, step: int) -> float:
+    """'linear(init,final,duration)' (duration in env frames) or a constant."""
+    try:
+        return float(spec)
+    except (TypeError, ValueError):
+        pass
+    match = re.match(r"^\s*linear\(\s*([^,]+),\s*([^,]+),\s*([^,\)]+)\)\s*$", str(spec))
+    if not match:
+        raise ValueError(f"stddev schedule {spec!r} is not a float or 'linear(init,final,duration)'")
+    init, final, duration = (float(g) for g in match.groups())
+    mix = min(max(step / duration, 0.0), 1.0)
+    return (1.0 - mix) * init + mix * final
+
+
+class RandomShiftsAug(nn.Module):
+    """Pad by `pad` px (replicate) and crop back at a random integer offset, per sample (DrQ-v2)."""
+
+    def __init__(self, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) float
+        if self.pad == 0:
+            return x
+        n, _, h, w = x.shape
+        x = F.pad(x, (self.pad,) * 4, mode="replicate")
+        eps_h, eps_w = 1.0 / (h + 2 * self.pad), 1.0 / (w + 2 * self.pad)
+        ar_h = torch.linspace(-1.0 + eps_h, 1.0 - eps_h, h + 2 * self.pad, device=x.device, dtype=x.dtype)[:h]
+        ar_w = torch.linspace(-1.0 + eps_w, 1.0 - eps_w, w + 2 * self.pad, device=x.device, dtype=x.dtype)[:w]
+        base = torch.stack(torch.meshgrid(ar_w, ar_h, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
+        shift = torch.randint(0, 2 * self.pad + 1, (n, 1, 1, 2), device=x.device).to(x.dtype)
+        shift = shift * torch.tensor([2.0 / (w + 2 * self.pad), 2.0 / (h + 2 * self.pad)], device=x.device,
+                                     dtype=x.dtype)
+        grid = base.unsqueeze(0) + shift                                        # (B, H, W, 2)
+        return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+
+class Encoder(nn.Module):
+    """DrQ-v2 conv encoder: 4 3x3 convs (first stride 2), 32 channels, flattened."""
+
+    def __init__(self, in_channels: int, height: int, width: int) -> None:
+        super().__init__()
+        self.convnet = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=1), nn.ReLU())
+        with torch.no_grad():
+            self.repr_dim = int(self.convnet(torch.zeros(1, in_channels, height, width)).numel())
+        self.apply(weight_init)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) float in [0, 255]
+        return self.convnet(img / 255.0 - 0.5).flatten(1)   # (B, repr_dim)
+
+
+def split_spec(spec: Mapping[str, KeySpec]) -> tuple[list[str], list[str]]:
+    """Image keys (uint8 (C, H, W) frames) and low-dim keys (1-D float frames)."""
+    images = [k for k, s in spec.items() if len(s.frame_shape) == 3]
+    low = [k for k, s in spec.items() if len(s.frame_shape) == 1]
+    return images, low
+
+
+class ObsFeatures(nn.Module):
+    """Frame-stacked obs dict -> (image tensor (B, F*C, H, W) float, low-dim (B, F*D)).
+
+    Image keys are concatenated on channels (all cameras share H, W); low-dim keys are
+    flattened and concatenated. No parameters: the conv encoder is a separate module because
+    DrQ-v2 trains it only through the critic.
+    """
+
+    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int) -> None:
+        super().__init__()
+        self.image_keys, self.low_keys = split_spec(spec)
+        self.image_shape: tuple[int, int, int] | None = None
+        if self.image_keys:
+            c = sum(spec[k].frame_shape[0] for k in self.image_keys) * frame_stack
+            _, h, w = spec[self.image_keys[0]].frame_shape
+            self.image_shape = (c, h, w)
+        self.low_dim = sum(spec[k].frame_shape[0] for k in self.low_keys) * frame_stack
+
+    def image(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        if not self.image_keys:
+            return None
+        parts = [obs[k].flatten(1, 2) for k in self.image_keys]    # (B, F*C, H, W) uint8
+        return torch.cat(parts, dim=1).float()
+
+    def low(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if not self.low_keys:
+            return next(iter(obs.values())).new_zeros((next(iter(obs.values())).shape[0], 0), dtype=torch.float32)
+        return torch.cat([obs[k].flatten(1).float() for k in self.low_keys], dim=1)  # (B, F*D)
+
+
+class Trunk(nn.Module):
+    """Image features -> Linear+LayerNorm+Tanh (feature_dim), then concat the low-dim state."""
+
+    def __init__(self, repr_dim: int, low_dim: int, feature_dim: int) -> None:
+        super().__init__()
+        self.has_image = repr_dim > 0
+        self.net = nn.Sequential(nn.Linear(repr_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh()) \
+            if self.has_image else nn.Identity()
+        self.out_dim = (feature_dim if self.has_image else 0) + low_dim
+
+    def forward(self, h: torch.Tensor | None, low: torch.Tensor) -> torch.Tensor:
+        if not self.has_image:
+            return low
+        return torch.cat([self.net(h), low], dim=-1)          # (B, feature_dim + F*D)
+
+
+class TruncatedNormal(torch.distributions.Normal):
+    """DrQ-v2's clipped Gaussian: noise clipped to +-clip, sample clamped inside (-1, 1) (straight-through)."""
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, low: float = -1.0, high: float = 1.0,
+                 eps: float = 1e-6) -> None:
+        super().__init__(loc, scale, validate_args=False)
+        self.low, self.high, self.eps = low, high, eps
+
+    def _clamp(self, x: torch.Tensor) -> torch.Tensor:
+        clamped = torch.clamp(x, self.low + self.eps, self.high - self.eps)
+        return x - x.detach() + clamped.detach()
+
+    def sample(self, clip: float | None = None, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device) * self.scale
+        if clip is not None:
+            eps = torch.clamp(eps, -clip, clip)
+        return self._clamp(self.loc + eps)

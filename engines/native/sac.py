@@ -1,0 +1,137 @@
+"""SAC (Haarnoja et al. 2018) for state-only runs: tanh-Gaussian actor, twin critics with a
+soft-updated target, learnable temperature with target entropy -|A|.
+
+With `agent.allow_pixels` it also takes images, DrQ-style (shift augmentation, conv encoder
+trained by the critic, actor on detached features) -- the same trunk as DrQ-v2.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from engines.native.drqv2 import Critic
+from engines.native.networks import Encoder, ObsFeatures, RandomShiftsAug, Trunk, mlp, soft_update, weight_init
+from engines.native.replay import Batch, KeySpec
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class GaussianActor(nn.Module):
+    def __init__(self, repr_dim: int, low_dim: int, action_dim: int, feature_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.trunk = Trunk(repr_dim, low_dim, feature_dim)
+        self.policy = mlp(self.trunk.out_dim, hidden_dim, 2 * action_dim)
+        self.apply(weight_init)
+
+    def forward(self, h: torch.Tensor | None, low: torch.Tensor, deterministic: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action in (-1, 1) (B, A), log-prob (B,)) with the tanh change-of-variables correction."""
+        mu, log_std = self.policy(self.trunk(h, low)).chunk(2, dim=-1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1.0)
+        std = log_std.exp()
+        u = mu if deterministic else mu + std * torch.randn_like(mu)
+        action = torch.tanh(u)
+        log_prob = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        return action, log_prob
+
+
+class SACAgent(nn.Module):
+    name = "sac"
+
+    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
+                 device: torch.device) -> None:
+        super().__init__()
+        self.features = ObsFeatures(spec, frame_stack)
+        self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
+        self.encoder: Encoder | None = Encoder(*self.features.image_shape) \
+            if self.features.image_shape is not None else None
+        rd = self.encoder.repr_dim if self.encoder is not None else 0
+        ld, fd, hd = self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
+        self.actor = GaussianActor(rd, ld, action_dim, fd, hd)
+        self.critic = Critic(rd, ld, action_dim, fd, hd)
+        self.critic_target = Critic(rd, ld, action_dim, fd, hd)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)),
+                                      requires_grad=bool(cfg.learnable_temperature))
+        self.target_entropy = -float(action_dim)
+        self.learnable_temperature = bool(cfg.learnable_temperature)
+        self.to(device)
+        critic_params = list(self.critic.parameters())
+        if self.encoder is not None:
+            self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.encoder_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.critic_target.train(False)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"actor": self.actor_opt, "critic": self.critic_opt, "alpha": self.alpha_opt}
+        if self.encoder is not None:
+            opts["encoder"] = self.encoder_opt
+        return opts
+
+    def _encode(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
+        img = self.features.image(obs)
+        if img is None or self.encoder is None:
+            return None
+        return self.encoder(self.aug(img) if augment else img)
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
+        action, _ = self.actor(self._encode(obs, False), self.features.low(obs), deterministic=eval_mode)
+        return action                                                     # (B, A)
+
+    def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        alpha = self.log_alpha.exp().detach()
+        low, next_low = self.features.low(batch.obs), self.features.low(batch.next_obs)
+        h = self._encode(batch.obs, True)
+        with torch.no_grad():
+            next_h = self._encode(batch.next_obs, True)
+            next_action, next_logp = self.actor(next_h, next_low)
+            tq1, tq2 = self.critic_target(next_h, next_low, next_action)
+            target_v = torch.min(tq1, tq2) - alpha * next_logp
+            target_q = batch.reward + batch.discount * target_v           # (B,)
+        q1, q2 = self.critic(h, low, batch.action)
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        self.critic_opt.zero_grad(set_to_none=True)
+        if self.encoder is not None:
+            self.encoder_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        if self.encoder is not None:
+            self.encoder_opt.step()
+
+        h = h.detach() if h is not None else None
+        action, logp = self.actor(h, low)
+        aq1, aq2 = self.critic(h, low, action)
+        actor_loss = (alpha * logp - torch.min(aq1, aq2)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        out = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+               "critic_q1": q1.mean().detach(), "batch_reward": batch.reward.mean().detach(),
+               "entropy": -logp.mean().detach(), "alpha": alpha}
+        if self.learnable_temperature:
+            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+            out["alpha_loss"] = alpha_loss.detach()
+        soft_update(self.critic, self.critic_target, self.tau)
+        return out
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
+
+    def load_snapshot_state(self, state: Mapping[str, Any]) -> None:
+        self.load_state_dict(state["modules"])
+        for k, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])

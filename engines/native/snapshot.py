@@ -1,0 +1,122 @@
+"""Atomic snapshot files and checked resume.
+
+A snapshot is written to a temp file in the same directory, fsync'ed and os.replace'd, so
+`latest_snapshot.pt` is always either the previous or the new complete file. Loading checks
+the file and its compatibility with the live run BEFORE the trainer touches the run
+directory, so a bad `resume=` fails without damaging the run it points at.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+FORMAT = "liftbase-native-snapshot"
+VERSION = 1
+LATEST = "latest_snapshot.pt"
+# Keys that define tensor shapes: a resumed run keeps the snapshot's values for these.
+SHAPE_KEYS = ("pixels", "frame_stack", "num_train_envs", "replay.size", "agent.feature_dim", "agent.hidden_dim")
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a same-directory temp file, fsync, then os.replace (never a half-written `path`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(str(path.parent), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def resolve_snapshot_path(resume: str | os.PathLike) -> Path:
+    """A run dir (its snapshots/latest_snapshot.pt), a snapshots dir, or a .pt file."""
+    p = Path(resume).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"resume={str(resume)!r}: no such file or directory")
+    if p.is_dir():
+        for cand in (p / "snapshots" / LATEST, p / LATEST):
+            if cand.is_file():
+                return cand
+        raise FileNotFoundError(f"resume={str(resume)!r} is a directory without snapshots/{LATEST}")
+    return p
+
+
+def read_snapshot(resume: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """Load and sanity-check a snapshot file; ValueError if truncated, corrupt or not ours."""
+    path = resolve_snapshot_path(resume)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
+            AttributeError, ImportError, IndexError, KeyError, TypeError) as exc:
+        raise ValueError(f"snapshot {path} is truncated or corrupt and cannot be loaded ({type(exc).__name__}: "
+                         f"{exc}); pass another snapshot to resume=") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"snapshot {path} is not a native-engine snapshot (format={found!r})")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"snapshot {path} has version {payload.get('version')!r}; this engine reads {VERSION}")
+    for key in ("config", "counters", "agent", "obs_spec", "agent_name"):
+        if key not in payload:
+            raise ValueError(f"snapshot {path} is incomplete: missing '{key}'")
+    return path, payload
+
+
+def merge_resume_config(live: DictConfig, saved: Mapping[str, Any], path: Path) -> DictConfig:
+    """Live config wins, except SHAPE_KEYS (taken from the snapshot); a different agent is refused."""
+    saved_cfg = OmegaConf.create(dict(saved))
+    live_name, saved_name = OmegaConf.select(live, "agent.name"), OmegaConf.select(saved_cfg, "agent.name")
+    if live_name != saved_name:
+        raise ValueError(f"cannot resume {path}: it was trained with agent.name={saved_name!r} but the config "
+                         f"has agent.name={live_name!r}")
+    merged = live.copy()
+    for key in SHAPE_KEYS:
+        old = OmegaConf.select(saved_cfg, key)
+        if old is not None and OmegaConf.select(live, key) != old:
+            warnings.warn(f"resume: keeping {key}={old!r} from {path} (it defines tensor shapes); "
+                          f"the config's {OmegaConf.select(live, key)!r} is ignored")
+            OmegaConf.update(merged, key, old, merge=False)
+    return merged
+
+
+def check_obs_spec(saved: Mapping[str, Any], live: Mapping[str, Any], path: Path) -> None:
+    if dict(saved) != dict(live):
+        raise ValueError(f"cannot resume {path}: it was trained on observations {dict(saved)} but the env now "
+                         f"gives {dict(live)}")
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])

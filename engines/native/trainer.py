@@ -1,0 +1,293 @@
+"""NativeTrainer: the off-policy loop over N batched envs (DrQ-v2 or SAC).
+
+Per iteration: act for all N envs at once, step, insert the N transitions as one batched
+replay write, then run the updates that are due. Counters are in env frames; the number of
+updates is a deterministic function of the frames seen with a learn-ready replay, so a run
+resumed from a snapshot ends with the same counters as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import collections
+import random
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from engines.native import envio
+from engines.native.agents import make_agent
+from engines.native.evaluation import evaluate
+from engines.native.logger import MetricLogger
+from engines.native.replay import ReplayBuffer
+from engines.native.snapshot import (FORMAT, LATEST, VERSION, atomic_save, check_obs_spec, merge_resume_config,
+                                     read_snapshot, rng_state, set_rng_state)
+from engines.native.validate import validate_config
+
+WINDOW = 100  # finished episodes in the train success / return windows
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available: use device=auto or device=cpu")
+    return torch.device(name)
+
+
+class NativeTrainer:
+    """`NativeTrainer(cfg, factory, work_dir).train()`; factory has make_train_env(cfg), make_eval_env(cfg).
+
+    Everything that can reject a bad config or a bad `resume=` runs in __init__, before any
+    file is created in `work_dir`.
+    """
+
+    def __init__(self, cfg: DictConfig, factory: Any, work_dir: str | Path) -> None:
+        validate_config(cfg)
+        self.work_dir = Path(work_dir)
+        self._payload: dict[str, Any] | None = None
+        if cfg.resume:
+            self._resume_path, self._payload = read_snapshot(cfg.resume)
+            cfg = merge_resume_config(cfg, self._payload["config"], self._resume_path)
+            validate_config(cfg)
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        if self._payload is None:
+            random.seed(cfg.seed)
+            np.random.seed(cfg.seed)
+            torch.manual_seed(cfg.seed)
+        self.train_env = factory.make_train_env(cfg)
+        self.eval_env = factory.make_eval_env(cfg) if cfg.eval_every_steps > 0 and cfg.num_eval_episodes > 0 else None
+        try:
+            self._build()
+        except BaseException:
+            self.close_envs()
+            raise
+
+    # ------------------------------------------------------------------ setup
+    def _build(self) -> None:
+        cfg = self.cfg
+        space = envio.single_obs_space(self.train_env, self.eval_env)
+        self.spec, self.frame_stack = envio.obs_spec(space)
+        self.keys = list(self.spec)
+        self.signature = envio.spec_signature(self.spec, self.frame_stack)
+        act_space = getattr(self.train_env, "single_action_space", None) or self.eval_env.action_space
+        self.action_shape = tuple(act_space.shape)                     # (T, A), T = 1
+        self.action_dim = int(self.action_shape[-1])
+        self.num_envs = int(getattr(self.train_env, "num_envs", cfg.num_train_envs))
+        if self._payload is not None:
+            check_obs_spec(self._payload["obs_spec"], self.signature, self._resume_path)
+            if int(self._payload.get("action_dim", self.action_dim)) != self.action_dim:
+                raise ValueError(f"cannot resume {self._resume_path}: action_dim {self._payload['action_dim']} "
+                                 f"!= {self.action_dim}")
+        self.agent = make_agent(cfg.agent, self.spec, self.frame_stack, self.action_dim, self.device)
+        self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, cfg.replay.size,
+                                   cfg.replay.nstep, cfg.replay.gamma, self.device)
+        self.learn_start = max(cfg.replay_size_before_train, self.num_envs * (cfg.replay.nstep + 1))
+        self.frames = self.updates = self.episodes = self.update_credit = 0
+        self.success_window: collections.deque = collections.deque(maxlen=WINDOW)
+        self.return_window: collections.deque = collections.deque(maxlen=WINDOW)
+        self.term_windows: dict[str, collections.deque] = {}
+        self.wandb_run_id: str | None = None
+        self.last_eval: dict[str, float] = {}
+        if self._payload is not None:
+            self._restore(self._payload)
+
+    def _restore(self, p: dict[str, Any]) -> None:
+        c = p["counters"]
+        self.frames, self.updates, self.episodes = int(c["frames"]), int(c["updates"]), int(c["episodes"])
+        self.update_credit = int(c.get("update_credit", self.updates * self.cfg.update_every_steps))
+        self.agent.load_snapshot_state(p["agent"])
+        set_rng_state(p["rng"])
+        if self.cfg.resume_replay and p.get("replay") is not None:
+            self.replay.load_state_dict(p["replay"])
+        elif self.cfg.resume_replay:
+            warnings.warn(f"{self._resume_path} holds no replay: updates restart once it refills")
+        windows = p.get("windows", {})
+        self.success_window.extend(windows.get("success", []))
+        self.return_window.extend(windows.get("return", []))
+        for k, v in windows.get("terms", {}).items():
+            self.term_windows[k] = collections.deque(v, maxlen=WINDOW)
+        self.wandb_run_id = p.get("wandb_run_id")
+        self._payload = None  # free the (possibly large) replay copy
+
+    def close_envs(self) -> None:
+        for env in (getattr(self, "train_env", None), getattr(self, "eval_env", None)):
+            if env is not None and hasattr(env, "close"):
+                try:
+                    env.close()
+                except Exception as exc:
+                    warnings.warn(f"env close failed ({exc!r})")
+
+    # ------------------------------------------------------------------- loop
+    def train(self) -> dict[str, Any]:
+        """Train until num_train_frames (or a SIGINT/SIGTERM); returns the final metrics."""
+        cfg, N = self.cfg, self.num_envs
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.logger = MetricLogger(cfg, self.work_dir, self.wandb_run_id)
+        self.wandb_run_id = self.logger.wandb_run_id
+        self._stop: str | None = None
+        previous = self._install_signal_handlers()
+        resumed = self.replay.written > 0 or self.frames > 0
+        self.replay.mark_episode_break()
+        obs, _ = self.train_env.reset(seed=cfg.seed + self.frames if resumed else cfg.seed)
+        self.torch_env = isinstance(obs[self.keys[0]], torch.Tensor)
+        self._acc: dict[str, torch.Tensor] = {}
+        self._acc_n = 0
+        self._last_log = (time.perf_counter(), self.frames)
+        metrics: dict[str, Any] = {}
+        bar = tqdm(total=cfg.num_train_frames, initial=min(self.frames, cfg.num_train_frames), unit="frame",
+                   dynamic_ncols=True, mininterval=1.0, disable=None)
+        try:
+            while self.frames < cfg.num_train_frames and self._stop is None:
+                obs = self._iteration(obs)
+                bar.update(N)
+                if self._crossed(cfg.log_every):
+                    metrics = self._log_train()
+                    bar.set_postfix(fps=f"{metrics['fps']:.0f}", success=f"{metrics['success_rate']:.2f}")
+                if cfg.eval_every_steps > 0 and self.eval_env is not None and self._crossed(cfg.eval_every_steps):
+                    self._evaluate()
+                if cfg.save_snapshot and self._crossed(cfg.snapshot_every_n):
+                    self.save_snapshot()
+            if self._acc_n or not metrics:
+                metrics = self._log_train()
+            if cfg.save_snapshot or self._stop is not None:
+                path = self.save_snapshot()
+                if self._stop is not None:
+                    print(f"[native] {self._stop} received: stopped after {self.frames} frames / {self.updates} "
+                          f"updates; snapshot written to {path}. Resume with resume={self.work_dir}", flush=True)
+        finally:
+            bar.close()
+            self._restore_signal_handlers(previous)
+            self.logger.close()
+            self.close_envs()
+        return {**metrics, **self.last_eval, "frames": self.frames, "updates": self.updates,
+                "episodes": self.episodes, "interrupted": self._stop is not None}
+
+    def _crossed(self, every: int) -> bool:
+        """Did the last iteration cross a multiple of `every` env frames?"""
+        return every > 0 and self.frames // every > (self.frames - self.num_envs) // every
+
+    def _iteration(self, obs: Any) -> Any:
+        cfg, N, dev = self.cfg, self.num_envs, self.device
+        obs_t = envio.obs_to_device(obs, dev, self.keys)                   # dict of (N, F, ...)
+        if self.frames < cfg.num_explore_steps:
+            action = torch.rand((N, self.action_dim), device=dev) * 2.0 - 1.0
+        else:
+            action = self.agent.act(obs_t, self.frames, eval_mode=False)    # (N, A)
+        env_action = action.reshape(N, *self.action_shape)                  # (N, 1, A)
+        next_obs, reward, term, trunc, info = self.train_env.step(
+            env_action if self.torch_env else env_action.cpu().numpy())
+        done = envio.finished_mask(info, term, trunc)
+        done_idx = np.flatnonzero(done)
+        finals = envio.finished_infos(info, done_idx)
+        fault = envio.step_flags(info, "sim_fault", N) & ~done
+        if len(done_idx):
+            fault[done_idx] = [bool(f.get("sim_fault", False)) for f in finals]
+        final_obs = envio.final_obs_batch(next_obs, info, done_idx, dev, self.keys) if len(done_idx) else None
+        self.replay.add(obs_t, action, reward, term, trunc, final_obs, cut=fault)
+        self.frames += N
+        self._record_episodes(finals)
+        if len(self.replay) >= self.learn_start:
+            self.update_credit += N
+        while self.updates < self.update_credit // cfg.update_every_steps:
+            out = self.agent.update(self.replay.sample(cfg.batch_size), self.frames)
+            for k, v in out.items():
+                self._acc[k] = self._acc.get(k, 0.0) + v
+            self._acc_n += 1
+            self.updates += 1
+        return next_obs
+
+    def _record_episodes(self, finals: list[dict[str, Any]]) -> None:
+        for f in finals:
+            self.episodes += 1
+            if f.get("sim_fault", False):
+                continue  # a faulted episode's sums are not meaningful
+            self.success_window.append(envio.scalar(f.get("task_success", 0.0)))
+            if "episode/return" in f:
+                self.return_window.append(envio.scalar(f["episode/return"]))
+            for k, v in f.items():
+                if k.startswith("episode/") and k != "episode/return":
+                    term = k.split("/", 1)[1]
+                    self.term_windows.setdefault(term, collections.deque(maxlen=WINDOW)).append(envio.scalar(v))
+
+    # ---------------------------------------------------------------- logging
+    def _log_train(self) -> dict[str, float]:
+        now = time.perf_counter()
+        t0, f0 = self._last_log
+        m: dict[str, float] = {"fps": (self.frames - f0) / max(now - t0, 1e-9), "updates": self.updates,
+                               "episodes": self.episodes, "buffer_size": len(self.replay),
+                               "success_rate": float(np.mean(self.success_window)) if self.success_window else 0.0}
+        if self.return_window:
+            m["episode_return"] = float(np.mean(self.return_window))
+        for term, window in self.term_windows.items():
+            m[f"reward/{term}"] = float(np.mean(window))
+        if self._acc_n:
+            values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device)
+                                  for v in self._acc.values()]).cpu()           # one host sync per log
+            m.update({k: float(v) / self._acc_n for k, v in zip(self._acc, values)})
+        self._acc, self._acc_n = {}, 0
+        self._last_log = (now, self.frames)
+        self.logger.log("train", m, self.frames)
+        return m
+
+    def _evaluate(self) -> None:
+        cfg = self.cfg
+        video = self.work_dir / "eval_videos" / f"{self.frames}.mp4" if cfg.log_eval_video else None
+        metrics, written = evaluate(self.agent, self.eval_env, cfg.num_eval_episodes, self.frames,
+                                    cfg.seed + 1_000_000, self.keys, self.device, video)
+        self.last_eval = metrics
+        self.logger.log("eval", metrics, self.frames)
+        if written is not None:
+            self.logger.log_video(written, self.frames)
+
+    # -------------------------------------------------------------- snapshots
+    def snapshot_payload(self, with_replay: bool) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": VERSION,
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "agent_name": self.agent.name, "agent": self.agent.snapshot_state(),
+            "obs_spec": self.signature, "action_dim": self.action_dim,
+            "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes,
+                         "update_credit": self.update_credit},
+            "rng": rng_state(),
+            "replay": self.replay.state_dict() if with_replay else None,
+            "wandb_run_id": self.wandb_run_id,
+            "windows": {"success": list(self.success_window), "return": list(self.return_window),
+                        "terms": {k: list(v) for k, v in self.term_windows.items()}},
+        }
+
+    def save_snapshot(self) -> Path:
+        """latest_snapshot.pt (with replay if resume_replay) and <frames>_snapshot.pt (agent only: small)."""
+        snap_dir = self.work_dir / "snapshots"
+        atomic_save(self.snapshot_payload(with_replay=False), snap_dir / f"{self.frames}_snapshot.pt")
+        latest = snap_dir / LATEST
+        atomic_save(self.snapshot_payload(with_replay=self.cfg.resume_replay), latest)
+        return latest
+
+    # ---------------------------------------------------------------- signals
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, self._on_signal)
+        return previous
+
+    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        """First signal: finish the iteration and snapshot. Second: abort at once."""
+        name = signal.Signals(signum).name
+        if self._stop is not None:
+            raise KeyboardInterrupt(f"second {name}: aborting without a snapshot")
+        self._stop = name
+        print(f"[native] {name} received: finishing the current iteration, then writing a snapshot", flush=True)

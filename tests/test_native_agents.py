@@ -1,0 +1,112 @@
+"""Agents: random shift, DrQ-v2 and SAC act/update (finite losses, every network learns)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engines.native.agents import make_agent
+from engines.native.networks import RandomShiftsAug, schedule
+from engines.native.replay import Batch, KeySpec
+from test_native_fakes import tiny_cfg
+
+FS, B, A = 3, 8, 4
+
+
+def spec(pixels: bool) -> dict[str, KeySpec]:
+    s = {"low_dim_state": KeySpec((18 if pixels else 21,), torch.float32)}
+    if pixels:
+        s["rgb_wrist"] = KeySpec((3, 16, 16), torch.uint8)
+    return s
+
+
+def random_obs(sp: dict[str, KeySpec], n: int) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, s in sp.items():
+        if s.dtype == torch.uint8:
+            out[k] = torch.randint(0, 256, (n, FS, *s.frame_shape), dtype=torch.uint8)
+        else:
+            out[k] = torch.randn(n, FS, *s.frame_shape)
+    return out
+
+
+def random_batch(sp: dict[str, KeySpec]) -> Batch:
+    return Batch(random_obs(sp, B), torch.rand(B, A) * 2 - 1, torch.randn(B), torch.full((B,), 0.97),
+                 random_obs(sp, B))
+
+
+@pytest.mark.parametrize("pad", [1, 4])
+def test_random_shift_keeps_shape_and_shifts_at_most_pad(pad: int) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(16, 2, 12, 12) * 255
+    out = RandomShiftsAug(pad)(x)
+    assert out.shape == x.shape
+    padded = F.pad(x, (pad,) * 4, mode="replicate")
+    seen = set()
+    for i in range(x.shape[0]):
+        matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                   if torch.allclose(out[i], padded[i, :, dy:dy + 12, dx:dx + 12], atol=1e-3)]
+        assert matches, f"sample {i} is not an integer shift of at most {pad} px"
+        seen.add(matches[0])
+    assert len(seen) > 1  # shifts are drawn per sample
+
+
+def test_schedule_parses_linear_and_constants() -> None:
+    assert schedule("linear(1.0,0.1,100)", 0) == pytest.approx(1.0)
+    assert schedule("linear(1.0,0.1,100)", 50) == pytest.approx(0.55)
+    assert schedule("linear(1.0,0.1,100)", 10_000) == pytest.approx(0.1)
+    assert schedule(0.2, 123) == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        schedule("cosine(1, 2)", 0)
+
+
+def params_changed(before: torch.nn.Module, after: torch.nn.Module) -> bool:
+    return any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters()))
+
+
+@pytest.mark.parametrize("name,pixels", [("drqv2", True), ("sac", False), ("sac", True)])
+def test_update_changes_every_network_with_finite_losses(name: str, pixels: bool) -> None:
+    torch.manual_seed(0)
+    cfg = tiny_cfg(**{"agent.name": name, "pixels": pixels, "agent.allow_pixels": True})
+    sp = spec(pixels)
+    agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    before = copy.deepcopy(agent)
+    for _ in range(2):
+        metrics = agent.update(random_batch(sp), step=10)
+    assert {"critic_loss", "actor_loss"} <= set(metrics)
+    assert all(torch.isfinite(v).all() for v in metrics.values())
+    nets = ["actor", "critic", "critic_target"] + (["encoder"] if pixels else [])
+    for net in nets:
+        assert params_changed(getattr(before, net), getattr(agent, net)), f"{name}: {net} did not change"
+    if name == "sac":
+        assert not torch.equal(before.log_alpha, agent.log_alpha)  # learnable temperature
+
+
+@pytest.mark.parametrize("name,pixels", [("drqv2", True), ("sac", False)])
+def test_act_shapes_bounds_and_determinism(name: str, pixels: bool) -> None:
+    cfg = tiny_cfg(**{"agent.name": name, "pixels": pixels})
+    sp = spec(pixels)
+    agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    obs = random_obs(sp, 5)
+    explore = agent.act(obs, step=0, eval_mode=False)
+    assert explore.shape == (5, A) and explore.abs().max() <= 1.0
+    assert not explore.requires_grad
+    assert torch.equal(agent.act(obs, 0, eval_mode=True), agent.act(obs, 0, eval_mode=True))
+    assert not torch.equal(agent.act(obs, 0, eval_mode=False), agent.act(obs, 0, eval_mode=False))
+
+
+def test_drqv2_low_dim_state_reaches_the_policy() -> None:
+    """The fused low-dim state must change the action for the same image."""
+    cfg = tiny_cfg()
+    sp = spec(True)
+    agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    obs = random_obs(sp, 2)
+    obs2 = {**obs, "low_dim_state": obs["low_dim_state"] + 5.0}
+    assert not torch.allclose(agent.act(obs, 0, True), agent.act(obs2, 0, True))
+
+
+def test_drqv2_refuses_state_only_observations() -> None:
+    with pytest.raises(ValueError, match="pixels"):
+        make_agent(tiny_cfg().agent, spec(False), FS, A, torch.device("cpu"))

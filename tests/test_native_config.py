@@ -1,0 +1,95 @@
+"""Config validation, defaults, the growing CSV sink and wandb offline run ids."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from engines.native import NativeTrainer, default_config, validate_config
+from engines.native.logger import CsvSink
+from engines.native.snapshot import read_snapshot
+from test_native_fakes import FakeFactory, tiny_cfg
+
+
+def test_defaults_are_valid_and_hold_every_engine_key() -> None:
+    cfg = default_config()
+    validate_config(cfg)
+    for key in ("seed", "pixels", "frame_stack", "num_train_envs", "num_train_frames", "num_explore_steps",
+                "replay_size_before_train", "update_every_steps", "batch_size", "eval_every_steps",
+                "num_eval_episodes", "save_snapshot", "snapshot_every_n", "log_every", "log_eval_video", "resume",
+                "resume_replay", "device", "replay", "wandb", "tb", "csv", "agent"):
+        assert key in cfg, key
+    assert cfg.wandb.mode == "offline" and cfg.wandb.use is False
+    assert default_config(**{"agent.name": "sac"}).agent.name == "sac"
+    validate_config(default_config(pixels=False, **{"agent.name": "sac"}))
+
+
+@pytest.mark.parametrize("key,value,allowed", [
+    ("num_train_envs", 0, ">= 1"),
+    ("frame_stack", 0, ">= 1"),
+    ("batch_size", 0, ">= 1"),
+    ("update_every_steps", 0, ">= 1"),
+    ("num_train_frames", 2.5, "integer"),
+    ("replay.nstep", 0, ">= 1"),
+    ("replay.gamma", 0.0, "(0.0, 1.0]"),
+    ("replay.gamma", 1.5, "(0.0, 1.0]"),
+    ("agent.name", "ppo", "drqv2"),
+    ("agent.stddev_schedule", "linear(1,0.1)", "linear(init,final,duration)"),
+    ("agent.critic_target_tau", 0, "(0.0, 1.0]"),
+    ("device", "tpu", "auto"),
+    ("wandb.mode", "sometimes", "offline"),
+    ("pixels", "yes", "true or false"),
+])
+def test_bad_values_name_key_value_and_allowed(key: str, value, allowed: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        validate_config(default_config(**{key: value}))
+    msg = str(exc.value)
+    assert key in msg and repr(value) in msg and allowed in msg
+
+
+def test_agent_observation_pairing() -> None:
+    with pytest.raises(ValueError, match="drqv2.*pixels=true"):
+        validate_config(default_config(pixels=False))
+    with pytest.raises(ValueError, match="allow_pixels"):
+        validate_config(default_config(**{"agent.name": "sac"}))
+    validate_config(default_config(**{"agent.name": "sac", "agent.allow_pixels": True}))
+
+
+def test_trainer_validates_before_building_anything(tmp_path: Path) -> None:
+    class Exploding:
+        def make_train_env(self, cfg):
+            raise AssertionError("env built before validation")
+
+        make_eval_env = make_train_env
+
+    with pytest.raises(ValueError, match="batch_size"):
+        NativeTrainer(tiny_cfg(batch_size=0), Exploding(), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_csv_sink_grows_its_header_when_new_keys_appear(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    sink = CsvSink(path)
+    sink.write({"frames": 1, "a": 1.0})
+    sink.write({"frames": 2, "a": 2.0, "b": 3.0})
+    CsvSink(path).write({"frames": 3, "b": 4.0})   # reopened, as after a resume
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["frames"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["b"] == "" and rows[1]["b"] == "3.0" and rows[2]["a"] == ""
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_id_survives_resume(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = tiny_cfg(num_train_frames=40, **{"wandb.use": True})
+    NativeTrainer(cfg, FakeFactory(), tmp_path).train()
+    _, payload = read_snapshot(tmp_path)
+    run_id = payload["wandb_run_id"]
+    assert run_id
+    resumed = NativeTrainer(tiny_cfg(num_train_frames=80, resume=str(tmp_path), **{"wandb.use": True}),
+                            FakeFactory(), tmp_path)
+    resumed.train()
+    assert resumed.wandb_run_id == run_id
+    assert read_snapshot(tmp_path)[1]["wandb_run_id"] == run_id

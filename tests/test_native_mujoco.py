@@ -1,0 +1,28 @@
+"""Slow smoke test of the native engine on the real MuJoCo factory (skipped if it is absent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engines.native import NativeTrainer
+from engines.native.snapshot import read_snapshot
+from test_native_fakes import tiny_cfg
+
+factories = pytest.importorskip("factories")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pixels,agent", [(True, "drqv2"), (False, "sac")])
+def test_native_engine_trains_on_mujoco_factory(tmp_path: Path, pixels: bool, agent: str) -> None:
+    if not hasattr(factories, "MujocoLiftFactory"):
+        pytest.skip("factories.MujocoLiftFactory not available")
+    cfg = tiny_cfg(num_train_envs=1, num_train_frames=24, num_explore_steps=8, replay_size_before_train=8,
+                   update_every_steps=4, eval_every_steps=24, num_eval_episodes=1, snapshot_every_n=24,
+                   log_every=8, pixels=pixels, **{"agent.name": agent})
+    cfg.env = {"task": {"image_size": 32, "episode_length": 12}}
+    result = NativeTrainer(cfg, factories.MujocoLiftFactory(), tmp_path).train()
+    assert result["frames"] == 24 and result["updates"] > 0 and result["episodes"] >= 1
+    assert "eval/success_rate" in result and "eval/max_cube_z" in result
+    _, payload = read_snapshot(tmp_path)
+    assert payload["counters"]["frames"] == 24

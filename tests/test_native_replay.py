@@ -1,0 +1,178 @@
+"""Replay: frame-stack assembly at episode starts, n-step returns vs a hand-computed example,
+cuts (sim faults), ring wrap-around, memory per transition, snapshots."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engines.native.replay import KeySpec, ReplayBuffer
+from test_native_fakes import FakeVectorEnv, frame_value
+
+F, GAMMA = 3, 0.5
+SPEC = {"rgb": KeySpec((1, 2, 2), torch.uint8), "low": KeySpec((2,), torch.float32)}
+
+
+class Driver:
+    """One env stream with FrameStack semantics; frames are the integer v (image) and [v, -v] (low-dim)."""
+
+    def __init__(self, replay: ReplayBuffer) -> None:
+        self.replay, self.stack = replay, None
+
+    @staticmethod
+    def frame(v: float) -> dict[str, np.ndarray]:
+        return {"rgb": np.full((1, 1, 2, 2), v, np.uint8), "low": np.array([[v, -v]], np.float32)}
+
+    def start(self, v: float) -> None:
+        self.stack = {k: np.repeat(x[:, None], F, axis=1) for k, x in self.frame(v).items()}   # (1, F, ...)
+
+    def push(self, v: float) -> dict[str, np.ndarray]:
+        return {k: np.concatenate([s[:, 1:], self.frame(v)[k][:, None]], axis=1) for k, s in self.stack.items()}
+
+    def step(self, reward: float, next_v: float, term: bool = False, trunc: bool = False,
+             cut: bool = False) -> None:
+        nxt = self.push(next_v)
+        final = nxt if (term or trunc) else None
+        self.replay.add(self.stack, np.zeros((1, 1, 1), np.float32) + reward, np.array([reward], np.float32),
+                        np.array([term]), np.array([trunc]), final, np.array([cut]))
+        self.stack = nxt
+
+
+def hand_example() -> ReplayBuffer:
+    rb = ReplayBuffer(SPEC, F, 1, num_envs=1, capacity=100, nstep=3, gamma=GAMMA)
+    d = Driver(rb)
+    d.start(10)                                        # episode 1: obs 10..13, final 14 (truncated)
+    for t, r in enumerate([1, 2, 3, 4]):
+        d.step(r, 11 + t, trunc=(t == 3))
+    d.start(20)                                        # episode 2: obs 20, 21, terminated
+    d.step(5, 21)
+    d.step(6, 22, term=True)
+    d.start(30)                                        # episode 3: running
+    for t, r in enumerate([7, 8, 9, 10]):
+        d.step(r, 31 + t)
+    return rb
+
+
+def stack_values(obs: dict[str, torch.Tensor]) -> list[float]:
+    img = obs["rgb"][0, :, 0, 0, 0].tolist()
+    low = obs["low"][0, :, 0].tolist()
+    assert img == low, (img, low)  # image and low-dim stacks come from the same rows
+    return img
+
+
+@pytest.mark.parametrize("row,obs,ret,disc,nxt", [
+    (0, [10, 10, 10], 1 + GAMMA * 2 + GAMMA**2 * 3, GAMMA**3, [11, 12, 13]),
+    (1, [10, 10, 11], 2 + GAMMA * 3 + GAMMA**2 * 4, GAMMA**3, [12, 13, 14]),   # truncation: bootstrap on final obs
+    (2, [10, 11, 12], 3 + GAMMA * 4, GAMMA**2, [12, 13, 14]),
+    (3, [11, 12, 13], 4, GAMMA, [12, 13, 14]),
+    (4, [20, 20, 20], 5 + GAMMA * 6, 0.0, None),                              # termination: no bootstrap
+    (5, [20, 20, 21], 6, 0.0, None),
+    (6, [30, 30, 30], 7 + GAMMA * 8 + GAMMA**2 * 9, GAMMA**3, [31, 32, 33]),
+])
+def test_nstep_and_stacks_match_hand_computed(row, obs, ret, disc, nxt) -> None:
+    rb = hand_example()
+    batch, valid = rb.gather(torch.tensor([row]), torch.tensor([0]))
+    assert bool(valid[0])
+    assert stack_values(batch.obs) == obs
+    assert batch.reward[0].item() == pytest.approx(ret)
+    assert batch.discount[0].item() == pytest.approx(disc)
+    assert batch.action[0, 0].item() == pytest.approx(rb._reward[row, 0].item())  # action stored with its row
+    if nxt is not None:
+        assert stack_values(batch.next_obs) == nxt
+
+
+def test_incomplete_window_is_not_sampleable_until_known() -> None:
+    rb = hand_example()
+    _, valid = rb.gather(torch.tensor([7, 8, 9]), torch.tensor([0, 0, 0]))
+    assert not valid.any()  # rows 10.. not written yet
+    for _ in range(10):
+        batch = rb.sample(16)
+        assert set(batch.obs["rgb"][:, -1, 0, 0, 0].tolist()) <= {10, 11, 12, 13, 20, 21, 30}
+
+
+def test_cut_row_is_never_sampled_and_ends_windows() -> None:
+    rb = hand_example()
+    d = Driver(rb)
+    d.start(34)  # the obs content of the cut row only has to be finite
+    rb.add(d.stack, np.zeros((1, 1, 1), np.float32), np.array([np.nan], np.float32), np.array([False]),
+           np.array([True]), None, np.array([True]))     # row 10: sim fault (non-finite reward, cut)
+    batch, valid = rb.gather(torch.tensor([8, 10]), torch.tensor([0, 0]))
+    assert bool(valid[0]) and not bool(valid[1])
+    assert batch.reward[0].item() == pytest.approx(9 + GAMMA * 10)   # stops before the cut row
+    assert batch.discount[0].item() == pytest.approx(GAMMA**2)       # and bootstraps from its obs
+    assert torch.isfinite(rb._reward).all()
+
+
+def check_sample_consistency(batch, gamma: float, pixels: bool = True) -> None:
+    """Every sampled stack must be one env's consecutive frames of one episode (fake's encoding)."""
+    low, nlow = batch.obs["low_dim_state"], batch.next_obs["low_dim_state"]     # (B, F, D)
+    env, ep, t = low[:, :, 0], low[:, :, 1], low[:, :, 2]
+    assert (env == env[:, -1:]).all() and (ep == ep[:, -1:]).all()
+    expect_t = torch.clamp(t[:, -1:] - torch.arange(F - 1, -1, -1), min=0)
+    assert torch.equal(t, expect_t)
+    boot = batch.discount > 0
+    k = torch.round(torch.log(batch.discount[boot]) / math.log(gamma))
+    assert torch.equal(nlow[boot, -1, 2], t[boot, -1] + k)                        # bootstrap k steps later
+    assert (nlow[boot, :, 1] == ep[boot, -1:]).all() and (nlow[boot, :, 0] == env[boot, -1:]).all()
+    if pixels:
+        img = batch.obs["rgb_wrist"][:, :, 0, 0, 0].long()
+        assert torch.equal(img, torch.as_tensor(frame_value(env.long().numpy(), ep.long().numpy(), t.long().numpy())))
+
+
+@pytest.mark.parametrize("torch_obs", [False, True])
+def test_wraparound_samples_stay_consistent(torch_obs: bool) -> None:
+    """A small ring written many times over: stacks never mix envs, episodes or overwritten rows."""
+    n, gamma = 3, 0.9
+    env = FakeVectorEnv(n, pixels=True, frame_stack=F, ep_len=(2, 9), term_prob=0.1, fault_prob=0.02,
+                        torch_device="cpu" if torch_obs else None)
+    rb = ReplayBuffer({"rgb_wrist": KeySpec((3, 16, 16), torch.uint8), "low_dim_state": KeySpec((18,), torch.float32)},
+                      F, 4, n, capacity=n * 20, nstep=3, gamma=gamma, final_fraction=0.25)
+    obs, _ = env.reset(seed=3)
+    for step in range(150):
+        action = np.zeros((n, 1, 4), np.float32)
+        nxt, r, term, trunc, info = env.step(action)
+        done = term | trunc
+        final = None
+        if done.any():
+            final = {k: (v.clone() if torch_obs else v.copy()) for k, v in nxt.items()}
+            for i in np.flatnonzero(done):
+                for k in final:
+                    final[k][i] = torch.as_tensor(info["final_observation"][i][k]) if torch_obs \
+                        else info["final_observation"][i][k]
+        rb.add(obs, action, r, term, trunc, final, cut=info["sim_fault"])
+        obs = nxt
+        if step > 10:
+            check_sample_consistency(rb.sample(64), gamma)
+    assert rb.written == 150 and len(rb) == n * rb.rows
+
+
+def test_memory_per_pixel_transition() -> None:
+    frame, low = 84 * 84 * 3, 18 * 4
+    rb = ReplayBuffer({"rgb_wrist": KeySpec((3, 84, 84), torch.uint8), "low_dim_state": KeySpec((18,), torch.float32)},
+                      3, 4, num_envs=4, capacity=2000, nstep=3, gamma=0.99)
+    allocated = sum(t.numel() * t.element_size() for t in vars(rb).values() if isinstance(t, torch.Tensor))
+    allocated += sum(t.numel() * t.element_size() for d in (rb._obs, rb._final) for t in d.values())
+    assert rb.bytes_per_transition() == pytest.approx(allocated / (rb.rows * rb.N), rel=0.01)
+    assert frame + low <= rb.bytes_per_transition() <= 1.1 * (frame + low)
+
+
+def test_state_dict_round_trip_and_geometry_check() -> None:
+    rb = hand_example()
+    clone = ReplayBuffer(SPEC, F, 1, num_envs=1, capacity=100, nstep=3, gamma=GAMMA)
+    clone.load_state_dict(rb.state_dict())
+    rows, envs = torch.arange(0, 7), torch.zeros(7, dtype=torch.long)
+    (a, va), (b, vb) = rb.gather(rows, envs), clone.gather(rows, envs)
+    assert torch.equal(va, vb) and torch.equal(a.reward, b.reward) and torch.equal(a.next_obs["rgb"], b.next_obs["rgb"])
+    other = ReplayBuffer(SPEC, F, 1, num_envs=2, capacity=100, nstep=3, gamma=GAMMA)
+    with pytest.raises(ValueError, match="replay snapshot has"):
+        other.load_state_dict(rb.state_dict())
+
+
+def test_episode_break_cuts_unfinished_streams() -> None:
+    rb = hand_example()
+    rb.mark_episode_break()              # resume: env reset mid-episode 3
+    _, valid = rb.gather(torch.tensor([9]), torch.tensor([0]))
+    assert not bool(valid[0])
+    assert int(rb._pos_next[0]) == 0
