@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def test_corrupt_snapshot_is_refused_and_run_dir_untouched(finished_run: Path, d
     snap = finished_run / "snapshots" / "latest_snapshot.pt"
     data = snap.read_bytes()
     bad = finished_run.parent / f"bad_{damage}.pt"
-    bad.write_bytes({"truncated": data[: len(data) // 2], "garbage": os.urandom(4096), "empty": b""}[damage])
+    bad.write_bytes({"truncated": data[: len(data) // 2], "garbage": random.Random(damage).randbytes(4096), "empty": b""}[damage])
     before = tree_digest(finished_run)
     with pytest.raises(ValueError, match="truncated or corrupt"):
         NativeTrainer(tiny_cfg(resume=str(bad), num_train_frames=400), FakeFactory(), finished_run)

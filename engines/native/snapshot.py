@@ -8,11 +8,9 @@ directory, so a bad `resume=` fails without damaging the run it points at.
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,13 +67,12 @@ def read_snapshot(resume: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     path = resolve_snapshot_path(resume)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
-            AttributeError, ImportError, IndexError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001  any unreadable file gets the same clear message
         raise ValueError(f"snapshot {path} is truncated or corrupt and cannot be loaded ({type(exc).__name__}: "
                          f"{exc}); pass another snapshot to resume=") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"snapshot {path} is not a native-engine snapshot (format={found!r})")
+        raise ValueError(f"snapshot {path} is truncated or corrupt: not a native-engine snapshot (format={found!r})")
     if payload.get("version") != VERSION:
         raise ValueError(f"snapshot {path} has version {payload.get('version')!r}; this engine reads {VERSION}")
     for key in ("config", "counters", "agent", "obs_spec", "agent_name"):

@@ -1,0 +1,65 @@
+"""Genesis throughput for one N, in its own process (gs.init once per process).
+
+    python -m bench.genesis_bench 16 --pixels --steps 50
+
+Prints one JSON line: env-steps/s of WrappedGenesisVectorEnv, of a bare Genesis
+step(+render) loop of the same scene and N, and of the renderer alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+
+def _rate(fn, steps: int, n: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return steps * n / (time.perf_counter() - t)
+
+
+def measure(n: int, pixels: bool, steps: int, device: str = "cpu") -> dict:
+    import envs  # noqa: F401
+    from factories.vector_env import WrappedGenesisVectorEnv
+
+    t0 = time.perf_counter()
+    vec = WrappedGenesisVectorEnv({"curriculum_stage": 3, "pixels": pixels}, num_envs=n, frame_stack=3,
+                                  action_sequence=1, sim_device=device, seed=0, as_torch=device != "cpu")
+    vec.reset(seed=0)
+    build_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    acts = rng.uniform(-1, 1, (steps + 3, n, 1, 4)).astype(np.float32)
+    it = iter(acts)
+    wrapped = _rate(lambda: vec.step(next(it)), steps, n)
+    be = vec.task.backend
+    target = vec.task.q_cmd.clone()
+
+    def bare() -> None:  # what any Genesis user must do per step: control, step, (render)
+        be.robot.control_dofs_position(target, be.dofs)
+        be.scene.step(update_visualizer=False)
+        if pixels:
+            be.cam.render(rgb=True, depth=False, segmentation=False, normal=False)
+
+    out = {"n": n, "pixels": pixels, "device": device, "wrapped": wrapped, "bare": _rate(bare, steps, n),
+           "build_s": build_s}
+    if pixels:
+        out["render_only"] = _rate(lambda: be.cam.render(rgb=True, depth=False, segmentation=False, normal=False),
+                                   steps, n)
+    return out
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("n", type=int)
+    p.add_argument("--pixels", action="store_true")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    print("RESULT " + json.dumps(measure(a.n, a.pixels, a.steps, a.device)), flush=True)
