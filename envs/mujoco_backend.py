@@ -11,7 +11,7 @@ setup_headless_gl()
 import mujoco  # noqa: E402
 
 from envs.backend import PhysState, ResetState  # noqa: E402
-from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset  # noqa: E402
+from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset  # noqa: E402
 
 FIXED_JAW_GEOMS = ("fixed_jaw_pad",)
 MOVING_JAW_GEOMS = ("moving_jaw_pad",)

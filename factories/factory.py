@@ -78,13 +78,13 @@ class _LiftFactory(_EnvFactoryBase):
         for ep in range(n):
             obs, info = env.reset(seed=int(cfg.seed) * 1000 + ep)
             expert = ScriptedExpert(1, task.cfg.action_scale, task.cfg.lift_height, task.cfg.gripper_closed_below)
-            expert.reset(task.reset_info())
+            binfo = task.reset_info()  # batched (1, ...) info the expert reads
+            expert.reset(binfo)
             steps, done = [], False
             while not done:
-                action = expert.act(task.reset_info() if not steps else last)[0].numpy()[None]  # (1, 4)
+                action = expert.act(binfo)[0].numpy()[None]  # (1, 4): action sequence of one
                 nobs, r, term, trunc, ninfo = env.step(action)
-                last = {k: torch.as_tensor(np.asarray(v))[None] for k, v in ninfo.items()
-                        if not isinstance(v, dict)}
+                binfo = {k: torch.as_tensor(np.asarray(v))[None] for k, v in ninfo.items() if not isinstance(v, dict)}
                 steps.append((obs, action.astype(np.float32), r, term, trunc, info))
                 obs, info, done = nobs, ninfo, term or trunc
             success = bool(info["is_success"])
