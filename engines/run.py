@@ -84,11 +84,38 @@ def announce(cfg: DictConfig, kw: dict[str, Any], work_dir: Path) -> None:
     (work_dir / "reward_terms.json").write_text(json.dumps(reward.as_dict(), indent=2))
 
 
-def run(cfg: DictConfig, work_dir: str | Path) -> dict[str, Any]:
+def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig, Path | None]:
+    """`resume=<run dir or snapshot>` continues THAT run: its saved config, plus only what the
+    user overrode on this command line (e.g. a larger num_train_frames). Returns the config
+    and the original run directory (None when the snapshot lives outside a run directory)."""
+    if not cfg.get("resume"):
+        return cfg, None
+    from engines.native.snapshot import resolve_snapshot_path
+
+    snap = resolve_snapshot_path(cfg.resume)
+    run_dir = snap.parent.parent if snap.parent.name == "snapshots" else None
+    saved_file = run_dir / ".hydra" / "config.yaml" if run_dir else None
+    if saved_file is None or not saved_file.is_file():
+        return cfg, run_dir  # no saved composition: the live config is all there is
+    saved = OmegaConf.load(saved_file)
+    OmegaConf.set_struct(saved, False)
+    for ov in cli_overrides:
+        key = ov.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra") or key == "experiment":
+            continue
+        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
+    saved.resume = cfg.resume
+    return saved, run_dir
+
+
+def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
     work_dir = Path(work_dir)
+    cfg, resumed_from = resume_config(cfg, cli_overrides or [])
     kw = validate(cfg)
     check_output_dir(work_dir)
     announce(cfg, kw, work_dir)
+    if resumed_from is not None and not (work_dir / "resumed_from").exists():
+        (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)
     factory = make_factory(cfg)
     if cfg.engine.name == "robobase":
         from engines.robobase_engine import run_robobase

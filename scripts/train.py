@@ -24,9 +24,9 @@ from envs.config import ConfigError  # noqa: E402
 def main(cfg: DictConfig) -> float:
     from engines.run import run
 
-    work_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
+    hc = hydra.core.hydra_config.HydraConfig.get()
     try:
-        result = run(cfg, work_dir)
+        result = run(cfg, hc.runtime.output_dir, list(hc.overrides.task))
     except ConfigError as e:
         # Bad input: one clear line, not a stack trace from deep inside a simulator.
         print(f"error: {e}", file=sys.stderr, flush=True)

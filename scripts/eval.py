@@ -1,0 +1,43 @@
+"""Evaluate a checkpoint: prints the familiar block, writes eval.json and videos.
+
+    python scripts/eval.py checkpoint=<snapshot or run dir> episodes=20
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from envs.config import ConfigError  # noqa: E402
+from envs.evaluate import format_block  # noqa: E402
+
+
+@hydra.main(config_path="../conf", config_name="eval", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from engines.evaluate_checkpoint import evaluate_checkpoint
+
+    out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    overrides = {}
+    if cfg.curriculum_stage is not None:
+        overrides["curriculum_stage.stage"] = int(cfg.curriculum_stage)
+    try:
+        stats = evaluate_checkpoint(str(cfg.checkpoint), cfg.episodes, int(cfg.seed), out, int(cfg.video_episodes),
+                                    str(cfg.device), overrides)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    print(format_block(stats))
+    (out / "eval.json").write_text(json.dumps(stats, indent=2))
+    print(f"results: {out / 'eval.json'}")
+
+
+if __name__ == "__main__":
+    main()
