@@ -2,7 +2,7 @@
 
 Subclasses RoboBase's `EnvFactory` when RoboBase is importable and works without it, so
 nothing here needs RoboBase at import time. All parameters come from the config: the task
-options live under `cfg.env.task`; RoboBase's own keys (`num_train_envs`, `frame_stack`,
+options live under `cfg.task` (the `task` group); RoboBase's own keys (`num_train_envs`, `frame_stack`,
 `action_sequence`, `pixels`, `visual_observation_shape`, `seed`, `demos`) keep their meaning.
 """
 from __future__ import annotations
@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 
 
 def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """TaskConfig kwargs from the run config: `env.task` plus RoboBase's shared keys."""
-    kw = OmegaConf.to_container(cfg.env.task, resolve=True) if "task" in cfg.env else {}
-    kw = dict(kw or {})
+    """TaskConfig kwargs from the run config: the `task` group (and `env.task`, if an env sets
+    any), plus RoboBase's shared keys and the stage/reward groups."""
+    kw: dict[str, Any] = {}
+    for node in (cfg.get("task"), cfg.env.get("task") if "env" in cfg else None):
+        if node is not None:
+            kw.update(OmegaConf.to_container(node, resolve=True) or {})
     # Hydra groups each write their own node; the task sees them as plain options.
     if isinstance(cfg.get("curriculum_stage"), DictConfig | dict):
         kw["curriculum_stage"] = cfg.curriculum_stage.stage
