@@ -1,56 +1,59 @@
-"""Measure env throughput and write the figures, with the machine, to docs/benchmarks.md.
+"""Measure env and training throughput; write the figures, with the machine, to docs/.
 
-    python scripts/benchmark.py
+    python scripts/benchmark.py                      # everything (about 20-30 min on 2 CPU cores)
+    python scripts/benchmark.py sections=[mujoco]    # one section
 """
 from __future__ import annotations
 
 import datetime
 import os
-import re
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import envs  # noqa: E402,F401  (headless GL first)
 from bench.machine import describe  # noqa: E402
-from bench.mujoco_bench import env_steps_per_second  # noqa: E402
+from bench.report import genesis_section, plot, train_section, write_docs  # noqa: E402
 
-
-def replace_section(text: str, name: str, body: str) -> str:
-    """Replace (or append) the section between <!-- name --> markers."""
-    block = f"<!-- {name} -->\n{body.rstrip()}\n<!-- /{name} -->"
-    pattern = re.compile(rf"<!-- {name} -->.*?<!-- /{name} -->", re.S)
-    return pattern.sub(block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+SECTIONS = ("mujoco", "genesis", "train")
 
 
 @hydra.main(config_path="../conf", config_name="benchmark", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    machine = describe()
-    print(f"machine: {machine}", flush=True)
-    rows = []
-    for pixels in (False, True):
-        rate = env_steps_per_second(pixels, int(cfg.mujoco_steps))
-        label = "84x84 wrist camera" if pixels else "state only (no camera)"
-        print(f"MuJoCo, {label}: {rate:.0f} env-steps/s", flush=True)
-        rows.append(f"| MuJoCo | 1 | {label} | {rate:.0f} |")
-    body = "\n".join([
-        f"Measured {datetime.date.today()} on: {machine}.",
-        "",
-        "| backend | envs | observation | env-steps/s |",
-        "|---|---|---|---|",
-        *rows,
-    ])
+    bad = [s for s in cfg.sections if s not in SECTIONS]
+    if bad:
+        raise SystemExit(f"error: sections={bad} is invalid: allowed {list(SECTIONS)}")
+    head = f"Measured {datetime.date.today()} on: {describe()}.\n\n"
+    print(head, flush=True)
+    out, genesis, train = {}, [], []
+    if "mujoco" in cfg.sections:
+        from bench.mujoco_bench import env_steps_per_second
+
+        rows = []
+        for pixels in (False, True):
+            rate = env_steps_per_second(pixels, int(cfg.mujoco_steps))
+            label = "84x84 wrist camera" if pixels else "state only (no camera)"
+            print(f"MuJoCo, {label}: {rate:.0f} env-steps/s", flush=True)
+            rows.append(f"| MuJoCo | 1 | {label} | {rate:.0f} |")
+        out["mujoco-env"] = head + "| backend | envs | observation | env-steps/s |\n|---|---|---|---|\n" + "\n".join(rows)
+    if "genesis" in cfg.sections:
+        body, genesis = genesis_section(list(cfg.genesis_ns), int(cfg.genesis_steps), int(cfg.genesis_camera_steps),
+                                        str(cfg.sim_device))
+        out["genesis-env"] = head + body
+    if "train" in cfg.sections:
+        body, train = train_section(list(cfg.train_ns), str(cfg.train_env), int(cfg.train_frames))
+        out["training"] = head + body
     if cfg.write_docs:
-        path = os.path.join(ROOT, cfg.docs_path)
-        text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-        with open(path, "w") as f:
-            f.write(replace_section(text, "mujoco-env", body))
-        print(f"written to {path}")
+        write_docs(ROOT / cfg.docs_path, out)
+        if genesis or train:
+            plot(genesis, train, ROOT / cfg.plot_path)
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

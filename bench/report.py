@@ -1,0 +1,122 @@
+"""Run the measurements in subprocesses and render them as markdown sections and a PNG."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(args: list[str], timeout: int = 1800) -> dict[str, Any] | None:
+    """Run `python -m <args>` and parse its `RESULT {...}` line (None, with a note, on failure)."""
+    print(f"$ python -m {' '.join(args)}", flush=True)
+    p = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[len("RESULT "):])
+            print(f"  {res}", flush=True)
+            return res
+    print(f"  failed (exit {p.returncode}): {p.stderr[-800:]}", file=sys.stderr, flush=True)
+    return None
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    """Replace (or append) the section between <!-- name --> markers."""
+    block = f"<!-- {name} -->\n{body.rstrip()}\n<!-- /{name} -->"
+    pattern = re.compile(rf"<!-- {name} -->.*?<!-- /{name} -->", re.S)
+    return pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+
+
+def genesis_section(ns: list[int], steps: int, cam_steps: int, device: str) -> tuple[str, list[dict]]:
+    rows, results = [], []
+    base = {}
+    for pixels in (False, True):
+        for n in ns:
+            args = ["bench.genesis_bench", str(n), "--steps", str(cam_steps if pixels else steps), "--device", device]
+            r = run_module(args + (["--pixels"] if pixels else []))
+            if r is None:
+                rows.append(f"| {n} | {'84x84' if pixels else 'none'} | failed | | | |")
+                continue
+            results.append(r)
+            if n == ns[0]:
+                base[pixels] = r["wrapped"]
+            over = 100 * (r["bare"] / r["wrapped"] - 1)
+            vs_render = f"{100 * r['wrapped'] / r['render_only']:.0f} %" if pixels else "—"
+            rows.append(f"| {n} | {'84x84' if pixels else 'none'} | {r['wrapped']:.0f} | "
+                        f"{r['wrapped'] / base.get(pixels, r['wrapped']):.1f}x | {r['bare']:.0f} | {over:+.0f} % | "
+                        f"{vs_render} |")
+    body = "\n".join([
+        f"Genesis {device}, `WrappedGenesisVectorEnv` (stage 3, frame stack 3) against a bare Genesis loop of "
+        "the same scene and N (control + `scene.step` + camera render): env-steps/s.",
+        "",
+        "| N | camera | wrapped env-steps/s | vs N=1 | bare loop | wrapper overhead | wrapped / renderer alone |",
+        "|---|---|---|---|---|---|---|",
+        *rows])
+    return body, results
+
+
+def train_section(ns: list[int], env: str, frames: int) -> tuple[str, list[dict]]:
+    rows, results = [], []
+    for agent, image in (("drqv2", 84), ("sac", 84)):
+        for n in ns:
+            r = run_module(["bench.train_bench", str(n), "--env", env, "--frames", str(frames), "--agent", agent,
+                            "--image", str(image)])
+            if r is None:
+                rows.append(f"| {agent} | {n} | failed | | |")
+                continue
+            results.append(r)
+            rows.append(f"| {agent} ({'pixels 84x84' if agent == 'drqv2' else 'state'}) | {n} | "
+                        f"{r['steady_fps']:.1f} | {r['updates']} | {r['bytes_per_transition']:.0f} |")
+    frame = 84 * 84 * 3
+    body = "\n".join([
+        f"Native engine end to end on `{env}`: acting, env steps, batched replay inserts and updates at "
+        "update-to-data 0.5, batch 256 (env frames/s over the last interval after warm-up).",
+        "",
+        "| agent | N | env frames/s | updates done | replay bytes / transition |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        f"One 84x84x3 frame is {frame} bytes; a pixel transition's replay cost above is the frame, the "
+        "18-float state, action, reward and flags (target: at most 1.1x the frame plus the low-dim state)."])
+    return body, results
+
+
+def plot(genesis: list[dict], train: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for pixels in (False, True):
+        pts = sorted((r["n"], r["wrapped"]) for r in genesis if r["pixels"] == pixels)
+        if pts:
+            axes[0].plot(*zip(*pts), "o-", label="84x84 camera" if pixels else "state only")
+    axes[0].set(xscale="log", yscale="log", xlabel="envs N", ylabel="env-steps/s", title="Genesis env (wrapped)")
+    for agent in ("drqv2", "sac"):
+        pts = sorted((r["n"], r["steady_fps"]) for r in train if r["agent"] == agent)
+        if pts:
+            axes[1].plot(*zip(*pts), "o-", label=agent)
+    axes[1].set(xscale="log", yscale="log", xlabel="envs N", ylabel="env frames/s", title="training end to end")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"plot: {path}")
+
+
+def write_docs(path: Path, sections: dict[str, str]) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `python scripts/benchmark.py`.\n"
+    for name, body in sections.items():
+        text = replace_section(text, name, body)
+    path.write_text(text)
+    print(f"written to {path}")
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
