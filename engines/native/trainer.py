@@ -26,8 +26,8 @@ from engines.native.agents import make_agent
 from engines.native.evaluation import evaluate
 from engines.native.logger import MetricLogger
 from engines.native.replay import ReplayBuffer
-from engines.native.snapshot import (FORMAT, LATEST, VERSION, atomic_save, check_obs_spec, merge_resume_config,
-                                     read_snapshot, rng_state, set_rng_state)
+from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,
+                                     merge_resume_config, read_snapshot, rng_state, set_rng_state)
 from engines.native.validate import validate_config
 
 WINDOW = 100  # finished episodes in the train success / return windows
@@ -84,7 +84,7 @@ class NativeTrainer:
         if self._payload is not None:
             check_obs_spec(self._payload["obs_spec"], self.signature, self._resume_path)
             if int(self._payload.get("action_dim", self.action_dim)) != self.action_dim:
-                raise ValueError(f"cannot resume {self._resume_path}: action_dim {self._payload['action_dim']} "
+                raise SnapshotError(f"cannot resume {self._resume_path}: action_dim {self._payload['action_dim']} "
                                  f"!= {self.action_dim}")
         self.agent = make_agent(cfg.agent, self.spec, self.frame_stack, self.action_dim, self.device)
         self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, cfg.replay.size,
@@ -144,6 +144,7 @@ class NativeTrainer:
         metrics: dict[str, Any] = {}
         bar = tqdm(total=cfg.num_train_frames, initial=min(self.frames, cfg.num_train_frames), unit="frame",
                    dynamic_ncols=True, mininterval=1.0, disable=None)
+        self._bar_visible = not bar.disable
         try:
             while self.frames < cfg.num_train_frames and self._stop is None:
                 obs = self._iteration(obs)
@@ -168,7 +169,7 @@ class NativeTrainer:
             self.logger.close()
             self.close_envs()
         return {**metrics, **self.last_eval, "frames": self.frames, "updates": self.updates,
-                "episodes": self.episodes, "interrupted": self._stop is not None}
+                "episodes": self.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
 
     def _crossed(self, every: int) -> bool:
         """Did the last iteration cross a multiple of `every` env frames?"""
@@ -235,6 +236,10 @@ class NativeTrainer:
         self._acc, self._acc_n = {}, 0
         self._last_log = (now, self.frames)
         self.logger.log("train", m, self.frames)
+        if not getattr(self, "_bar_visible", True):  # no TTY (cluster logs): one progress line per log
+            done = 100.0 * self.frames / max(1, self.cfg.num_train_frames)
+            print(f"[native] {self.frames}/{self.cfg.num_train_frames} frames ({done:.0f} %), {m['fps']:.0f} fps, "
+                  f"success {m['success_rate']:.2f}, return {m.get('episode_return', float('nan')):.1f}", flush=True)
         return m
 
     def _evaluate(self) -> None:
