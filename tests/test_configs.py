@@ -112,3 +112,10 @@ def test_task_group_defaults_equal_task_config_defaults():
     assert OmegaConf.to_container(OmegaConf.structured(make_task_config(**task))) == \
         OmegaConf.to_container(OmegaConf.structured(make_task_config()))
     assert cfg_for("task.hold_steps=150").task.hold_steps == 150  # no '+' needed
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_slurm"])
+def test_launchers_compose(launcher):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
