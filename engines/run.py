@@ -10,9 +10,12 @@ import importlib
 import json
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 import rewards
@@ -21,6 +24,31 @@ from envs.config import ConfigError, make_task_config
 log = logging.getLogger(__name__)
 FACTORIES = ("factories.MujocoLiftFactory", "factories.GenesisLiftFactory")
 ENGINES = ("native", "robobase")
+
+
+class SweepJobError(CompactHydraException):
+    """Bad input of ONE multirun job, raised as an ordinary exception instead of SystemExit.
+
+    Hydra records the job as failed and the launcher (basic or joblib) finishes the sweep's other
+    jobs; the sweep then ends with "Error executing job with overrides: [...]" and this message,
+    without a stack trace (a SystemExit in a joblib worker aborted the whole sweep).
+    """
+
+
+def _multirun_job() -> str | None:
+    """'#<num> (<overrides>)' when running as a job of a Hydra multirun, else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return None
+        hc = HydraConfig.get()
+        if hc.mode != RunMode.MULTIRUN:
+            return None
+        return f"#{hc.job.num} ({hc.job.override_dirname})"
+    except Exception:  # noqa: BLE001  no Hydra context: a plain call
+        return None
 
 
 def make_factory(cfg: DictConfig) -> Any:
@@ -37,6 +65,14 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"engine={cfg.engine.name!r} is invalid: allowed {', '.join(ENGINES)}")
+    shape = cfg.get("visual_observation_shape", None)
+    if shape is not None:  # task_kwargs takes len() of it: an int or a string must fail here, clearly
+        items = list(shape) if OmegaConf.is_list(shape) else None
+        if items is None or len(items) != 2 or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                       for s in items) or items[0] != items[1]:
+            shown = OmegaConf.to_container(shape) if OmegaConf.is_config(shape) else shape
+            raise ConfigError(f"visual_observation_shape={shown!r} is invalid: allowed [S, S] (a square, S an "
+                              "integer)")
     kw = task_kwargs(cfg)
     make_task_config(**kw)
     _check_common(cfg)
@@ -53,8 +89,35 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             validate_config(cfg)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    if cfg.engine.name == "native":
+        check_replay_fits(cfg, kw)
     make_factory(cfg)
     return kw
+
+
+def check_replay_fits(cfg: DictConfig, kw: dict[str, Any]) -> None:
+    """The native replay is allocated up front: refuse a size that cannot fit, before starting.
+
+    (A 1M-transition pixel replay is ~21 GB: on a 24 GB machine it swapped the box to a halt.)
+    """
+    import psutil
+    import torch
+
+    size = int(cfg.replay.size)
+    img = int(kw.get("image_size", 84)) if kw.get("pixels", True) else 0
+    per = 3 * img * img + 4 * (21 + 4 + 4) + 16  # frame + low-dim + action + reward/flags
+    need = size * per
+    dev = str(cfg.get("device", "auto"))
+    if dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available()):
+        free = torch.cuda.mem_get_info()[0]
+        where = "free GPU memory"
+    else:
+        free = psutil.virtual_memory().available
+        where = "available RAM"
+    if need > 0.8 * free:
+        fits = int(0.8 * free / per)
+        raise ConfigError(f"replay.size={size} is invalid here: it needs {need / 2**30:.1f} GiB but {where} is "
+                          f"{free / 2**30:.1f} GiB; allowed at most about {fits} transitions on this machine")
 
 
 def check_output_dir(work_dir: Path) -> None:
@@ -109,8 +172,34 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
 
 
 def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
+    """Validate, announce and train. ConfigError on bad input (SweepJobError inside a multirun)."""
+    job = _multirun_job()
+    try:
+        result = _run(cfg, work_dir, cli_overrides)
+    except ConfigError as e:
+        if job is None:
+            raise
+        print(f"error: job {job} failed: {e}", file=sys.stderr, flush=True)
+        raise SweepJobError(f"job {job} failed: {e}") from None
+    stop = result.get("stop_signal") if isinstance(result, dict) else None
+    if stop and job is None:
+        # Pre-empted: the snapshot is written; a non-zero status (128 + signal) tells a scheduler
+        # or `train.py && next-step` that the run did not finish.
+        code = 128 + int(signal.Signals[stop])
+        print(f"[run] stopped by {stop} after {result.get('frames')} frames: exiting with status {code}; "
+              f"resume with resume={work_dir}", file=sys.stderr, flush=True)
+        raise SystemExit(code)
+    return result
+
+
+def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
+    from engines.native.snapshot import SnapshotError
+
     work_dir = Path(work_dir)
-    cfg, resumed_from = resume_config(cfg, cli_overrides or [])
+    try:  # a missing resume= target fails before anything is written
+        cfg, resumed_from = resume_config(cfg, cli_overrides or [])
+    except SnapshotError as e:
+        raise ConfigError(str(e)) from None
     kw = validate(cfg)
     check_output_dir(work_dir)
     announce(cfg, kw, work_dir)
@@ -123,4 +212,8 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
         return run_robobase(cfg, factory, work_dir)
     from engines.native.trainer import NativeTrainer
 
-    return NativeTrainer(cfg, factory, work_dir).train()
+    try:  # a corrupt or incompatible snapshot: one clear line, the run it points at untouched
+        trainer = NativeTrainer(cfg, factory, work_dir)
+    except SnapshotError as e:
+        raise ConfigError(str(e)) from None
+    return trainer.train()

@@ -119,3 +119,10 @@ def test_launchers_compose(launcher):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
+
+
+def test_replay_that_cannot_fit_is_refused_before_start():
+    from envs.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"replay.size=1000000000 is invalid here: it needs .* GiB.*allowed at most"):
+        validate(cfg_for("replay.size=1000000000"))
