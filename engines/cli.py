@@ -13,11 +13,33 @@ NUMERIC_GROUPS = ("curriculum_stage",)
 
 
 def quote_numeric_group_overrides(argv: list[str], groups: tuple[str, ...] = NUMERIC_GROUPS) -> list[str]:
+    """Quote every plain value of the given groups (3, -1, 2.5 alike), so Hydra treats it as an
+    option name and a bad one gets Hydra's own "Could not find ... Available options" message."""
     out = []
     for arg in argv:
-        m = re.fullmatch(rf"([+~]?)({'|'.join(groups)})=([0-9,\s]+)", arg)
+        m = re.fullmatch(rf"([+~]?)({'|'.join(groups)})=([^'\"\[\]()]+)", arg)
         if m:
             values = [v.strip() for v in m.group(3).split(",") if v.strip()]
             arg = f"{m.group(1)}{m.group(2)}=" + ",".join(f"'{v}'" for v in values)
         out.append(arg)
     return out
+
+
+def check_output_dir_override(argv: list[str]) -> str | None:
+    """An unwritable hydra.run.dir / hydra.sweep.dir, as a message (Hydra would create it first
+    and fail with a traceback before any project code runs); None when it is fine."""
+    import os
+
+    for arg in argv:
+        m = re.fullmatch(r"hydra\.(?:run|sweep)\.dir=(.+)", arg)
+        if not m:
+            continue
+        path = os.path.abspath(m.group(1).strip("'\""))
+        probe = path
+        while not os.path.exists(probe):  # the nearest existing ancestor must be a writable dir
+            probe = os.path.dirname(probe)
+        if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+            return (f"output directory {path!r} is not writable ({probe!r} is "
+                    f"{'not a directory' if not os.path.isdir(probe) else 'read-only'}): choose another with "
+                    f"{arg.split('=', 1)[0]}=...")
+    return None

@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from envs.config import ConfigError, make_task_config
 from envs.expert import ScriptedExpert
@@ -47,17 +47,20 @@ def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
     kw["pixels"] = bool(cfg.pixels)
     shape = cfg.get("visual_observation_shape", None)
     if shape is not None:
-        if len(shape) != 2 or shape[0] != shape[1]:
+        if not isinstance(shape, (list, tuple, ListConfig)) or len(shape) != 2 or shape[0] != shape[1]:
             raise ConfigError(f"visual_observation_shape={list(shape)!r} is invalid: allowed [S, S] (square)")
         kw["image_size"] = shape[0]
     return kw
 
 
+LIMITS = {"num_train_envs": 65536, "frame_stack": 32}
+
+
 def _check_common(cfg: DictConfig) -> None:
-    for key in ("num_train_envs", "frame_stack"):
+    for key, top in LIMITS.items():
         v = cfg.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{key}={v!r} is invalid: allowed an integer >= 1")
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= top:
+            raise ConfigError(f"{key}={v!r} is invalid: allowed an integer from 1 to {top}")
     if cfg.get("action_sequence", 1) != 1:
         raise ConfigError(f"action_sequence={cfg.action_sequence!r} is invalid: allowed 1")
 

@@ -16,7 +16,7 @@ import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from engines.cli import quote_numeric_group_overrides  # noqa: E402
+from engines.cli import check_output_dir_override, quote_numeric_group_overrides  # noqa: E402
 from envs.config import ConfigError  # noqa: E402
 
 
@@ -36,4 +36,8 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sys.argv = quote_numeric_group_overrides(sys.argv)
+    problem = check_output_dir_override(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     main()

@@ -63,7 +63,7 @@ def test_demos_follow_robobase_format():
 
 
 @pytest.mark.parametrize("over,match", [
-    ({"num_train_envs": 0}, r"num_train_envs=0 is invalid: allowed an integer >= 1"),
+    ({"num_train_envs": 0}, r"num_train_envs=0 is invalid: allowed an integer from 1 to 65536"),
     ({"frame_stack": 0}, r"frame_stack=0 is invalid"),
     ({"visual_observation_shape": [84, 64]}, r"visual_observation_shape=\[84, 64\] is invalid"),
     ({"env": {"task": {"curriculum_stage": 9}}}, r"curriculum_stage=9 is invalid"),

@@ -25,6 +25,14 @@ LATEST = "latest_snapshot.pt"
 SHAPE_KEYS = ("pixels", "frame_stack", "num_train_envs", "replay.size", "agent.feature_dim", "agent.hidden_dim")
 
 
+class SnapshotError(ValueError):
+    """A `resume=` target that cannot be used (unreadable, not ours, or incompatible with the run)."""
+
+
+class SnapshotNotFound(SnapshotError, FileNotFoundError):
+    """A `resume=` path that does not exist or holds no snapshot."""
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a same-directory temp file, fsync, then os.replace (never a half-written `path`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,12 +61,12 @@ def resolve_snapshot_path(resume: str | os.PathLike) -> Path:
     """A run dir (its snapshots/latest_snapshot.pt), a snapshots dir, or a .pt file."""
     p = Path(resume).expanduser()
     if not p.exists():
-        raise FileNotFoundError(f"resume={str(resume)!r}: no such file or directory")
+        raise SnapshotNotFound(f"resume={str(resume)!r}: no such file or directory")
     if p.is_dir():
         for cand in (p / "snapshots" / LATEST, p / LATEST):
             if cand.is_file():
                 return cand
-        raise FileNotFoundError(f"resume={str(resume)!r} is a directory without snapshots/{LATEST}")
+        raise SnapshotNotFound(f"resume={str(resume)!r} is a directory without snapshots/{LATEST}")
     return p
 
 
@@ -68,16 +76,16 @@ def read_snapshot(resume: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001  any unreadable file gets the same clear message
-        raise ValueError(f"snapshot {path} is truncated or corrupt and cannot be loaded ({type(exc).__name__}: "
+        raise SnapshotError(f"snapshot {path} is truncated or corrupt and cannot be loaded ({type(exc).__name__}: "
                          f"{exc}); pass another snapshot to resume=") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"snapshot {path} is truncated or corrupt: not a native-engine snapshot (format={found!r})")
+        raise SnapshotError(f"snapshot {path} is truncated or corrupt: not a native-engine snapshot (format={found!r})")
     if payload.get("version") != VERSION:
-        raise ValueError(f"snapshot {path} has version {payload.get('version')!r}; this engine reads {VERSION}")
+        raise SnapshotError(f"snapshot {path} has version {payload.get('version')!r}; this engine reads {VERSION}")
     for key in ("config", "counters", "agent", "obs_spec", "agent_name"):
         if key not in payload:
-            raise ValueError(f"snapshot {path} is incomplete: missing '{key}'")
+            raise SnapshotError(f"snapshot {path} is incomplete: missing '{key}'")
     return path, payload
 
 
@@ -86,7 +94,7 @@ def merge_resume_config(live: DictConfig, saved: Mapping[str, Any], path: Path) 
     saved_cfg = OmegaConf.create(dict(saved))
     live_name, saved_name = OmegaConf.select(live, "agent.name"), OmegaConf.select(saved_cfg, "agent.name")
     if live_name != saved_name:
-        raise ValueError(f"cannot resume {path}: it was trained with agent.name={saved_name!r} but the config "
+        raise SnapshotError(f"cannot resume {path}: it was trained with agent.name={saved_name!r} but the config "
                          f"has agent.name={live_name!r}")
     merged = live.copy()
     for key in SHAPE_KEYS:
@@ -100,7 +108,7 @@ def merge_resume_config(live: DictConfig, saved: Mapping[str, Any], path: Path) 
 
 def check_obs_spec(saved: Mapping[str, Any], live: Mapping[str, Any], path: Path) -> None:
     if dict(saved) != dict(live):
-        raise ValueError(f"cannot resume {path}: it was trained on observations {dict(saved)} but the env now "
+        raise SnapshotError(f"cannot resume {path}: it was trained on observations {dict(saved)} but the env now "
                          f"gives {dict(live)}")
 
 

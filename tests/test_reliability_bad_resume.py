@@ -1,0 +1,53 @@
+"""Bad `resume=` input through scripts/train.py: one clear `error:` line, exit 2, no traceback,
+and the run directory it points at is left byte-for-byte untouched."""
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests._cli import finished_run, latest, load, no_traceback, run_train, tree_digest
+
+
+def _damage(run: Path, how: str) -> None:
+    snap = latest(run)
+    data = snap.read_bytes()
+    if how == "truncated":
+        snap.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        snap.write_bytes(random.Random(0).randbytes(len(data)))
+    elif how == "not_ours":
+        torch.save({"weights": torch.zeros(3)}, snap)
+    elif how == "obs_shape":
+        p = load(snap)
+        p["obs_spec"] = {"low_dim_state": ((3, 30), "torch.float32")}
+        torch.save(p, snap)
+
+
+CASES = [
+    ("missing", [], "no such file or directory"),
+    ("truncated", [], "truncated or corrupt"),
+    ("garbage", [], "truncated or corrupt"),
+    ("not_ours", [], "not a native-engine snapshot"),
+    ("obs_shape", [], "observations"),
+    ("agent", ["agent=drqv2"], "agent.name"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how,extra,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_resume_is_refused_and_run_dir_untouched(tmp_path_factory, tmp_path: Path, how, extra, expected):
+    run = tmp_path / "orig"
+    shutil.copytree(finished_run(tmp_path_factory), run, symlinks=True)
+    _damage(run, how)
+    target = tmp_path / "nope" if how == "missing" else run
+    before = tree_digest(run)
+    r = run_train(tmp_path / "resumed", f"resume={target}", *extra, timeout=120)
+    assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-3000:]
+    assert "error:" in r.stderr and expected in r.stderr and "resume" in r.stderr, r.stderr[-3000:]
+    assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
+    assert tree_digest(run) == before
+    assert not (tmp_path / "resumed" / "snapshots").exists()

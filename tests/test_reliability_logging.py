@@ -1,0 +1,57 @@
+"""Logging faults: wandb with no network and no API key runs offline without hanging; an output
+directory that cannot be written fails clearly before training starts."""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests._cli import child_env, counters, latest, no_traceback, run_train
+
+
+@pytest.mark.slow
+def test_wandb_offline_without_network_or_key(tmp_path: Path) -> None:
+    env = child_env(WANDB_API_KEY="", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9",
+                    WANDB_BASE_URL="http://127.0.0.1:9", WANDB_DIR=str(tmp_path / "wandb_home"),
+                    WANDB_CONFIG_DIR=str(tmp_path / "wandb_cfg"), WANDB_CACHE_DIR=str(tmp_path / "wandb_cache"))
+    env.pop("WANDB_MODE", None)
+    run_dir = tmp_path / "run"
+    r = run_train(run_dir, "num_train_frames=200", "wandb.use=true", "wandb.mode=offline", timeout=240, env=env)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
+    assert counters(latest(run_dir))["frames"] == 200
+    assert list(run_dir.rglob("offline-run-*")), "wandb did not write an offline run"
+    assert "wandb disabled" not in r.stderr, r.stderr[-2000:]
+
+
+def _no_big_files() -> None:  # child: files over 64 KiB fail with EFBIG (a full disk, as far as we know)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+@pytest.mark.slow
+def test_unwritable_output_dir_fails_before_training(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    r = run_train(run_dir, timeout=120, preexec_fn=_no_big_files)
+    assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-3000:]
+    assert "error: output directory" in r.stderr and "not writable" in r.stderr and str(run_dir) in r.stderr
+    assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
+    assert not (run_dir / "snapshots").exists() and not (run_dir / "train.csv").exists()
+
+
+@pytest.mark.slow
+def test_read_only_output_dir_fails_clearly(tmp_path: Path) -> None:
+    if os.geteuid() == 0:  # root ignores chmod: put a file where a directory is needed instead
+        blocker = tmp_path / "blocker"
+        blocker.write_text("")
+        run_dir = blocker / "run"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        run_dir = ro / "run"
+    r = run_train(run_dir, timeout=120)
+    assert r.returncode != 0
+    assert str(run_dir) in r.stderr and no_traceback(r.stderr + r.stdout), r.stderr[-3000:]

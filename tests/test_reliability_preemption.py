@@ -1,0 +1,63 @@
+"""Pre-emption: SIGTERM / SIGINT write a final snapshot and exit promptly with a clear message and a
+non-zero status (128 + signal); a joblib multirun with one bad job still finishes the others."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests._cli import ROOT, TRAIN, child_env, counters, latest, no_traceback, start_train, wait_for
+
+BOUND_S = 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_writes_final_snapshot_and_exits(tmp_path: Path, sig: signal.Signals) -> None:
+    run_dir = tmp_path / "run"
+    proc = start_train(run_dir, "num_train_frames=1000000", "snapshot_every_n=100")
+    try:
+        wait_for(latest(run_dir), proc)
+        first = counters(latest(run_dir))
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=BOUND_S)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert took < BOUND_S
+    assert proc.returncode == 128 + int(sig), out[-3000:]
+    assert f"{sig.name} received" in out and "snapshot written to" in out and f"resume={run_dir}" in out, out[-3000:]
+    assert no_traceback(out), out[-3000:]
+    final = counters(latest(run_dir))
+    assert first["frames"] <= final["frames"] < 1_000_000
+    assert final["updates"] >= first["updates"]
+    # the final snapshot is not on the snapshot_every_n grid: it was written on the signal
+    assert (run_dir / "snapshots" / f"{final['frames']}_snapshot.pt").is_file()
+
+
+@pytest.mark.slow
+def test_joblib_sweep_with_one_bad_job_finishes_the_others(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    argv = [sys.executable, TRAIN, "-m", "experiment=smoke", "agent=sac", "curriculum_stage=2",
+            "eval_every_steps=0", "tb.use=false", "num_train_frames=300,-5", "hydra/launcher=joblib",
+            f"hydra.sweep.dir={sweep}", f"hydra.run.dir={tmp_path / 'run'}"]
+    r = subprocess.run(argv, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=240)
+    err = r.stderr
+    assert r.returncode != 0, "a sweep with a failed job must not report success"
+    # which job failed and why, without a stack trace
+    assert "num_train_frames=-5" in err and "expected an integer >= 1" in err, err[-3000:]
+    assert "Error executing job with overrides" in err and "#1" in err, err[-3000:]
+    assert no_traceback(err) and no_traceback(r.stdout), err[-3000:]
+    # the good job ran to the end and kept its results
+    snaps = sorted(sweep.rglob("latest_snapshot.pt"))
+    assert len(snaps) == 1, [str(s) for s in sweep.rglob("*")]
+    assert counters(snaps[0])["frames"] == 300
+    assert (snaps[0].parent.parent / "train.csv").is_file()
