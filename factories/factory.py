@@ -143,6 +143,13 @@ def _mujoco_single(kw: dict[str, Any], frame_stack: int, action_sequence: int, s
     return SingleEnvView(vec)
 
 
+def _mujoco_worker(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> SingleEnvView:
+    """In an AsyncVectorEnv worker process: one torch thread (the task's tensors are tiny, and
+    N workers with 2 threads each oversubscribe the cores the learner needs)."""
+    torch.set_num_threads(1)
+    return _mujoco_single(kw, frame_stack, action_sequence, seed)
+
+
 class MujocoLiftFactory(_LiftFactory):
     """MuJoCo: an AsyncVectorEnv of single envs carrying the same transforms, in the same order."""
 
@@ -151,7 +158,7 @@ class MujocoLiftFactory(_LiftFactory):
         kw = task_kwargs(cfg)
         make_task_config(**kw)  # validate in this process, before any worker starts
         fs, t, seed = int(cfg.frame_stack), int(cfg.get("action_sequence", 1)), int(cfg.seed)
-        fns = [lambda i=i: _mujoco_single(kw, fs, t, seed + i) for i in range(int(cfg.num_train_envs))]
+        fns = [lambda i=i: _mujoco_worker(kw, fs, t, seed + i) for i in range(int(cfg.num_train_envs))]
         if len(fns) == 1:
             return gym.vector.SyncVectorEnv(fns)
         return gym.vector.AsyncVectorEnv(fns, context="spawn")
