@@ -3,7 +3,8 @@
     python -m bench.genesis_bench 16 --pixels --steps 50
 
 Prints one JSON line: env-steps/s of WrappedGenesisVectorEnv, of a bare Genesis
-step(+render) loop of the same scene and N, and of the renderer alone.
+step(+render) loop of the same scene and N replaying the joint targets the wrapped run sent
+(so both do the same physics work), and of the renderer alone.
 """
 from __future__ import annotations
 
@@ -36,12 +37,22 @@ def measure(n: int, pixels: bool, steps: int, device: str = "cpu") -> dict:
     rng = np.random.default_rng(0)
     acts = rng.uniform(-1, 1, (steps + 3, n, 1, 4)).astype(np.float32)
     it = iter(acts)
-    wrapped = _rate(lambda: vec.step(next(it)), steps, n)
     be = vec.task.backend
-    target = vec.task.q_cmd.clone()
+    targets: list[torch.Tensor] = []
+    real_step = be.step
+
+    def recording_step(q_target: torch.Tensor, n_substeps: int) -> None:
+        targets.append(q_target.clone())
+        real_step(q_target, n_substeps)
+
+    be.step = recording_step
+    wrapped = _rate(lambda: vec.step(next(it)), steps, n)
+    be.step = real_step
+    replay = iter(targets)
+    vec.reset(seed=0)  # same start, same joint targets: the bare loop does the same physics work
 
     def bare() -> None:  # what any Genesis user must do per step: control, step, (render)
-        be.robot.control_dofs_position(target, be.dofs)
+        be.robot.control_dofs_position(next(replay), be.dofs)
         be.scene.step(update_visualizer=False)
         if pixels:
             be.cam.render(rgb=True, depth=False, segmentation=False, normal=False)
@@ -61,5 +72,5 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(1)  # as in training (engines/run.py torch_threads)
     print("RESULT " + json.dumps(measure(a.n, a.pixels, a.steps, a.device)), flush=True)

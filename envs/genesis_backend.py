@@ -9,6 +9,8 @@ the wrist camera are re-created from the same offsets the MuJoCo model uses.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import warnings
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset
 setup_headless_gl()
 
 SIM_DEVICES = ("cpu", "gpu", "auto")
+RENDERERS = ("auto", "rasterizer", "batch")
 _INITIALISED: str | None = None
 
 
@@ -44,6 +47,10 @@ def init_genesis(device: str = "cpu") -> str:
     return _INITIALISED
 
 
+def _has_madrona() -> bool:
+    return importlib.util.find_spec("gs_madrona") is not None
+
+
 @functools.lru_cache(maxsize=1)
 def _model_offsets() -> dict[str, np.ndarray]:
     """Offsets of the pads, TCP and camera in their link frames, read from the shared MJCF."""
@@ -63,10 +70,15 @@ class GenesisBackend:
     supports = frozenset({"cube_xy", "cube_friction", "joint_noise"})
 
     def __init__(self, cfg: TaskConfig, num_envs: int = 1, device: str = "cpu",
-                 render_size: tuple[int, int] = (240, 320)) -> None:
+                 render_size: tuple[int, int] = (240, 320), renderer: str = "auto") -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ConfigError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
+        if renderer not in RENDERERS:
+            raise ConfigError(f"renderer={renderer!r} is invalid: allowed {', '.join(RENDERERS)}")
         used = init_genesis(device)
+        if renderer == "batch" and used != "gpu":
+            raise ConfigError("renderer='batch' is invalid here: Genesis' BatchRenderer needs the CUDA backend "
+                              "(sim_device=gpu); allowed on CPU: auto, rasterizer")
         import genesis as gs
 
         self.gs = gs
@@ -74,13 +86,27 @@ class GenesisBackend:
         self.device = torch.device("cuda") if used == "gpu" else torch.device("cpu")
         self.cfg = cfg
         off = _model_offsets()
-        scene = gs.Scene(
+        scene_kw = dict(
             sim_options=gs.options.SimOptions(dt=cfg.frame_skip_dt, substeps=cfg.n_substeps),
             rigid_options=gs.options.RigidOptions(
                 friction_cone=gs.friction_cone.elliptic, enable_torsional_friction=True),
             vis_options=gs.options.VisOptions(split_envs=True, shadow=False, plane_reflection=False),
             show_viewer=False,
         )
+        self.renderer = "rasterizer"
+        scene = None
+        if cfg.pixels and used == "gpu" and renderer in ("auto", "batch") and _has_madrona():
+            # All N wrist images in one batched GPU pass; cameras keep the same API.
+            try:
+                scene = gs.Scene(renderer=gs.renderers.BatchRenderer(use_rasterizer=True), **scene_kw)
+                self.renderer = "batch"
+                render_size = (cfg.image_size, cfg.image_size)  # batch cameras share one resolution
+            except Exception as e:  # noqa: BLE001  fall back, loudly
+                if renderer == "batch":
+                    raise
+                warnings.warn(f"Genesis BatchRenderer unavailable ({e}); using the rasterizer")
+        if scene is None:
+            scene = gs.Scene(**scene_kw)
         scene.add_entity(gs.morphs.Plane(), surface=gs.surfaces.Default(color=(0.55, 0.55, 0.5)))
         self.robot = scene.add_entity(gs.morphs.MJCF(file=str(robot_asset().mjcf)))
         h = cfg.cube_half_size

@@ -7,10 +7,10 @@ from envs.config import TaskConfig
 from envs.lift_env import LiftCubeEnv
 
 
-def make_genesis_backend(cfg: TaskConfig, num_envs: int = 1, device: str = "cpu"):
+def make_genesis_backend(cfg: TaskConfig, num_envs: int = 1, device: str = "cpu", renderer: str = "auto"):
     from envs.genesis_backend import GenesisBackend
 
-    return GenesisBackend(cfg, num_envs=num_envs, device=device)
+    return GenesisBackend(cfg, num_envs=num_envs, device=device, renderer=renderer)
 
 
 class LiftCubeGenesisEnv(LiftCubeEnv):

@@ -122,13 +122,14 @@ class GenesisLiftFactory(_LiftFactory):
         return WrappedGenesisVectorEnv(
             task_kwargs(cfg), num_envs=int(cfg.num_train_envs), frame_stack=int(cfg.frame_stack),
             action_sequence=int(cfg.get("action_sequence", 1)), sim_device=str(cfg.env.get("sim_device", "cpu")),
-            seed=int(cfg.seed), as_torch=bool(cfg.env.get("as_torch", False)))
+            seed=int(cfg.seed), as_torch=bool(cfg.env.get("as_torch", False)),
+            renderer=str(cfg.env.get("renderer", "auto")))
 
     def _single_env(self, cfg: DictConfig) -> SingleEnvView:
         from envs.genesis_env import make_genesis_backend
 
         tcfg = make_task_config(**task_kwargs(cfg))
-        backend = make_genesis_backend(tcfg, 1, str(cfg.env.get("sim_device", "cpu")))
+        backend = make_genesis_backend(tcfg, 1, str(cfg.env.get("sim_device", "cpu")), str(cfg.env.get("renderer", "auto")))
         vec = WrappedVectorEnv(LiftTask(backend, tcfg, int(cfg.seed) + 10_000), int(cfg.frame_stack),
                                int(cfg.get("action_sequence", 1)), autoreset=False, as_torch=False)
         return SingleEnvView(vec)

@@ -134,7 +134,7 @@ class WrappedGenesisVectorEnv(WrappedVectorEnv):
     """N Genesis envs in one scene, with the RoboBase wrapper chain integrated."""
 
     def __init__(self, task_kwargs: dict[str, Any], num_envs: int, frame_stack: int, action_sequence: int,
-                 sim_device: str, seed: int | None, as_torch: bool) -> None:
+                 sim_device: str, seed: int | None, as_torch: bool, renderer: str = "auto") -> None:
         from envs.config import make_task_config
         from envs.genesis_env import make_genesis_backend
 
@@ -143,7 +143,7 @@ class WrappedGenesisVectorEnv(WrappedVectorEnv):
         if not isinstance(frame_stack, int) or isinstance(frame_stack, bool) or frame_stack < 1:
             raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
         cfg = make_task_config(**task_kwargs)  # validated before the simulator starts
-        backend = make_genesis_backend(cfg, num_envs, sim_device)
+        backend = make_genesis_backend(cfg, num_envs, sim_device, renderer)
         super().__init__(LiftTask(backend, cfg, seed), frame_stack, action_sequence, True, as_torch)
 
 

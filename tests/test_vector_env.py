@@ -135,3 +135,11 @@ def test_batch_equals_single_env_runs_from_the_same_seeds():
             traj.append(o["low_dim_state"])
         one.close()
         np.testing.assert_allclose(np.stack(traj)[:, 0], traj_b[:, i], atol=2e-4)
+
+
+def test_batch_renderer_needs_cuda_and_says_so():
+    from envs.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"renderer='batch' is invalid here: .*CUDA.*allowed on CPU: auto, rasterizer"):
+        WrappedGenesisVectorEnv({"curriculum_stage": 3}, num_envs=1, frame_stack=1, action_sequence=1,
+                                sim_device="cpu", seed=0, as_torch=False, renderer="batch")
