@@ -1,8 +1,10 @@
 """Soak: thousands of state-only MuJoCo env steps with resets across curriculum stages 0-4; the
-process's RSS must not keep growing. Figures are printed and written to docs/soak.md."""
+process's RSS must not keep growing. Figures are printed (and written to docs/soak.md with
+LIFTBASE_RECORD_SOAK=1)."""
 from __future__ import annotations
 
 import resource
+import os
 import time
 
 import numpy as np
@@ -65,10 +67,11 @@ def test_soak_resets_across_stages_do_not_grow_memory(capsys) -> None:
                f"peak {peak1:.1f} -> {peak_end:.1f} MiB (+{peak_end - peak1:.1f}); bound +{BOUND_MB} MiB")
     with capsys.disabled():
         print("\n[soak] " + summary + "\n[soak] " + "\n[soak] ".join(lines))
-    doc = ROOT / "docs" / "soak.md"
-    doc.write_text("# Soak test figures\n\nWritten by `tests/test_reliability_soak.py` (state-only MuJoCo env, "
-                   "random actions, a fresh env per curriculum stage, CPU).\n\n- " + summary + "\n"
-                   + "".join(f"- {ln}\n" for ln in lines))
+    if os.environ.get("LIFTBASE_RECORD_SOAK"):  # refresh docs/soak.md only when asked, not in every CI run
+        (ROOT / "docs" / "soak.md").write_text("# Soak test figures\n\nWritten by `tests/test_reliability_soak.py` (state-only MuJoCo env, "
+                       "random actions, a fresh env per curriculum stage, CPU; 2-core Intel Xeon, 24 GiB). "
+                       "Refresh: `LIFTBASE_RECORD_SOAK=1 python -m pytest tests/test_reliability_soak.py`.\n\n- "
+                       + summary + "\n" + "".join(f"- {ln}\n" for ln in lines))
     assert steps == CYCLES * 5 * STEPS_PER_STAGE and resets >= CYCLES * 5
     assert rss_end - rss1 < BOUND_MB, summary
     assert peak_end - peak1 < BOUND_MB, summary
