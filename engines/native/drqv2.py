@@ -46,7 +46,29 @@ class Critic(nn.Module):
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)             # (B,), (B,)
 
 
-class DrQV2Agent(nn.Module):
+class TwinCriticAgent(nn.Module):
+    """What DrQ-v2 and SAC share: a critic with a frozen target copy, and snapshot state
+    made of all modules plus every optimiser in `optimizers()`."""
+
+    def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
+        self.critic = Critic(rd, ld, action_dim, fd, hd)
+        self.critic_target = Critic(rd, ld, action_dim, fd, hd)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
+
+    def load_snapshot_state(self, state: Mapping[str, Any]) -> None:
+        self.load_state_dict(state["modules"])
+        for k, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])
+
+
+class DrQV2Agent(TwinCriticAgent):
     """Pixel agent; `act` takes frame-stacked obs dicts of (B, F, ...) tensors on the agent's device."""
 
     name = "drqv2"
@@ -63,10 +85,7 @@ class DrQV2Agent(nn.Module):
         self.encoder = Encoder(*self.features.image_shape)
         rd, ld, fd, hd = self.encoder.repr_dim, self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
         self.actor = Actor(rd, ld, action_dim, fd, hd)
-        self.critic = Critic(rd, ld, action_dim, fd, hd)
-        self.critic_target = Critic(rd, ld, action_dim, fd, hd)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
+        self._build_critics(rd, ld, action_dim, fd, hd)
         self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
         self.to(device)
         self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.encoder_lr)
@@ -117,11 +136,3 @@ class DrQV2Agent(nn.Module):
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
                 "critic_q1": q1.mean().detach(), "critic_target_q": target_q.mean().detach(),
                 "batch_reward": batch.reward.mean().detach(), "stddev": torch.tensor(std)}
-
-    def snapshot_state(self) -> dict[str, Any]:
-        return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
-
-    def load_snapshot_state(self, state: Mapping[str, Any]) -> None:
-        self.load_state_dict(state["modules"])
-        for k, opt in self.optimizers().items():
-            opt.load_state_dict(state["optimizers"][k])

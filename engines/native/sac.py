@@ -7,14 +7,14 @@ trained by the critic, actor on detached features) -- the same trunk as DrQ-v2.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from engines.native.drqv2 import Critic
+from engines.native.drqv2 import TwinCriticAgent
 from engines.native.networks import Encoder, ObsFeatures, RandomShiftsAug, Trunk, mlp, soft_update, weight_init
 from engines.native.replay import Batch, KeySpec
 
@@ -41,7 +41,7 @@ class GaussianActor(nn.Module):
         return action, log_prob
 
 
-class SACAgent(nn.Module):
+class SACAgent(TwinCriticAgent):
     name = "sac"
 
     def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
@@ -54,10 +54,7 @@ class SACAgent(nn.Module):
         rd = self.encoder.repr_dim if self.encoder is not None else 0
         ld, fd, hd = self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
         self.actor = GaussianActor(rd, ld, action_dim, fd, hd)
-        self.critic = Critic(rd, ld, action_dim, fd, hd)
-        self.critic_target = Critic(rd, ld, action_dim, fd, hd)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
+        self._build_critics(rd, ld, action_dim, fd, hd)
         self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)),
                                       requires_grad=bool(cfg.learnable_temperature))
@@ -127,11 +124,3 @@ class SACAgent(nn.Module):
             out["alpha_loss"] = alpha_loss.detach()
         soft_update(self.critic, self.critic_target, self.tau)
         return out
-
-    def snapshot_state(self) -> dict[str, Any]:
-        return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
-
-    def load_snapshot_state(self, state: Mapping[str, Any]) -> None:
-        self.load_state_dict(state["modules"])
-        for k, opt in self.optimizers().items():
-            opt.load_state_dict(state["optimizers"][k])
