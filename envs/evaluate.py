@@ -6,13 +6,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from envs.expert import ScriptedExpert
-
-
-def _batch(info: dict) -> dict[str, torch.Tensor]:
-    return {k: torch.as_tensor(np.asarray(v))[None] for k, v in info.items()}
+from envs.expert import ScriptedExpert, batch_info
 
 
 def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = None,
@@ -25,10 +20,10 @@ def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = N
     for ep in range(episodes):
         _, info = env.reset(seed=seed + ep)
         expert = ScriptedExpert(1, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
-        expert.reset(_batch(info))
+        expert.reset(batch_info(info))
         ret, zmax, grasps, done, steps = 0.0, float(info["cube_z"]), 0, False, 0
         while not done:
-            action = expert.act(_batch(info))[0].numpy()
+            action = expert.act(batch_info(info))[0].numpy()
             _, r, term, trunc, info = env.step(action)
             ret, steps = ret + r, steps + 1
             zmax = max(zmax, float(info["cube_z"]))

@@ -5,13 +5,20 @@ Batch-first like the task: one call acts for all N envs; its phase is per env.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from envs.task import LiftTask
 
 APPROACH, DESCEND, CLOSE, LIFT = 0, 1, 2, 3
+
+
+def batch_info(info: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """One env's NumPy info dict -> the batch-of-one torch dict the expert reads (nested
+    dicts, such as final_info, are dropped)."""
+    return {k: torch.as_tensor(np.asarray(v))[None] for k, v in info.items() if not isinstance(v, dict)}
 
 
 class ScriptedExpert:

@@ -131,12 +131,11 @@ def _rot_x(a: float) -> np.ndarray:
 
 
 def _quat_to_mat(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    import mujoco
+
+    m = np.zeros(9)
+    mujoco.mju_quat2Mat(m, np.asarray(q, dtype=np.float64) / np.linalg.norm(q))
+    return m.reshape(3, 3)
 
 
 def _mat_to_quat(m: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from envs.config import ConfigError, make_task_config
-from envs.expert import ScriptedExpert
+from envs.expert import ScriptedExpert, batch_info
 from envs.task import LiftTask
 from factories.vector_env import SingleEnvView, WrappedGenesisVectorEnv, WrappedVectorEnv
 
@@ -90,7 +90,7 @@ class _LiftFactory(_EnvFactoryBase):
             while not done:
                 action = expert.act(binfo)[0].numpy()[None]  # (1, 4): action sequence of one
                 nobs, r, term, trunc, ninfo = env.step(action)
-                binfo = {k: torch.as_tensor(np.asarray(v))[None] for k, v in ninfo.items() if not isinstance(v, dict)}
+                binfo = batch_info(ninfo)
                 steps.append((obs, action.astype(np.float32), r, term, trunc, info))
                 obs, info, done = nobs, ninfo, term or trunc
             success = bool(info["is_success"])

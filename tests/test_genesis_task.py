@@ -8,7 +8,7 @@ import torch
 
 import envs  # noqa: F401
 from envs.config import make_task_config
-from envs.expert import ScriptedExpert
+from envs.expert import ScriptedExpert, batch_info
 from envs.genesis_env import make_genesis_backend
 from envs.task import LiftTask
 
@@ -52,11 +52,10 @@ def test_backends_agree_on_predicates_for_the_same_start_and_actions():
         np.testing.assert_allclose(im["gripper_pos"], ig["gripper_pos"], atol=1e-4)
         np.testing.assert_allclose(im["cube_pos"], ig["cube_pos"], atol=1e-4)
         expert = ScriptedExpert(1)
-        batch = lambda i: {k: torch.as_tensor(np.asarray(v))[None] for k, v in i.items()}  # noqa: E731
-        expert.reset(batch(im))
+        expert.reset(batch_info(im))
         dm = dg = False
         for _ in range(200):
-            a = expert.act(batch(im))[0].numpy()  # open loop for Genesis: MuJoCo's expert acts
+            a = expert.act(batch_info(im))[0].numpy()  # open loop for Genesis: MuJoCo's expert acts
             if not dm:
                 _, _, tm, trm, im = mj.step(a)
                 dm = tm or trm
