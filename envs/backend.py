@@ -19,6 +19,7 @@ class PhysState:
     qvel: torch.Tensor  # (N, 6)
     tcp_pos: torch.Tensor  # (N, 3) tool-centre point between the jaws
     gripper_quat: torch.Tensor  # (N, 4) wxyz, gripper body orientation
+    gripper_rot: torch.Tensor  # (N, 3, 3) the same orientation as a matrix (backends have it anyway)
     moving_jaw_pos: torch.Tensor  # (N, 3) moving jaw pad centre
     cube_pos: torch.Tensor  # (N, 3)
     cube_quat: torch.Tensor  # (N, 4) wxyz

@@ -199,7 +199,7 @@ class GenesisBackend:
         lb = torch.as_tensor(c["link_b"], device=self.device).reshape(self.num_envs, -1)
         touches = lambda link: (valid & ((la == link.idx) | (lb == link.idx))).any(1)  # noqa: E731
         return PhysState(
-            qpos=qpos, qvel=qvel, tcp_pos=tcp, gripper_quat=gquat, moving_jaw_pos=pad,
+            qpos=qpos, qvel=qvel, tcp_pos=tcp, gripper_quat=gquat, gripper_rot=grot, moving_jaw_pos=pad,
             cube_pos=self._b(self.cube.get_pos(), 1), cube_quat=self._b(self.cube.get_quat(), 1),
             contact_fixed=touches(self.grip), contact_moving=touches(self.jaw),
             jac_pos=jac_pos, jac_rot=jac_rot)

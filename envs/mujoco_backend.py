@@ -11,6 +11,7 @@ setup_headless_gl()
 import mujoco  # noqa: E402
 
 from envs.backend import PhysState, ResetState  # noqa: E402
+from envs.geometry import quat_to_mat  # noqa: E402
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset  # noqa: E402
 
 FIXED_JAW_GEOMS = ("fixed_jaw_pad",)
@@ -157,6 +158,7 @@ class MujocoBackend:
             qvel=t(d.qvel[self._dadr]),
             tcp_pos=t(d.site_xpos[self._tcp]),
             gripper_quat=t(d.xquat[self._grip_body]),
+            gripper_rot=quat_to_mat(t(d.xquat[self._grip_body])),  # from the float32 quat, as Genesis
             moving_jaw_pos=t(d.geom_xpos[self._mpad]),
             cube_pos=t(d.qpos[self._cube_q:self._cube_q + 3]),
             cube_quat=t(d.qpos[self._cube_q + 3:self._cube_q + 7]),

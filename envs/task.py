@@ -14,7 +14,7 @@ import torch
 import rewards
 from envs.backend import Backend, PhysState, ResetState
 from envs.config import ConfigError, TaskConfig
-from envs.geometry import gripper_angle_for_gap, quat_to_euler, quat_to_mat, yaw_quat
+from envs.geometry import gripper_angle_for_gap, quat_to_euler, yaw_quat
 
 ARM = [0, 1, 2, 3]  # joints driven by IK (wrist roll optional, gripper separate)
 GRIPPER_OPEN = 1.0  # rad, target for action +1
@@ -135,7 +135,7 @@ class LiftTask:
             err = err - (s.jac_pos @ dq_ahead.unsqueeze(-1)).squeeze(-1)
         rows, e = [jp], [err]
         if self.cfg.keep_gripper_vertical:
-            approach = -quat_to_mat(s.gripper_quat)[:, :, 2]  # (N, 3) gripper -z
+            approach = -s.gripper_rot[:, :, 2]  # (N, 3) gripper -z
             if dq_ahead is not None:
                 omega = (s.jac_rot @ dq_ahead.unsqueeze(-1)).squeeze(-1)  # (N, 3)
                 approach = approach + torch.linalg.cross(omega, approach)
@@ -195,7 +195,7 @@ class LiftTask:
             # Put the cube exactly between the pads, faces parallel to them.
             self.backend.set_qpos_kinematic(ids, q)
             s = self.backend.read()
-            rot = quat_to_mat(s.gripper_quat[ids])  # (k, 3, 3)
+            rot = s.gripper_rot[ids]  # (k, 3, 3)
             jaw_x = rot[:, :, 0]  # closing direction
             # jaw_x points from the fixed to the moving jaw; the fixed pad's face is 15 mm
             # from the TCP. 0.5 mm of overlap makes both contacts active from the first step.

@@ -21,7 +21,8 @@ class FakeBackend:
         self.joint_high = torch.full((6,), 3.0)
         self.state = PhysState(
             qpos=torch.zeros(n, 6), qvel=torch.zeros(n, 6), tcp_pos=torch.tensor([[0.25, 0.0, 0.1]]).repeat(n, 1),
-            gripper_quat=torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(n, 1), moving_jaw_pos=torch.zeros(n, 3),
+            gripper_quat=torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(n, 1),
+            gripper_rot=torch.diag(torch.tensor([1.0, -1.0, -1.0])).repeat(n, 1, 1), moving_jaw_pos=torch.zeros(n, 3),
             cube_pos=torch.tensor([[0.25, 0.0, 0.015]]).repeat(n, 1), cube_quat=torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
             contact_fixed=torch.zeros(n, dtype=torch.bool), contact_moving=torch.zeros(n, dtype=torch.bool),
             jac_pos=torch.eye(3, 6).repeat(n, 1, 1), jac_rot=torch.zeros(n, 3, 6))
