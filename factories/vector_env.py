@@ -38,15 +38,20 @@ def stacked_space(single: spaces.Dict, frame_stack: int) -> spaces.Dict:
     return spaces.Dict(out)
 
 
+def check_wrapper_args(frame_stack: Any, action_sequence: Any) -> None:
+    """The wrapper chain's own parameters; called before any simulator is built."""
+    if not isinstance(frame_stack, int) or isinstance(frame_stack, bool) or frame_stack < 1:
+        raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
+    if action_sequence != 1:
+        raise ValueError(f"action_sequence={action_sequence!r} is invalid: allowed 1 (RL, no chunking)")
+
+
 class WrappedVectorEnv(gym.vector.VectorEnv):
     """The RoboBase wrapper chain integrated over a batched LiftTask (any backend)."""
 
     def __init__(self, task: LiftTask, frame_stack: int, action_sequence: int, autoreset: bool,
                  as_torch: bool) -> None:
-        if not isinstance(frame_stack, int) or frame_stack < 1:
-            raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
-        if action_sequence != 1:
-            raise ValueError(f"action_sequence={action_sequence!r} is invalid: allowed 1 (RL, no chunking)")
+        check_wrapper_args(frame_stack, action_sequence)
         self.task, self.frame_stack, self.action_sequence = task, frame_stack, action_sequence
         self.autoreset, self.as_torch = autoreset, as_torch
         n = task.n
@@ -140,8 +145,7 @@ class WrappedGenesisVectorEnv(WrappedVectorEnv):
 
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_train_envs={num_envs!r} is invalid: allowed an integer >= 1")
-        if not isinstance(frame_stack, int) or isinstance(frame_stack, bool) or frame_stack < 1:
-            raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
+        check_wrapper_args(frame_stack, action_sequence)
         cfg = make_task_config(**task_kwargs)  # validated before the simulator starts
         backend = make_genesis_backend(cfg, num_envs, sim_device, renderer)
         super().__init__(LiftTask(backend, cfg, seed), frame_stack, action_sequence, True, as_torch)
