@@ -65,16 +65,8 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"engine={cfg.engine.name!r} is invalid: allowed {', '.join(ENGINES)}")
-    shape = cfg.get("visual_observation_shape", None)
-    if shape is not None:  # task_kwargs takes len() of it: an int or a string must fail here, clearly
-        items = list(shape) if OmegaConf.is_list(shape) else None
-        if items is None or len(items) != 2 or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                       for s in items) or items[0] != items[1]:
-            shown = OmegaConf.to_container(shape) if OmegaConf.is_config(shape) else shape
-            raise ConfigError(f"visual_observation_shape={shown!r} is invalid: allowed [S, S] (a square, S an "
-                              "integer)")
     kw = task_kwargs(cfg)
-    make_task_config(**kw)
+    task = make_task_config(**kw)
     _check_common(cfg)
     if kw.get("reward_version") in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
             and not cfg.get("allow_state_reward_with_pixels", False):
@@ -82,6 +74,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             f"reward_version={kw['reward_version']!r} was designed for state-based agents and, with the pixel "
             f"agent {cfg.agent.name!r}, regressed from reward 216 to 16 in earlier work. Use reward_version=v19, "
             "or pass allow_state_reward_with_pixels=true to run it anyway")
+    threads = cfg.get("torch_threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ConfigError(f"torch_threads={threads!r} is invalid: allowed null or an integer >= 1")
     if cfg.engine.name == "native":
         from engines.native.validate import validate_config
 
@@ -89,13 +84,12 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             validate_config(cfg)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    if cfg.engine.name == "native":
-        check_replay_fits(cfg, kw)
+        check_replay_fits(cfg, task.image_size if task.pixels else 0)
     make_factory(cfg)
     return kw
 
 
-def check_replay_fits(cfg: DictConfig, kw: dict[str, Any]) -> None:
+def check_replay_fits(cfg: DictConfig, image_size: int) -> None:
     """The native replay is allocated up front: refuse a size that cannot fit, before starting.
 
     (A 1M-transition pixel replay is ~21 GB: on a 24 GB machine it swapped the box to a halt.)
@@ -104,8 +98,7 @@ def check_replay_fits(cfg: DictConfig, kw: dict[str, Any]) -> None:
     import torch
 
     size = int(cfg.replay.size)
-    img = int(kw.get("image_size", 84)) if kw.get("pixels", True) else 0
-    per = 3 * img * img + 4 * (21 + 4 + 4) + 16  # frame + low-dim + action + reward/flags
+    per = 3 * image_size * image_size + 4 * (21 + 4 + 4) + 16  # frame (0 if state only) + low-dim + action + flags
     need = size * per
     dev = str(cfg.get("device", "auto"))
     if dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available()):
@@ -138,7 +131,8 @@ def check_output_dir(work_dir: Path) -> None:
 
 def announce(cfg: DictConfig, kw: dict[str, Any], work_dir: Path) -> None:
     """Print the resolved config and the reward term table; save both in the run directory."""
-    reward = rewards.get(kw.get("reward_version", "v19"), kw.get("lift_height", 0.08))
+    task = make_task_config(**kw)
+    reward = rewards.get(task.reward_version, task.lift_height, task.gripper_closed_below)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     print(text, flush=True)
     print(reward.table(), flush=True)
@@ -201,15 +195,12 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None 
     except SnapshotError as e:
         raise ConfigError(str(e)) from None
     kw = validate(cfg)
-    threads = cfg.get("torch_threads")
-    if threads is not None:
+    if cfg.get("torch_threads") is not None:
         # Small networks on a shared CPU: 2 intra-op threads made a SAC update 60x slower
         # (1.5 s vs 26 ms) whenever another process was busy; one thread is the safe default.
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ConfigError(f"torch_threads={threads!r} is invalid: allowed null or an integer >= 1")
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(cfg.torch_threads)
     check_output_dir(work_dir)
     announce(cfg, kw, work_dir)
     if resumed_from is not None and not (work_dir / "resumed_from").exists():

@@ -47,9 +47,13 @@ def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
     kw["pixels"] = bool(cfg.pixels)
     shape = cfg.get("visual_observation_shape", None)
     if shape is not None:
-        if not isinstance(shape, (list, tuple, ListConfig)) or len(shape) != 2 or shape[0] != shape[1]:
-            raise ConfigError(f"visual_observation_shape={list(shape)!r} is invalid: allowed [S, S] (square)")
-        kw["image_size"] = shape[0]
+        items = list(shape) if isinstance(shape, (list, tuple, ListConfig)) else None
+        if items is None or len(items) != 2 or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                       for s in items) or items[0] != items[1]:
+            shown = OmegaConf.to_container(shape) if OmegaConf.is_config(shape) else shape
+            raise ConfigError(f"visual_observation_shape={shown!r} is invalid: allowed [S, S] (a square, S an "
+                              "integer)")
+        kw["image_size"] = items[0]
     return kw
 
 
