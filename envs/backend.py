@@ -6,9 +6,12 @@ Backends know nothing of rewards, predicates or curricula: those live once in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from envs.kinematics import Kinematics
 
 
 @dataclass
@@ -55,7 +58,10 @@ class Backend(Protocol):
         """Teleport envs `env_ids` (k,) to `state`, velocities zero, targets = qpos."""
 
     def set_qpos_kinematic(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> None:
-        """Set arm joints (k, 6) and update kinematics only (used by reset-time IK)."""
+        """Set arm joints (k, 6) and update kinematics only (no physics step)."""
+
+    def kinematics(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> "Kinematics":
+        """TCP pose and Jacobians of envs `env_ids` (k,) at joints `qpos` (k, 6), for reset-time IK."""
 
     def step(self, q_target: torch.Tensor, n_substeps: int) -> None:
         """Hold joint position targets (N, 6) for `n_substeps` physics steps."""

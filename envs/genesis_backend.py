@@ -19,6 +19,7 @@ from envs._headless import setup_headless_gl
 from envs.backend import PhysState, ResetState
 from envs.config import ConfigError, TaskConfig
 from envs.geometry import quat_to_mat
+from envs.kinematics import ArmKinematics, Kinematics
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset
 
 setup_headless_gl()
@@ -126,18 +127,22 @@ class GenesisBackend:
         self.dofs = [self.robot.get_joint(n).dofs_idx_local[0] for n in JOINT_NAMES]
         self.grip = self.robot.get_link(GRIPPER_BODY)
         self.jaw = self.robot.get_link(MOVING_JAW_BODY)
-        self._links = [self.grip.idx_local, self.jaw.idx_local]
+        # Global link ids: gripper, moving jaw, cube (solver-level getters take global ids).
+        self._pose_links = [self.grip.idx, self.jaw.idx, self.cube.base_link.idx]
+        self._cube_link = self.cube.base_link.idx
         if self.cam is not None:
             cam_T = np.eye(4)
             cam_T[:3, :3], cam_T[:3, 3] = off["cam_rot"], off["cam_pos"]
             self.cam.attach(self.grip, cam_T)
         dev = self.device
         self._tcp_off = torch.tensor(off["tcp"], dtype=torch.float32, device=dev)
+        self._jaw_links = torch.tensor([self.grip.idx, self.jaw.idx], device=dev)  # (2,) global ids
         self._pad_off = torch.tensor(off["moving_pad"], dtype=torch.float32, device=dev)
         lim = self.robot.get_dofs_limit(self.dofs)
         self.joint_low = lim[0].to(dev, torch.float32).reshape(-1)[:6]
         self.joint_high = lim[1].to(dev, torch.float32).reshape(-1)[:6]
         self._base_friction = cfg.cube_friction
+        self._kin = ArmKinematics(dev)
         self._q_target = torch.zeros(num_envs, 6, device=dev)
         self._n_substeps = cfg.n_substeps
 
@@ -161,6 +166,11 @@ class GenesisBackend:
         self.robot.set_dofs_position(qpos.to(self.device), self.dofs, envs_idx=env_ids.to(self.device),
                                      zero_velocity=True)
 
+    def kinematics(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> Kinematics:
+        # Torch forward kinematics of the same MJCF: a Genesis set_dofs_position + read per
+        # IK iteration would cost ~2.5 ms (envs/kinematics.py).
+        return self._kin(qpos.to(self.device, torch.float32))
+
     def step(self, q_target: torch.Tensor, n_substeps: int) -> None:
         # One scene step = one 20 ms control step; Genesis runs the n_substeps physics
         # substeps (and the PD servo) inside, without a Python loop.
@@ -174,35 +184,41 @@ class GenesisBackend:
         return x.reshape(self.num_envs, *x.shape[x.dim() - tail:]) if tail else x.reshape(self.num_envs)
 
     def read(self) -> PhysState:
+        """All the task needs, in 7 Genesis calls (each costs tens of microseconds on CPU)."""
+        n, dev, solver = self.num_envs, self.device, self.scene.rigid_solver
         qpos = self._b(self.robot.get_dofs_position(self.dofs), 1)  # (N, 6)
         qvel = self._b(self.robot.get_dofs_velocity(self.dofs), 1)  # (N, 6)
-        # One kernel call each for all links' poses (4 separate link getters cost ~2x more).
-        lpos = torch.as_tensor(self.robot.get_links_pos(self._links), device=self.device).to(torch.float32)
-        lquat = torch.as_tensor(self.robot.get_links_quat(self._links), device=self.device).to(torch.float32)
-        lpos, lquat = lpos.reshape(self.num_envs, 2, 3), lquat.reshape(self.num_envs, 2, 4)
-        gpos, jpos = lpos[:, 0], lpos[:, 1]  # (N, 3) gripper, moving jaw
-        gquat, jquat = lquat[:, 0], lquat[:, 1]  # (N, 4) wxyz
-        grot = quat_to_mat(gquat)  # (N, 3, 3)
-        tcp = gpos + grot @ self._tcp_off  # (N, 3)
-        pad = jpos + quat_to_mat(jquat) @ self._pad_off
-        jac = torch.as_tensor(self.robot.get_jacobian(self.grip), device=self.device).to(torch.float32)
-        jac = jac.reshape(self.num_envs, 6, -1)[:, :, self.dofs]  # (N, 6, 6) at the link origin
-        r = tcp - gpos  # (N, 3): v_tcp = v + w x r = v - [r]x w
-        skew = torch.zeros(self.num_envs, 3, 3, device=self.device)
-        skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -r[:, 2], r[:, 1], -r[:, 0]
-        skew = skew - skew.transpose(1, 2)
-        jac_rot = jac[:, 3:]
-        jac_pos = jac[:, :3] - skew @ jac_rot
-        c = self.robot.get_contacts(with_entity=self.cube)
-        valid = torch.as_tensor(c["valid_mask"], device=self.device).reshape(self.num_envs, -1).bool()
-        la = torch.as_tensor(c["link_a"], device=self.device).reshape(self.num_envs, -1)
-        lb = torch.as_tensor(c["link_b"], device=self.device).reshape(self.num_envs, -1)
-        touches = lambda link: (valid & ((la == link.idx) | (lb == link.idx))).any(1)  # noqa: E731
+        # One solver call each for the poses of gripper, moving jaw and cube (global link ids).
+        lpos = self._b(solver.get_links_pos(self._pose_links), 2).reshape(n, 3, 3)  # (N, 3 links, 3)
+        lquat = self._b(solver.get_links_quat(self._pose_links), 2).reshape(n, 3, 4)  # (N, 3 links, 4) wxyz
+        rot = quat_to_mat(lquat[:, :2])  # (N, 2, 3, 3) gripper, moving jaw
+        tcp = lpos[:, 0] + rot[:, 0] @ self._tcp_off  # (N, 3)
+        pad = lpos[:, 1] + rot[:, 1] @ self._pad_off  # (N, 3)
+        jac = self._b(self.robot.get_jacobian(self.grip), 2).reshape(n, 6, -1)[:, :, self.dofs]  # (N, 6, 6)
+        jac_rot = jac[:, 3:]  # (N, 3, 6)
+        # At the TCP, v_tcp = v + w x r with r = tcp - origin, column by column. (Genesis'
+        # local_point argument gives the same and costs 4x more per call on CPU.)
+        jac_pos = jac[:, :3] + torch.linalg.cross(jac_rot, (tcp - lpos[:, 0]).unsqueeze(-1).expand_as(jac_rot), dim=1)
+        touch = self._jaw_contacts()  # (N, 2)
         return PhysState(
-            qpos=qpos, qvel=qvel, tcp_pos=tcp, gripper_quat=gquat, gripper_rot=grot, moving_jaw_pos=pad,
-            cube_pos=self._b(self.cube.get_pos(), 1), cube_quat=self._b(self.cube.get_quat(), 1),
-            contact_fixed=touches(self.grip), contact_moving=touches(self.jaw),
+            qpos=qpos, qvel=qvel, tcp_pos=tcp, gripper_quat=lquat[:, 0], gripper_rot=rot[:, 0], moving_jaw_pos=pad,
+            cube_pos=lpos[:, 2], cube_quat=lquat[:, 2], contact_fixed=touch[:, 0], contact_moving=touch[:, 1],
             jac_pos=jac_pos, jac_rot=jac_rot)
+
+    def _jaw_contacts(self) -> torch.Tensor:
+        """(N, 2) bool: the cube touches the fixed jaw, the moving jaw (this step's contacts only).
+
+        Padded contact buffers masked by each env's live contact count: slots past it hold
+        stale contacts from earlier steps, which must not count as touching.
+        """
+        c = self.scene.rigid_solver.collider.get_contacts(as_tensor=True, to_torch=True, is_padded=True)
+        la = torch.as_tensor(c["link_a"], device=self.device).reshape(self.num_envs, -1)  # (N, C)
+        lb = torch.as_tensor(c["link_b"], device=self.device).reshape(self.num_envs, -1)  # (N, C)
+        live = torch.arange(la.shape[1], device=self.device) < torch.as_tensor(c["n_contacts"], device=self.device).reshape(-1, 1)
+        cube = self._cube_link
+        other = torch.where(lb == cube, la, torch.where(la == cube, lb, -1))  # (N, C) link touching the cube
+        other = torch.where(live, other, -1)
+        return (other.unsqueeze(-1) == self._jaw_links).any(1)  # (N, 2)
 
     def render(self) -> torch.Tensor:
         if self.cam is None:

@@ -11,6 +11,7 @@ setup_headless_gl()
 import mujoco  # noqa: E402
 
 from envs.backend import PhysState, ResetState  # noqa: E402
+from envs.kinematics import Kinematics  # noqa: E402
 from envs.geometry import quat_to_mat  # noqa: E402
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset  # noqa: E402
 
@@ -128,6 +129,12 @@ class MujocoBackend:
         self.data.qpos[self._qadr] = qpos[0].numpy()
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)
+
+    def kinematics(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> Kinematics:
+        # MuJoCo's own kinematics are microseconds: use them (a batch of one).
+        self.set_qpos_kinematic(env_ids, qpos)
+        s = self.read()
+        return Kinematics(tcp_pos=s.tcp_pos, gripper_rot=s.gripper_rot, jac_pos=s.jac_pos, jac_rot=s.jac_rot)
 
     def step(self, q_target: torch.Tensor, n_substeps: int) -> None:
         self.data.ctrl[self._act] = q_target[0].numpy()

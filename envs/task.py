@@ -15,6 +15,7 @@ import rewards
 from envs.backend import Backend, PhysState, ResetState
 from envs.config import ConfigError, TaskConfig
 from envs.geometry import gripper_angle_for_gap, quat_to_euler, yaw_quat
+from envs.kinematics import Kinematics
 
 ARM = [0, 1, 2, 3]  # joints driven by IK (wrist roll optional, gripper separate)
 GRIPPER_OPEN = 1.0  # rad, target for action +1
@@ -51,8 +52,11 @@ class LiftTask:
         self.q_cmd = torch.zeros(n, 6, device=dev)  # last joint position targets
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
         self.fault_count = 0
-        self.episode_sums: dict[str, torch.Tensor] = {
-            k: torch.zeros(n, device=dev) for k in list(self.reward_fn.terms) + ["return"]}
+        # Per-episode sums of each weighted term and of the return: columns of one (N, T+1) tensor.
+        self.sum_names = [*self.reward_fn.terms, "return"]
+        self.episode_sums = torch.zeros(n, len(self.sum_names), device=dev)
+        self.joint_low = backend.joint_low.to(dev)  # (6,)
+        self.joint_high = backend.joint_high.to(dev)  # (6,)
         self.ws_low = torch.tensor(cfg.workspace_low, device=dev)
         self.ws_high = torch.tensor(cfg.workspace_high, device=dev)
         self.state: PhysState | None = None
@@ -119,7 +123,7 @@ class LiftTask:
         return state, goal, grip_q
 
     # ------------------------------------------------------------------ IK
-    def _ik_delta(self, s: PhysState, err: torch.Tensor, joints: list[int],
+    def _ik_delta(self, s: PhysState | Kinematics, err: torch.Tensor, joints: list[int],
                   dq_ahead: torch.Tensor | None = None) -> torch.Tensor:
         """Damped-least-squares joint step (N, len(joints)) for TCP error err (N, 3).
 
@@ -163,14 +167,11 @@ class LiftTask:
 
     def _reset_ik(self, ids: torch.Tensor, q: torch.Tensor, goal: torch.Tensor, iters: int = 60) -> torch.Tensor:
         """Kinematic IK for the envs `ids` (no physics is stepped, other envs untouched)."""
-        lo, hi = self.backend.joint_low.to(self.device), self.backend.joint_high.to(self.device)
+        lo, hi = self.joint_low, self.joint_high
         for _ in range(iters):
-            self.backend.set_qpos_kinematic(ids, q)
-            s = self.backend.read()
-            err = goal - s.tcp_pos[ids]
-            sub = PhysState(**{f: getattr(s, f)[ids] for f in s.__dataclass_fields__})
+            kin = self.backend.kinematics(ids, q)
             q = q.clone()
-            q[:, ARM] += self._ik_delta(sub, err, ARM)
+            q[:, ARM] += self._ik_delta(kin, goal - kin.tcp_pos, ARM)
             q = torch.maximum(torch.minimum(q, hi), lo)
         return q
 
@@ -215,8 +216,7 @@ class LiftTask:
         self.prev_action[ids, 3] = -1.0 if self.cfg.curriculum_stage in (1, 2) else 1.0
         closed = s.qpos[ids, 5] < self.cfg.gripper_closed_below
         self.prev_grasp[ids] = closed & s.contact_fixed[ids] & s.contact_moving[ids]
-        for v in self.episode_sums.values():
-            v[ids] = 0.0
+        self.episode_sums = self.episode_sums.index_fill(0, ids, 0.0)  # out of place: info holds views
         self.state = s
         return s
 
@@ -252,7 +252,7 @@ class LiftTask:
         q[:, :5] = torch.maximum(torch.minimum(q[:, :5], s.qpos[:, :5] + 0.3), s.qpos[:, :5] - 0.3)
         if c.lock_wrist_roll:
             q[:, 4] = self.roll_ref
-        lo, hi = self.backend.joint_low.to(self.device), self.backend.joint_high.to(self.device)
+        lo, hi = self.joint_low, self.joint_high
         q[:, 5] = lo[5] + (GRIPPER_OPEN - lo[5]) * (a[:, 3] + 1.0) / 2.0
         q = torch.maximum(torch.minimum(q, hi), lo)
         self.q_cmd = q
@@ -263,14 +263,14 @@ class LiftTask:
         self.steps += 1
         info = self.evaluate(s, a)
         reward, parts = self.reward_fn(info)
-        reward = torch.where(fault, torch.zeros_like(reward), reward)
-        for name, v in parts.items():
-            v = torch.where(fault, torch.zeros_like(v), v)
-            info[f"reward/{name}"] = v
-            self.episode_sums[name] += v
-        self.episode_sums["return"] += reward
-        for name, v in self.episode_sums.items():
-            info[f"episode/{name}"] = v.clone()
+        reward = torch.where(fault, 0.0, reward)
+        step_vals = torch.where(fault[:, None], 0.0, torch.stack([*parts.values(), reward], 1))  # (N, T+1)
+        # A new tensor each step: the per-term info columns below are views nobody mutates later.
+        self.episode_sums = self.episode_sums + step_vals
+        for i, name in enumerate(self.sum_names):
+            if i < len(parts):
+                info[f"reward/{name}"] = step_vals[:, i]
+            info[f"episode/{name}"] = self.episode_sums[:, i]
         info["sim_fault"] = fault
         self.fault_count += int(fault.sum())
         terminated = info["is_success"] & ~fault

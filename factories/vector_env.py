@@ -71,10 +71,8 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         for k, v in obs.items():
             if k not in self._stacks:
                 self._stacks[k] = v.unsqueeze(1).repeat_interleave(self.frame_stack, 1)
-                continue
-            st = torch.roll(self._stacks[k], -1, dims=1)
-            st[:, -1] = v
-            self._stacks[k] = st
+            else:  # a new tensor each step: observations handed out earlier never change
+                self._stacks[k] = torch.cat([self._stacks[k][:, 1:], v.unsqueeze(1)], 1)
 
     def _refill(self, obs: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
         """FrameStack's reset for the envs in `mask` (N,): F copies of their first frame."""
@@ -82,15 +80,20 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
             self._stacks[k][mask] = v[mask].unsqueeze(1).expand(-1, self.frame_stack, *v.shape[1:])
 
     def _out(self, x: torch.Tensor) -> Any:
-        return x if self.as_torch else x.detach().cpu().numpy()
+        return x if self.as_torch else x.numpy(force=True)  # CPU: shares memory, no copy
 
     def _obs(self) -> dict[str, Any]:
-        return {k: self._out(v.clone()) for k, v in self._stacks.items()}
+        # The stacks are rebuilt (not written in place) every step, so no copy is needed.
+        return {k: self._out(v) for k, v in self._stacks.items()}
 
     def _info(self, info: dict[str, torch.Tensor]) -> dict[str, Any]:
         out = {k: self._out(v) for k, v in info.items()}
-        out["action_sequence_mask"] = self._out(torch.ones(self.num_envs, self.action_sequence, device=self.task.device))
-        out["demo"] = self._out(torch.zeros(self.num_envs, device=self.task.device))
+        if self.as_torch:
+            out["action_sequence_mask"] = torch.ones(self.num_envs, self.action_sequence, device=self.task.device)
+            out["demo"] = torch.zeros(self.num_envs, device=self.task.device)
+        else:
+            out["action_sequence_mask"] = np.ones((self.num_envs, self.action_sequence), np.float32)
+            out["demo"] = np.zeros(self.num_envs, np.float32)
         return out
 
     # -- gymnasium API -----------------------------------------------------------------------

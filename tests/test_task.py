@@ -6,6 +6,7 @@ import torch
 
 from envs.backend import PhysState, ResetState
 from envs.config import ConfigError, TaskConfig
+from envs.kinematics import Kinematics
 from envs.task import LiftTask
 
 
@@ -34,6 +35,11 @@ class FakeBackend:
 
     def set_qpos_kinematic(self, env_ids, qpos) -> None:
         pass
+
+    def kinematics(self, env_ids, qpos) -> Kinematics:
+        s = self.state
+        return Kinematics(tcp_pos=s.tcp_pos[env_ids], gripper_rot=s.gripper_rot[env_ids],
+                          jac_pos=s.jac_pos[env_ids], jac_rot=s.jac_rot[env_ids])
 
     def step(self, q_target, n_substeps) -> None:
         assert torch.isfinite(q_target).all()
