@@ -19,7 +19,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 import rewards
-from envs.config import ConfigError, make_task_config
+from envs.config import ConfigError, check_randomization, make_task_config
 
 log = logging.getLogger(__name__)
 FACTORIES = ("factories.MujocoLiftFactory", "factories.GenesisLiftFactory")
@@ -85,7 +85,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         check_replay_fits(cfg, task.image_size if task.pixels else 0)
-    make_factory(cfg)
+    check_randomization(task.randomization, make_factory(cfg).backend)
     return kw
 
 

@@ -14,6 +14,15 @@ from typing import Any, Mapping
 STAGES = (0, 1, 2, 3, 4)
 
 
+# Randomisations each backend can apply per env. Genesis renders all envs of a scene with one
+# set of lights and one surface per entity, and cannot resize one env's cube.
+RANDOMISATIONS = ("cube_xy", "cube_size", "cube_friction", "cube_color", "joint_noise", "camera_jitter", "light")
+BACKEND_RANDOMISATIONS = {
+    "MuJoCo": frozenset(RANDOMISATIONS),
+    "Genesis": frozenset({"cube_xy", "cube_friction", "joint_noise", "camera_jitter"}),
+}
+
+
 class ConfigError(ValueError):
     """A task/config value is invalid. The message names key, value and allowed values."""
 
@@ -158,6 +167,15 @@ class TaskConfig:
         _check(isinstance(self.randomization, RandomizationConfig), "randomization",
                self.randomization, "a mapping of randomisation options")
         self.randomization.validate()
+
+
+def check_randomization(rnd: RandomizationConfig, backend: str, supports: frozenset[str] | None = None) -> None:
+    """Refuse, by name and before any simulator starts, randomisations `backend` cannot apply."""
+    allowed = BACKEND_RANDOMISATIONS[backend] if supports is None else supports
+    unsupported = [r for r in RANDOMISATIONS if getattr(rnd, r) and r not in allowed]
+    if unsupported:
+        raise ConfigError(f"randomization {unsupported} is not supported by the {backend} backend: "
+                          f"allowed {sorted(allowed)}")
 
 
 def make_task_config(**kwargs: Any) -> TaskConfig:

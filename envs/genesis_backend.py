@@ -17,8 +17,8 @@ import torch
 
 from envs._headless import setup_headless_gl
 from envs.backend import PhysState, ResetState
-from envs.config import ConfigError, TaskConfig
-from envs.geometry import quat_to_mat
+from envs.config import BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_randomization
+from envs.geometry import quat_to_mat, rotvec_to_mat
 from envs.kinematics import ArmKinematics, Kinematics
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset
 
@@ -68,7 +68,7 @@ def _model_offsets() -> dict[str, np.ndarray]:
 class GenesisBackend:
     """N envs of the lift scene in one Genesis scene."""
 
-    supports = frozenset({"cube_xy", "cube_friction", "joint_noise"})
+    supports = BACKEND_RANDOMISATIONS["Genesis"]
 
     def __init__(self, cfg: TaskConfig, num_envs: int = 1, device: str = "cpu",
                  render_size: tuple[int, int] = (240, 320), renderer: str = "auto") -> None:
@@ -76,6 +76,7 @@ class GenesisBackend:
             raise ConfigError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
         if renderer not in RENDERERS:
             raise ConfigError(f"renderer={renderer!r} is invalid: allowed {', '.join(RENDERERS)}")
+        check_randomization(cfg.randomization, "Genesis")
         used = init_genesis(device)
         if renderer == "batch" and used != "gpu":
             raise ConfigError("renderer='batch' is invalid here: Genesis' BatchRenderer needs the CUDA backend "
@@ -131,9 +132,12 @@ class GenesisBackend:
         self._pose_links = [self.grip.idx, self.jaw.idx, self.cube.base_link.idx]
         self._cube_link = self.cube.base_link.idx
         if self.cam is not None:
+            # The camera's pose in the gripper link, one per env: (N, 4, 4). Genesis composes
+            # link pose @ offset with NumPy broadcasting, so per-env offsets give per-env jitter.
             cam_T = np.eye(4)
             cam_T[:3, :3], cam_T[:3, 3] = off["cam_rot"], off["cam_pos"]
-            self.cam.attach(self.grip, cam_T)
+            self._cam_offsets = np.repeat(cam_T[None], num_envs, 0)
+            self.cam.attach(self.grip, self._cam_offsets)
         dev = self.device
         self._tcp_off = torch.tensor(off["tcp"], dtype=torch.float32, device=dev)
         self._jaw_links = torch.tensor([self.grip.idx, self.jaw.idx], device=dev)  # (2,) global ids
@@ -142,6 +146,7 @@ class GenesisBackend:
         self.joint_low = lim[0].to(dev, torch.float32).reshape(-1)[:6]
         self.joint_high = lim[1].to(dev, torch.float32).reshape(-1)[:6]
         self._base_friction = cfg.cube_friction
+        self._model_cam_pos, self._model_cam_rot = off["cam_pos"], off["cam_rot"]
         self._kin = ArmKinematics(dev)
         self._q_target = torch.zeros(num_envs, 6, device=dev)
         self._n_substeps = cfg.n_substeps
@@ -159,12 +164,30 @@ class GenesisBackend:
         if self.cfg.randomization.cube_friction:
             ratio = (s.cube_friction / self._base_friction).to(self.device).reshape(-1, 1)
             self.cube.set_friction_ratio(ratio, [0], envs_idx=ids)
+        self._visuals_moved()
+        if self.cfg.randomization.camera_jitter and self.cam is not None:
+            # As MuJoCo does it: position offset in the link frame, rotation applied in the camera frame.
+            off = s.camera_offset.detach().cpu().to(torch.float64)  # (k, 6)
+            rows = env_ids.cpu().numpy()
+            self._cam_offsets[rows, :3, 3] = self._model_cam_pos + off[:, :3].numpy()
+            self._cam_offsets[rows, :3, :3] = self._model_cam_rot @ rotvec_to_mat(off[:, 3:]).numpy()
+            self.cam.attach(self.grip, self._cam_offsets)
 
     def set_qpos_kinematic(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> None:
         if len(env_ids) == 0:
             return
         self.robot.set_dofs_position(qpos.to(self.device), self.dofs, envs_idx=env_ids.to(self.device),
                                      zero_velocity=True)
+        self._visuals_moved()
+
+    def _visuals_moved(self) -> None:
+        """State was teleported: make the next render show it.
+
+        Genesis refreshes the visual geometry and attached cameras once per scene step, so
+        without this the first image after a reset showed the end of the previous episode
+        (and FrameStack refilled the new episode's stack with it).
+        """
+        self.scene.visualizer.update(force=True)
 
     def kinematics(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> Kinematics:
         # Torch forward kinematics of the same MJCF: a Genesis set_dofs_position + read per

@@ -28,6 +28,17 @@ def quat_to_euler(q: torch.Tensor) -> torch.Tensor:
     return torch.stack([roll, pitch, yaw], -1)
 
 
+def rotvec_to_mat(v: torch.Tensor) -> torch.Tensor:
+    """(k, 3) rotation vectors (axis * angle) -> (k, 3, 3) rotations (Rodrigues)."""
+    angle = v.norm(dim=-1, keepdim=True)  # (k, 1)
+    a = v / angle.clamp_min(1e-12)
+    K = torch.zeros(*v.shape[:-1], 3, 3, dtype=v.dtype, device=v.device)
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -a[..., 2], a[..., 1], -a[..., 0]
+    K = K - K.transpose(-1, -2)
+    s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    return torch.eye(3, dtype=v.dtype, device=v.device) + s * K + (1 - c) * (K @ K)
+
+
 def yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
     """(k,) yaw angles -> (k, 4) wxyz rotations about world z."""
     h = 0.5 * yaw

@@ -11,6 +11,7 @@ setup_headless_gl()
 import mujoco  # noqa: E402
 
 from envs.backend import PhysState, ResetState  # noqa: E402
+from envs.config import BACKEND_RANDOMISATIONS  # noqa: E402
 from envs.kinematics import Kinematics  # noqa: E402
 from envs.geometry import quat_to_mat  # noqa: E402
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset  # noqa: E402
@@ -60,8 +61,7 @@ class MujocoBackend:
 
     num_envs = 1
     device = torch.device("cpu")
-    supports = frozenset({"cube_xy", "cube_size", "cube_friction", "cube_color", "joint_noise",
-                          "camera_jitter", "light"})
+    supports = BACKEND_RANDOMISATIONS["MuJoCo"]
 
     def __init__(self, cube_half_size: float = 0.015, cube_mass: float = 0.03,
                  cube_friction: float = 0.5, physics_dt: float = 0.002, image_size: int = 84,

@@ -13,7 +13,7 @@ import torch
 
 import rewards
 from envs.backend import Backend, PhysState, ResetState
-from envs.config import ConfigError, TaskConfig
+from envs.config import ConfigError, TaskConfig, check_randomization
 from envs.geometry import gripper_angle_for_gap, quat_to_euler, yaw_quat
 from envs.kinematics import Kinematics
 
@@ -21,8 +21,6 @@ ARM = [0, 1, 2, 3]  # joints driven by IK (wrist roll optional, gripper separate
 GRIPPER_OPEN = 1.0  # rad, target for action +1
 HOME_TCP = (0.20, 0.0, 0.16)
 SEED_Q = (0.0, -0.4, 0.6, 1.3, 0.0, GRIPPER_OPEN)  # IK seed: elbow up, jaws down
-RANDOMISATIONS = ("cube_xy", "cube_size", "cube_friction", "cube_color", "joint_noise",
-                  "camera_jitter", "light")
 
 
 class LiftTask:
@@ -31,10 +29,7 @@ class LiftTask:
     def __init__(self, backend: Backend, cfg: TaskConfig, seed: int | None = None) -> None:
         self.backend, self.cfg = backend, cfg
         rnd = cfg.randomization
-        unsupported = [r for r in RANDOMISATIONS if getattr(rnd, r) and r not in backend.supports]
-        if unsupported:
-            raise ConfigError(f"randomization {unsupported} is not supported by the "
-                              f"{type(backend).__name__}: allowed {sorted(backend.supports)}")
+        check_randomization(rnd, type(backend).__name__, backend.supports)
         self.n = backend.num_envs
         self.device = backend.device
         self.reward_fn = rewards.get(cfg.reward_version, cfg.lift_height, cfg.gripper_closed_below)

@@ -121,6 +121,8 @@ class _LiftFactory(_EnvFactoryBase):
 class GenesisLiftFactory(_LiftFactory):
     """N envs in one Genesis scene (WrappedGenesisVectorEnv); eval: the same with N = 1."""
 
+    backend = "Genesis"
+
     def make_train_env(self, cfg: DictConfig) -> WrappedGenesisVectorEnv:
         _check_common(cfg)
         return WrappedGenesisVectorEnv(
@@ -157,6 +159,8 @@ def _mujoco_worker(kw: dict[str, Any], frame_stack: int, action_sequence: int, s
 
 class MujocoLiftFactory(_LiftFactory):
     """MuJoCo: an AsyncVectorEnv of single envs carrying the same transforms, in the same order."""
+
+    backend = "MuJoCo"
 
     def make_train_env(self, cfg: DictConfig) -> gym.vector.VectorEnv:
         _check_common(cfg)

@@ -71,3 +71,73 @@ def test_backends_agree_on_predicates_for_the_same_start_and_actions():
         both_success += int(bool(im["is_success"]) and bool(ig["is_success"]))
     assert agree / total >= 0.9, agree / total
     assert both_success >= 2
+
+
+def test_fast_contact_and_kinematics_reads_match_genesis_own_queries():
+    """The backend's shortcuts (padded contact buffers, torch FK for reset IK) against the
+    public Genesis queries they replace, in a batch where envs grasp at different times."""
+    n = 4
+    cfg = make_task_config(curriculum_stage=3, pixels=False)
+    task = LiftTask(make_genesis_backend(cfg, n, "cpu"), cfg, 7)
+    be = task.backend
+    task.reset()
+    expert = ScriptedExpert(n, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
+    info = task.reset_info()
+    expert.reset(info)
+    seen = torch.zeros(n, 2, dtype=torch.bool)
+    differ = 0
+    gen = torch.Generator().manual_seed(0)
+    for t in range(160):
+        a = expert.act(info)
+        late = torch.arange(n) * 12 > t  # env i wanders randomly for 12 i steps: grasps at different times
+        a[late] = torch.rand(int(late.sum()), 4, generator=gen) * 0.6 - 0.3
+        _, _, _, info = task.step(a)
+        c = be.robot.get_contacts(with_entity=be.cube, is_padded=True)
+        la, lb, valid = (torch.as_tensor(c[k]).reshape(n, -1) for k in ("link_a", "link_b", "valid_mask"))
+        ref = torch.stack([(valid.bool() & ((la == link.idx) | (lb == link.idx))).any(1)
+                           for link in (be.grip, be.jaw)], 1)  # (N, 2)
+        fast = be._jaw_contacts()
+        assert torch.equal(fast, ref), (t, fast, ref)
+        seen |= fast
+        differ += int((fast.all(1) != fast.all(1)[0]).any())
+    assert seen.all(), seen  # every env touched the cube with both jaws at some point
+    assert differ > 10  # and envs were in different contact states on many steps
+
+    q = be.joint_low + (be.joint_high - be.joint_low) * torch.rand(n, 6, generator=torch.Generator().manual_seed(0))
+    ids = torch.arange(n)
+    be.set_qpos_kinematic(ids, q)
+    s, k = be.read(), be.kinematics(ids, q)
+    for a, b in ((s.tcp_pos, k.tcp_pos), (s.gripper_rot, k.gripper_rot), (s.jac_pos, k.jac_pos),
+                 (s.jac_rot, k.jac_rot)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_wrist_images_follow_resets_and_per_env_camera_jitter():
+    """Pixels on Genesis: a reset env's first image shows its new state (not the last frame
+    of its previous episode); two envs in the same state differ only through camera jitter."""
+    rnd = {"cube_xy": False, "joint_noise": False, "camera_jitter": True, "camera_pos_range": 0.01,
+           "camera_rot_range": 0.05}
+    cfg = make_task_config(curriculum_stage=3, pixels=True, image_size=32, randomization=rnd)
+    task = LiftTask(make_genesis_backend(cfg, 2, "cpu"), cfg, 3)
+    be = task.backend
+    task.reset()
+    start = be.render().float()  # (2, 32, 32, 3)
+    assert (start[0] - start[1]).abs().mean() > 1.0  # different camera offsets, different images
+    torch.testing.assert_close(task.state.tcp_pos[0], task.state.tcp_pos[1])  # the scenes are the same
+
+    for _ in range(25):
+        task.step(torch.tensor([[1.0, 0.0, 1.0, 1.0]] * 2))  # both arms move away and up
+    moved = be.render().float()
+    task.reset(torch.tensor([True, False]))
+    after = be.render().float()
+    assert (after[0] - moved[0]).abs().mean() > 5.0  # env 0 shows its reset pose ...
+    assert (after[1] - moved[1]).abs().max() == 0  # ... env 1 was not reset
+
+    task._ids = [0, 1]
+    st, _, _ = task._sample_reset(2)
+    s0 = [0, 0]  # both envs in env 0's state
+    st.qpos, st.cube_pos, st.cube_quat = task.state.qpos[s0], task.state.cube_pos[s0], task.state.cube_quat[s0]
+    st.camera_offset = torch.zeros(2, 6)  # no jitter: the model's camera in both envs
+    be.set_state(torch.arange(2), st)
+    img = be.render().float()
+    assert (img[0] - img[1]).abs().max() == 0

@@ -153,6 +153,7 @@ def test_unknown_group_option_names_group_and_lists_options(group: str, option: 
     (["reward_version=v11", "agent=drqv2"], "reward_version", "v11"),
     (["agent.name=drqv2"], "agent.name", "drqv2"),
     (["device=tpu"], "device", "tpu"),
+    (["env=genesis_lift", "task.randomization.cube_color=true"], "cube_color", "Genesis"),
 ])
 def test_examples_name_key_and_value(overrides, key, value) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -163,7 +164,8 @@ def test_examples_name_key_and_value(overrides, key, value) -> None:
 
 def test_valid_overrides_pass_validation() -> None:
     for ov in (["seed=3"], ["curriculum_stage=0"], ["curriculum_stage=4", "reward_version=v11"],
-               ["+env.task.hold_steps=5"], ["agent=drqv2"], ["replay.gamma=0.9", "batch_size=8"]):
+               ["+env.task.hold_steps=5"], ["agent=drqv2"], ["replay.gamma=0.9", "batch_size=8"],
+               ["env=genesis_lift", "task.randomization.camera_jitter=true"]):
         with no_simulators():
             validate(compose_cfg(BASE + ov))
 
