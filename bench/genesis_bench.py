@@ -4,7 +4,8 @@
 
 Prints one JSON line: env-steps/s of WrappedGenesisVectorEnv, of a bare Genesis
 step(+render) loop of the same scene and N replaying the joint targets the wrapped run sent
-(so both do the same physics work), and of the renderer alone.
+(so both do the same physics work), of the batched task without the wrapper layer (same
+actions), of the renderer alone, and the time of one reset of all N envs.
 """
 from __future__ import annotations
 
@@ -57,7 +58,24 @@ def measure(n: int, pixels: bool, steps: int, device: str = "cpu") -> dict:
         if pixels:
             be.cam.render(rgb=True, depth=False, segmentation=False, normal=False)
 
-    out = {"n": n, "pixels": pixels, "device": device, "wrapped": wrapped, "bare": _rate(bare, steps, n),
+    bare_rate = _rate(bare, steps, n)
+    # The same batched task without the wrapper layer (RoboBase's transforms, frame stacks,
+    # info conversion): what WrappedGenesisVectorEnv itself adds.
+    vec.reset(seed=0)
+    it = iter(acts)
+    task = vec.task
+
+    def task_only() -> None:
+        task.step(torch.as_tensor(next(it)[:, 0]))
+        task.observe()
+
+    task_rate = _rate(task_only, steps, n)
+    t = time.perf_counter()
+    for _ in range(3):
+        vec.reset()
+    reset_ms = (time.perf_counter() - t) / 3 * 1e3
+    out = {"n": n, "pixels": pixels, "device": device, "wrapped": wrapped, "bare": bare_rate,
+           "task_only": task_rate, "reset_ms": reset_ms, "episode_length": task.cfg.episode_length,
            "build_s": build_s}
     if pixels:
         out["render_only"] = _rate(lambda: be.cam.render(rgb=True, depth=False, segmentation=False, normal=False),
