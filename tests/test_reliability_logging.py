@@ -24,6 +24,11 @@ def test_wandb_offline_without_network_or_key(tmp_path: Path) -> None:
     assert counters(latest(run_dir))["frames"] == 200
     assert list(run_dir.rglob("offline-run-*")), "wandb did not write an offline run"
     assert "wandb disabled" not in r.stderr, r.stderr[-2000:]
+    # Progress without a terminal: one line per log interval, never a bare 'nan' before the
+    # first episode has ended (200-step episodes: none has at frame 50).
+    progress = [line for line in r.stdout.splitlines() if line.startswith("[native]")]
+    assert progress and "no episode finished yet" in progress[0], r.stdout[-1500:]
+    assert not any("nan" in line for line in progress), progress
 
 
 def _no_big_files() -> None:  # child: files over 64 KiB fail with EFBIG (a full disk, as far as we know)

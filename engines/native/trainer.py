@@ -238,8 +238,10 @@ class NativeTrainer:
         self.logger.log("train", m, self.frames)
         if not getattr(self, "_bar_visible", True):  # no TTY (cluster logs): one progress line per log
             done = 100.0 * self.frames / max(1, self.cfg.num_train_frames)
+            episodes = (f"success {m['success_rate']:.2f}, return {m['episode_return']:.1f}" if self.return_window
+                        else "no episode finished yet")
             print(f"[native] {self.frames}/{self.cfg.num_train_frames} frames ({done:.0f} %), {m['fps']:.0f} fps, "
-                  f"success {m['success_rate']:.2f}, return {m.get('episode_return', float('nan')):.1f}", flush=True)
+                  f"{episodes}", flush=True)
         return m
 
     def _evaluate(self) -> None:
