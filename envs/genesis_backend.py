@@ -137,7 +137,8 @@ class GenesisBackend:
             cam_T = np.eye(4)
             cam_T[:3, :3], cam_T[:3, 3] = off["cam_rot"], off["cam_pos"]
             self._cam_offsets = np.repeat(cam_T[None], num_envs, 0)
-            self.cam.attach(self.grip, self._cam_offsets)
+            # One shared offset unless jitter is on (the BatchRenderer path is untested with per-env offsets).
+            self.cam.attach(self.grip, self._cam_offsets if cfg.randomization.camera_jitter else cam_T)
         dev = self.device
         self._tcp_off = torch.tensor(off["tcp"], dtype=torch.float32, device=dev)
         self._jaw_links = torch.tensor([self.grip.idx, self.jaw.idx], device=dev)  # (2,) global ids
