@@ -52,9 +52,10 @@ def test_eval_prints_the_block_for_a_saved_snapshot(sweep_dir: Path, tmp_path: P
     assert (tmp_path / "eval.json").is_file() and (tmp_path / "episode_000.mp4").stat().st_size > 1000
 
 
-def test_curriculum_stage_as_users_type_it_and_bad_values_named():
+def test_curriculum_stage_as_users_type_it_and_bad_values_named(tmp_path: Path):
     p = run(["scripts/train.py", "curriculum_stage=9", "experiment=smoke"], timeout=120)
     assert p.returncode != 0 and "curriculum_stage/9" in p.stderr and "Available options" in p.stderr
-    p = run(["scripts/train.py", "experiment=smoke", "agent=sac", "task.hold_steps=0"], timeout=120)
+    p = run(["scripts/train.py", "experiment=smoke", "agent=sac", "task.hold_steps=0", f"hydra.run.dir={tmp_path}"],
+            timeout=120)
     assert p.returncode == 2 and "error: hold_steps=0 is invalid: allowed an integer >= 1" in p.stderr
     assert "Traceback" not in p.stderr
