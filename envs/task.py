@@ -293,6 +293,7 @@ class LiftTask:
             "hold_count": self.hold_count.clone(), "is_success": success,
             "task_success": success.to(torch.float32), "action": action,
             "prev_action": self.prev_action.clone(), "tcp_target": self.tcp_target.clone(),
+            "steps_left": (c.episode_length - self.steps).to(torch.float32),  # steps until truncation
         }
 
     def reset_info(self) -> dict[str, torch.Tensor]:

@@ -36,6 +36,16 @@ V19 = register(RewardVersion(
     },
 ))
 
+V20 = register(RewardVersion(
+    name="v20",
+    parent="v19",
+    description="v19 plus the rest of the episode paid at success; differences from v19 only",
+    terms={
+        # 10 per forgone step: about what holding at the lift height pays per step under v19.
+        "success_rest": Term(T.success_rest_of_episode, 10.0),
+    },
+))
+
 # Versions designed for state-based agents: using one with a pixel agent is refused unless
 # explicitly allowed (v11 + DrQ-v2 regressed from reward 216 to 16 in the earlier work).
 STATE_ONLY_VERSIONS = frozenset({"v11"})

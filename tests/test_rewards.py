@@ -1,4 +1,4 @@
-"""Golden values for every reward term of v11 and v19 on hand-built states."""
+"""Golden values for every reward term of v11, v19 and v20 on hand-built states."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ H = 0.08
 
 
 def info(z=0.015, d=0.0, d_moving=0.0, grip=0.2, grasp=True, prev_grasp=True, hold=0,
-         success=False, a=(0.0, 0.0, 0.0, 0.0), a_prev=(0.0, 0.0, 0.0, 0.0)):
+         success=False, a=(0.0, 0.0, 0.0, 0.0), a_prev=(0.0, 0.0, 0.0, 0.0), steps_left=100):
     cube = torch.tensor([[0.25, 0.0, z]])
     return {
         "cube_pos": cube, "cube_z": cube[:, 2],
@@ -22,12 +22,13 @@ def info(z=0.015, d=0.0, d_moving=0.0, grip=0.2, grasp=True, prev_grasp=True, ho
         "is_grasping": torch.tensor([grasp]), "prev_is_grasping": torch.tensor([prev_grasp]),
         "hold_count": torch.tensor([hold]), "is_success": torch.tensor([success]),
         "action": torch.tensor([a]), "prev_action": torch.tensor([a_prev]),
+        "steps_left": torch.tensor([float(steps_left)]),
     }
 
 
 def terms(version, **kw):
     total, parts = rewards.get(version)(info(**kw))
-    assert math.isclose(float(total), sum(float(v) for v in parts.values()), abs_tol=1e-5)
+    assert math.isclose(float(total), sum(float(v) for v in parts.values()), rel_tol=1e-6, abs_tol=1e-5)
     return {k: float(v) for k, v in parts.items()}
 
 
@@ -46,6 +47,18 @@ def test_v19_declares_only_differences_and_registry_refuses_edits():
     assert set(rewards.resolve_terms("v19")) == set(rewards.resolve_terms("v11")) | {"threshold_ramp", "hold"}
     with pytest.raises(ValueError, match="never edited"):
         rewards.register(V19)
+
+
+def test_v20_adds_only_the_rest_of_episode_at_success():
+    from rewards.versions import V20
+
+    assert V20.parent == "v19" and set(V20.terms) == {"success_rest"}
+    assert set(rewards.resolve_terms("v20")) == set(rewards.resolve_terms("v19")) | {"success_rest"}
+    v19, v20 = terms("v19", z=0.09, hold=10, success=True), terms("v20", z=0.09, hold=10, success=True, steps_left=150)
+    assert v20.pop("success_rest") == pytest.approx(10.0 * 150)
+    assert v20 == v19  # every other term as in v19
+    assert terms("v20", z=0.09, hold=9, success=False, steps_left=150)["success_rest"] == 0.0
+    assert terms("v20", z=0.09, hold=10, success=True, steps_left=0)["success_rest"] == 0.0
 
 
 def test_table_lists_every_term_with_weight():

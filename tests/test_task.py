@@ -99,6 +99,7 @@ def test_truncation_at_episode_length_and_partial_reset_with_mask():
     assert trunc.all()
     task.reset(torch.tensor([True, False]))
     assert task.steps.tolist() == [0, 3]
+    assert task.reset_info()["steps_left"].tolist() == [3.0, 0.0]  # what v20 pays at success
 
 
 def test_info_has_every_term_and_they_sum_to_reward():
