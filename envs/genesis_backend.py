@@ -20,7 +20,7 @@ from envs.backend import PhysState, ResetState
 from envs.config import BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_randomization
 from envs.geometry import quat_to_mat, rotvec_to_mat
 from envs.kinematics import ArmKinematics, Kinematics
-from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset
+from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset, robot_model
 
 setup_headless_gl()
 
@@ -57,7 +57,7 @@ def _model_offsets() -> dict[str, np.ndarray]:
     """Offsets of the pads, TCP and camera in their link frames, read from the shared MJCF."""
     import mujoco
 
-    m = mujoco.MjModel.from_xml_path(str(robot_asset().mjcf))
+    m = robot_model()
     cam = m.camera("wrist_cam")
     rot = np.zeros(9)
     mujoco.mju_quat2Mat(rot, cam.quat)
@@ -209,7 +209,7 @@ class GenesisBackend:
 
     def read(self) -> PhysState:
         """All the task needs, in 7 Genesis calls (each costs tens of microseconds on CPU)."""
-        n, dev, solver = self.num_envs, self.device, self.scene.rigid_solver
+        n, solver = self.num_envs, self.scene.rigid_solver
         qpos = self._b(self.robot.get_dofs_position(self.dofs), 1)  # (N, 6)
         qvel = self._b(self.robot.get_dofs_velocity(self.dofs), 1)  # (N, 6)
         # One solver call each for the poses of gripper, moving jaw and cube (global link ids).

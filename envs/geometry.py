@@ -28,13 +28,17 @@ def quat_to_euler(q: torch.Tensor) -> torch.Tensor:
     return torch.stack([roll, pitch, yaw], -1)
 
 
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(..., 3) vectors -> (..., 3, 3) cross-product matrices: skew(a) @ b == a x b."""
+    K = torch.zeros(*v.shape[:-1], 3, 3, dtype=v.dtype, device=v.device)
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    return K - K.transpose(-1, -2)
+
+
 def rotvec_to_mat(v: torch.Tensor) -> torch.Tensor:
     """(k, 3) rotation vectors (axis * angle) -> (k, 3, 3) rotations (Rodrigues)."""
     angle = v.norm(dim=-1, keepdim=True)  # (k, 1)
-    a = v / angle.clamp_min(1e-12)
-    K = torch.zeros(*v.shape[:-1], 3, 3, dtype=v.dtype, device=v.device)
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -a[..., 2], a[..., 1], -a[..., 0]
-    K = K - K.transpose(-1, -2)
+    K = skew(v / angle.clamp_min(1e-12))
     s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
     return torch.eye(3, dtype=v.dtype, device=v.device) + s * K + (1 - c) * (K @ K)
 
@@ -58,9 +62,9 @@ def _gap_table() -> tuple[np.ndarray, np.ndarray]:
     setup_headless_gl()
     import mujoco
 
-    from envs.robot import robot_asset
+    from envs.robot import robot_model
 
-    m = mujoco.MjModel.from_xml_path(str(robot_asset().mjcf))
+    m = robot_model()
     d = mujoco.MjData(m)
     g = m.joint("gripper").qposadr[0]
     fixed, moving = m.geom("fixed_jaw_pad").id, m.geom("moving_jaw_pad").id

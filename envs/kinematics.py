@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs.geometry import quat_to_mat
-from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset
+from envs.geometry import quat_to_mat, skew
+from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_model
 
 
 @dataclass
@@ -33,7 +33,7 @@ def _chain() -> dict[str, np.ndarray]:
     """Body offsets and hinge axes from the base to the gripper body (MJCF, float64)."""
     import mujoco
 
-    m = mujoco.MjModel.from_xml_path(str(robot_asset().mjcf))
+    m = robot_model()
     body = m.body(GRIPPER_BODY).id
     bodies = []
     while body != 0:
@@ -65,17 +65,14 @@ class ArmKinematics:
         self.dof = [int(d) for d in c["dof"]]
         self.tcp = t(c["tcp"])  # (3,) in the gripper frame
         # Rodrigues: rotation about a by angle t = I + sin(t) K + (1 - cos(t)) K^2, K = [a]x.
-        K = torch.zeros(len(self.dof), 3, 3, device=device)
-        a = self.axis
-        K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -a[:, 2], a[:, 1], -a[:, 0]
-        self.K = K - K.transpose(1, 2)  # (B, 3, 3)
+        self.K = skew(self.axis)  # (B, 3, 3)
         self.K2 = self.K @ self.K  # (B, 3, 3)
         self.eye = torch.eye(3, device=device)
 
     def __call__(self, q: torch.Tensor) -> Kinematics:
         """q: (k, 6) joint positions in JOINT_NAMES order."""
         k = q.shape[0]
-        R = torch.eye(3, device=q.device).expand(k, 3, 3)  # (k, 3, 3) world <- body
+        R = self.eye.expand(k, 3, 3)  # (k, 3, 3) world <- body
         p = torch.zeros(k, 3, device=q.device)  # (k, 3)
         anchors, axes, dofs = [], [], []
         for b, dof in enumerate(self.dof):

@@ -15,6 +15,7 @@ MuJoCo load the very same model.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pathlib
@@ -168,3 +169,18 @@ def robot_asset(reduction: float = MESH_REDUCTION) -> RobotAsset:
     tmp.write_text(spec.to_xml())
     os.replace(tmp, mjcf)  # atomic: concurrent processes never see half a file
     return RobotAsset(mjcf, out / "meshes")
+
+
+@functools.lru_cache(maxsize=1)
+def robot_model():
+    """The robot MJCF compiled by MuJoCo, once per process (~0.2 s a load).
+
+    Read-only kinematic facts (link offsets, joint axes, the jaw gap table) come from it so
+    that both backends share them; callers must not modify it.
+    """
+    from envs._headless import setup_headless_gl
+
+    setup_headless_gl()
+    import mujoco
+
+    return mujoco.MjModel.from_xml_path(str(robot_asset().mjcf))
