@@ -50,6 +50,12 @@ class TwinCriticAgent(nn.Module):
     """What DrQ-v2 and SAC share: a critic with a frozen target copy, and snapshot state
     made of all modules plus every optimiser in `optimizers()`."""
 
+    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
+                 device: torch.device) -> None:
+        super().__init__()
+        self.features = ObsFeatures(spec, frame_stack)
+        self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
+
     def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
         self.critic = Critic(rd, ld, action_dim, fd, hd)
         self.critic_target = Critic(rd, ld, action_dim, fd, hd)
@@ -75,13 +81,10 @@ class DrQV2Agent(TwinCriticAgent):
 
     def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
                  device: torch.device) -> None:
-        super().__init__()
-        self.features = ObsFeatures(spec, frame_stack)
+        super().__init__(spec, frame_stack, action_dim, cfg, device)
         if self.features.image_shape is None:
             raise ValueError("drqv2 needs an image observation (pixels=true)")
-        self.device, self.action_dim = device, action_dim
         self.stddev_schedule, self.stddev_clip = cfg.stddev_schedule, float(cfg.stddev_clip)
-        self.tau = float(cfg.critic_target_tau)
         self.encoder = Encoder(*self.features.image_shape)
         rd, ld, fd, hd = self.encoder.repr_dim, self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
         self.actor = Actor(rd, ld, action_dim, fd, hd)

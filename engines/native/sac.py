@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from engines.native.drqv2 import TwinCriticAgent
-from engines.native.networks import Encoder, ObsFeatures, RandomShiftsAug, Trunk, mlp, soft_update, weight_init
+from engines.native.networks import Encoder, RandomShiftsAug, Trunk, mlp, soft_update, weight_init
 from engines.native.replay import Batch, KeySpec
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -46,9 +46,7 @@ class SACAgent(TwinCriticAgent):
 
     def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
                  device: torch.device) -> None:
-        super().__init__()
-        self.features = ObsFeatures(spec, frame_stack)
-        self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
+        super().__init__(spec, frame_stack, action_dim, cfg, device)
         self.encoder: Encoder | None = Encoder(*self.features.image_shape) \
             if self.features.image_shape is not None else None
         rd = self.encoder.repr_dim if self.encoder is not None else 0
