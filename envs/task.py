@@ -13,7 +13,7 @@ import torch
 
 import rewards
 from envs.backend import Backend, PhysState, ResetState
-from envs.config import ConfigError, TaskConfig, check_randomization
+from envs.config import TaskConfig, check_randomization
 from envs.geometry import gripper_angle_for_gap, quat_to_euler, yaw_quat
 from envs.kinematics import Kinematics
 

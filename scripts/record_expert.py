@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import envs  # noqa: E402  (headless GL before mujoco)
+import envs  # noqa: E402,F401  (headless GL before mujoco)
 from envs.evaluate import format_block, run_expert_episodes  # noqa: E402
 
 
