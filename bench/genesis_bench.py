@@ -1,32 +1,30 @@
 """Genesis throughput for one N, in its own process (gs.init once per process).
 
-    python -m bench.genesis_bench 16 --pixels --steps 50
+    python -m bench.genesis_bench 16 --pixels --steps 30
 
 Prints one JSON line: env-steps/s of WrappedGenesisVectorEnv, of a bare Genesis
 step(+render) loop of the same scene and N replaying the joint targets the wrapped run sent
 (so both do the same physics work), of the batched task without the wrapper layer (same
-actions), of the renderer alone, and the time of one reset of all N envs.
+actions), of the renderer alone on the same frames, and the time of one reset of all N envs.
+
+Every variant replays the same trajectory from the same reset, and the variants take turns
+(`--rounds`): on a shared 2-core machine the speed drifts by ~10 % over minutes, which
+measuring one variant after the other turned into differences between them. What a frame
+costs to render depends on what the camera sees (16 wrist images: ~107 ms at the reset pose,
+~135 ms mid-episode), so the renderer alone is timed on the wrapped run's own states.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 
-def _rate(fn, steps: int, n: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    t = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return steps * n / (time.perf_counter() - t)
-
-
-def measure(n: int, pixels: bool, steps: int, device: str = "cpu") -> dict:
+def measure(n: int, pixels: bool, steps: int, device: str = "cpu", rounds: int = 3) -> dict:
     import envs  # noqa: F401
     from factories.vector_env import WrappedGenesisVectorEnv
 
@@ -35,63 +33,88 @@ def measure(n: int, pixels: bool, steps: int, device: str = "cpu") -> dict:
                                   action_sequence=1, sim_device=device, seed=0, as_torch=device != "cpu")
     vec.reset(seed=0)
     build_s = time.perf_counter() - t0
-    rng = np.random.default_rng(0)
-    acts = rng.uniform(-1, 1, (steps + 3, n, 1, 4)).astype(np.float32)
-    it = iter(acts)
-    be = vec.task.backend
+    task, be = vec.task, vec.task.backend
+    per_round = max(1, steps // rounds)
+    acts = np.random.default_rng(0).uniform(-1, 1, (per_round, n, 1, 4)).astype(np.float32)  # (T, N, 1, 4)
+
+    # Untimed pass (also the warm-up): record the joint targets the wrapped env sends and the
+    # state after each step, for the bare loop and the renderer to replay.
     targets: list[torch.Tensor] = []
+    states: list[tuple[torch.Tensor, ...]] = []
     real_step = be.step
 
     def recording_step(q_target: torch.Tensor, n_substeps: int) -> None:
         targets.append(q_target.clone())
         real_step(q_target, n_substeps)
+        states.append((be.robot.get_dofs_position(), be.cube.get_pos(), be.cube.get_quat()))
 
     be.step = recording_step
-    wrapped = _rate(lambda: vec.step(next(it)), steps, n)
+    for a in acts:
+        vec.step(a)
     be.step = real_step
-    replay = iter(targets)
-    vec.reset(seed=0)  # same start, same joint targets: the bare loop does the same physics work
 
-    def bare() -> None:  # what any Genesis user must do per step: control, step, (render)
-        be.robot.control_dofs_position(next(replay), be.dofs)
-        be.scene.step(update_visualizer=False)
-        if pixels:
-            be.cam.render(rgb=True, depth=False, segmentation=False, normal=False)
+    def wrapped() -> float:
+        vec.reset(seed=0)
+        return _timed(lambda: [vec.step(a) for a in acts])
 
-    bare_rate = _rate(bare, steps, n)
-    # The same batched task without the wrapper layer (RoboBase's transforms, frame stacks,
-    # info conversion): what WrappedGenesisVectorEnv itself adds.
-    vec.reset(seed=0)
-    it = iter(acts)
-    task = vec.task
+    def task_only() -> float:  # the batched task without the wrapper layer (transforms, stacks, info)
+        vec.reset(seed=0)
+        return _timed(lambda: [(task.step(torch.as_tensor(a[:, 0], device=task.device)), task.observe())
+                               for a in acts])
 
-    def task_only() -> None:
-        task.step(torch.as_tensor(next(it)[:, 0]))
-        task.observe()
+    def bare() -> float:  # what any Genesis user must do per step: control, step, (render)
+        vec.reset(seed=0)
 
-    task_rate = _rate(task_only, steps, n)
+        def loop() -> None:
+            for q in targets:
+                be.robot.control_dofs_position(q, be.dofs)
+                be.scene.step(update_visualizer=False)
+                if pixels:
+                    _render(be)
+        return _timed(loop)
+
+    def render_only() -> float:  # teleport (untimed) to each recorded state, then sync visuals + render
+        spent = 0.0
+        for qpos, pos, quat in states:
+            be.robot.set_dofs_position(qpos, zero_velocity=True)
+            be.cube.set_pos(pos, zero_velocity=True)
+            be.cube.set_quat(quat, zero_velocity=True)
+            spent += _timed(lambda: (be.scene.visualizer.update(force=True), _render(be)))
+        return spent
+
+    variants: dict[str, Callable[[], float]] = {"wrapped": wrapped, "bare": bare, "task_only": task_only}
+    if pixels:
+        variants["render_only"] = render_only
+    spent = dict.fromkeys(variants, 0.0)
+    for _ in range(rounds):
+        for name, run in variants.items():
+            spent[name] += run()
+    out = {name: rounds * per_round * n / s for name, s in spent.items()}
     t = time.perf_counter()
     for _ in range(3):
         vec.reset()
-    reset_ms = (time.perf_counter() - t) / 3 * 1e3
-    out = {"n": n, "pixels": pixels, "device": device, "wrapped": wrapped, "bare": bare_rate,
-           "task_only": task_rate, "reset_ms": reset_ms, "episode_length": task.cfg.episode_length,
-           "build_s": build_s}
-    if pixels:
-        def render_new_frame() -> None:  # the renderer's full cost per frame: sync visuals, then render
-            be.scene.visualizer.update(force=True)
-            be.cam.render(rgb=True, depth=False, segmentation=False, normal=False)
-
-        out["render_only"] = _rate(render_new_frame, steps, n)
+    out.update(n=n, pixels=pixels, device=device, reset_ms=(time.perf_counter() - t) / 3 * 1e3,
+               episode_length=task.cfg.episode_length, build_s=build_s, steps=rounds * per_round)
     return out
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _render(be) -> None:
+    be.cam.render(rgb=True, depth=False, segmentation=False, normal=False)
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("n", type=int)
     p.add_argument("--pixels", action="store_true")
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, default=30, help="timed steps per variant, split over the rounds")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     torch.set_num_threads(1)  # as in training (engines/run.py torch_threads)
-    print("RESULT " + json.dumps(measure(a.n, a.pixels, a.steps, a.device)), flush=True)
+    print("RESULT " + json.dumps(measure(a.n, a.pixels, a.steps, a.device, a.rounds)), flush=True)

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +32,7 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"error: sections={bad} is invalid: allowed {list(SECTIONS)}")
     head = f"Measured {datetime.date.today()} on: {describe()}.\n\n"
     print(head, flush=True)
-    out, genesis, train = {}, [], []
+    out, genesis, train, mujoco = {}, [], [], []
     if "mujoco" in cfg.sections:
         from bench.mujoco_bench import env_steps_per_second
 
@@ -40,14 +42,19 @@ def main(cfg: DictConfig) -> None:
             label = "84x84 wrist camera" if pixels else "state only (no camera)"
             print(f"MuJoCo, {label}: {rate:.0f} env-steps/s", flush=True)
             rows.append(f"| MuJoCo | 1 | {label} | {rate:.0f} |")
+            mujoco.append({"pixels": pixels, "env_steps_per_s": rate})
         out["mujoco-env"] = head + "| backend | envs | observation | env-steps/s |\n|---|---|---|---|\n" + "\n".join(rows)
     if "genesis" in cfg.sections:
-        body, genesis = genesis_section(list(cfg.genesis_ns), int(cfg.genesis_steps), int(cfg.genesis_camera_steps),
-                                        str(cfg.sim_device))
+        body, genesis = genesis_section(list(cfg.genesis_ns), list(cfg.genesis_camera_ns), int(cfg.genesis_steps),
+                                        int(cfg.genesis_camera_steps), str(cfg.sim_device))
         out["genesis-env"] = head + body
     if "train" in cfg.sections:
         body, train = train_section(list(cfg.train_ns), str(cfg.train_env), int(cfg.train_frames))
         out["training"] = head + body
+    # The raw figures stay with the run (Hydra's output dir), whatever is done with the docs.
+    raw = Path(HydraConfig.get().runtime.output_dir) / "results.json"
+    raw.write_text(json.dumps({"machine": describe(), "mujoco": mujoco, "genesis": genesis, "train": train}, indent=1))
+    print(f"raw results: {raw}")
     if cfg.write_docs:
         write_docs(ROOT / cfg.docs_path, out)
         if genesis or train:

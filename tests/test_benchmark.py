@@ -1,0 +1,49 @@
+"""scripts/benchmark.py end to end at a tiny size: it measures in subprocesses and rewrites
+only its own sections of the docs file. (Figures are not asserted: they are machine-bound.)"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/benchmark.py", *overrides, f"hydra.run.dir={tmp_path / 'run'}",
+                           f"docs_path={tmp_path / 'bench.md'}", f"plot_path={tmp_path / 'bench.png'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_benchmark_rewrites_its_sections_with_measured_rows(tmp_path: Path):
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Notes kept\n\n<!-- genesis-env -->\nold table\n<!-- /genesis-env -->\n\nTail kept.\n")
+    p = bench(tmp_path, "sections=[mujoco,genesis]", "mujoco_steps=20", "genesis_ns=[2]", "genesis_camera_ns=[2]",
+              "genesis_steps=3", "genesis_camera_steps=2")
+    assert p.returncode == 0, p.stderr[-3000:]
+    text = doc.read_text()
+    assert text.startswith("# Notes kept") and "Tail kept." in text and "old table" not in text
+    assert "<!-- mujoco-env -->" in text and "cores" in text  # the machine is named
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| 2 \| (none|84x84) \|.*$", text, re.M)}
+    assert set(rows) == {"none", "84x84"}, text
+    for cam, row in rows.items():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[2]) > 0 and float(cells[4]) > 0, row  # wrapped and bare loop env-steps/s
+        # The renderer-alone ratio exists only with a camera (it replays the wrapped run's frames).
+        assert cells[-1].endswith("%") if cam == "84x84" else cells[-1] == "—", row
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    raw = json.loads((tmp_path / "run" / "results.json").read_text())  # the figures behind the tables
+    assert sorted((r["n"], r["pixels"]) for r in raw["genesis"]) == [(2, False), (2, True)]
+    assert len(raw["mujoco"]) == 2 and raw["train"] == []
+
+
+def test_unknown_section_is_named_before_measuring(tmp_path: Path):
+    p = bench(tmp_path, "sections=[gpu]")
+    assert p.returncode != 0
+    assert "sections=['gpu'] is invalid" in p.stderr + p.stdout and "mujoco" in p.stderr + p.stdout
+    assert not (tmp_path / "bench.md").exists()
