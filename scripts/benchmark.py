@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> None:
     bad = [s for s in cfg.sections if s not in SECTIONS]
     if bad:
         raise SystemExit(f"error: sections={bad} is invalid: allowed {list(SECTIONS)}")
-    head = f"Measured {datetime.date.today()} on: {describe()}.\n\n"
+    machine = describe()
+    head = f"Measured {datetime.date.today()} on: {machine}.\n\n"
     print(head, flush=True)
     out, genesis, train, mujoco = {}, [], [], []
     if "mujoco" in cfg.sections:
@@ -53,7 +54,7 @@ def main(cfg: DictConfig) -> None:
         out["training"] = head + body
     # The raw figures stay with the run (Hydra's output dir), whatever is done with the docs.
     raw = Path(HydraConfig.get().runtime.output_dir) / "results.json"
-    raw.write_text(json.dumps({"machine": describe(), "mujoco": mujoco, "genesis": genesis, "train": train}, indent=1))
+    raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "genesis": genesis, "train": train}, indent=1))
     print(f"raw results: {raw}")
     if cfg.write_docs:
         write_docs(ROOT / cfg.docs_path, out)

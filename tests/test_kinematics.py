@@ -7,11 +7,11 @@ import torch
 
 import envs  # noqa: F401  (headless GL before mujoco)
 from envs.kinematics import ArmKinematics
-from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset
+from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_model
 
 
 def test_torch_kinematics_match_mujoco_over_the_joint_ranges():
-    m = mujoco.MjModel.from_xml_path(str(robot_asset().mjcf))
+    m = robot_model()  # read only; the MjData below is this test's own
     d = mujoco.MjData(m)
     lo = torch.tensor([m.joint(n).range[0] for n in JOINT_NAMES], dtype=torch.float32)
     hi = torch.tensor([m.joint(n).range[1] for n in JOINT_NAMES], dtype=torch.float32)
