@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from engines.native.logger import CsvSink
+from engines.run_report import eval_line
 from envs.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ INSTALL_HINT = (
     "pip install --no-deps ./robobase; pip install natsort termcolor einops hydra-joblib-launcher "
     "'opencv-python-headless<4.12'; pip install --no-deps timm diffusers==0.29.0 torchvision "
     "(--no-deps so torch is never replaced). Or use engine=native")
+EVAL_COLUMNS = ("eval/success_rate", "eval/episode_reward", "eval/episode_length")
 WINDOW = 100  # finished train episodes in the success/return window (as the native engine)
 # Keys copied verbatim: RoboBase uses the same names with the same meaning.
 SHARED_KEYS = ("seed", "pixels", "visual_observation_shape", "frame_stack", "action_sequence", "num_train_envs",
@@ -202,6 +205,7 @@ def _workspace_class() -> type:
             self._return_window: collections.deque = collections.deque(maxlen=WINDOW)
             self.train_episodes = self.train_successes = 0
             self.last_eval: dict[str, float] = {}
+            self._eval_csv = CsvSink(Path(work_dir) / "eval.csv")
             self.last_train: dict[str, float] = {}
             self._log_metrics = self.logger.log_metrics
             self.logger.log_metrics = self._log_with_all_envs  # every train log gains the all-env rates
@@ -238,6 +242,9 @@ def _workspace_class() -> type:
                 self.last_eval = {f"eval/{k}": float(v) for k, v in metrics.items() if np.isscalar(v)}
                 if "episode_success" in metrics:
                     self.last_eval["eval/success_rate"] = float(metrics["episode_success"])
+                row = {k: self.last_eval[k] for k in EVAL_COLUMNS if k in self.last_eval}
+                self._eval_csv.write({"frames": step, **row})  # the native engine's eval.csv, for compare.py
+                print(eval_line(row, step, int(self.cfg.num_eval_episodes)), flush=True)
             self._log_metrics(metrics, step, prefix)
 
         def load_snapshot(self, path: Path | None = None, payload: dict[str, Any] | None = None) -> None:

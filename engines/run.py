@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,7 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
 def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
     """Validate, announce and train. ConfigError on bad input (SweepJobError inside a multirun)."""
     job = _multirun_job()
+    started = time.perf_counter()
     try:
         result = _run(cfg, work_dir, cli_overrides)
     except ConfigError as e:
@@ -176,6 +178,10 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
         print(f"error: job {job} failed: {e}", file=sys.stderr, flush=True)
         raise SweepJobError(f"job {job} failed: {e}") from None
     stop = result.get("stop_signal") if isinstance(result, dict) else None
+    if isinstance(result, dict):
+        from engines.run_report import closing_block
+
+        print(closing_block(Path(work_dir), result, time.perf_counter() - started), flush=True)
     if stop and job is None:
         # Pre-empted: the snapshot is written; a non-zero status (128 + signal) tells a scheduler
         # or `train.py && next-step` that the run did not finish.

@@ -79,6 +79,11 @@ class _LiftFactory(_EnvFactoryBase):
         _check_common(cfg)
         return self._single_env(cfg)
 
+    def make_expert(self, cfg: DictConfig, num_envs: int) -> ScriptedExpert:
+        """The scripted expert for `num_envs` envs of this config's task (the native engine's demos)."""
+        t = make_task_config(**task_kwargs(cfg))
+        return ScriptedExpert(num_envs, t.action_scale, t.lift_height, t.gripper_closed_below)
+
     def collect_or_fetch_demos(self, cfg: DictConfig, num_demos: int) -> None:
         """Roll out the scripted expert; each demo is a list of RoboBase transitions."""
         env = self._single_env(cfg)

@@ -29,9 +29,9 @@ BASE = ["experiment=smoke", "agent=sac", "curriculum_stage=2"]
 INT_KEYS = ["seed", "frame_stack", "num_train_envs", "num_train_frames", "num_explore_steps",
             "replay_size_before_train", "update_every_steps", "batch_size", "eval_every_steps",
             "num_eval_episodes", "snapshot_every_n", "log_every", "replay.size", "replay.nstep",
-            "agent.feature_dim", "agent.hidden_dim", "action_sequence", "env.episode_length"]
+            "agent.feature_dim", "agent.hidden_dim", "action_sequence", "env.episode_length", "demos"]
 NUM_KEYS = ["replay.gamma", "agent.actor_lr", "agent.critic_lr", "agent.critic_target_tau",
-            "agent.alpha_lr", "agent.init_temperature"]
+            "agent.alpha_lr", "agent.init_temperature", "demo_ratio", "agent.bc_weight"]
 BOOL_KEYS = ["save_snapshot", "resume_replay", "log_eval_video", "wandb.use", "csv.use", "tb.use",
              "agent.learnable_temperature"]
 STR_KEYS = ["device", "wandb.mode", "env.factory", "engine.name", "agent.name", "resume"]
@@ -153,6 +153,12 @@ def test_unknown_group_option_names_group_and_lists_options(group: str, option: 
     (["reward_version=v11", "agent=drqv2"], "reward_version", "v11"),
     (["agent.name=drqv2"], "agent.name", "drqv2"),
     (["device=tpu"], "device", "tpu"),
+    (["demos=-1"], "demos", "-1"),
+    (["demos=2.5"], "demos", "2.5"),
+    (["demos=100000"], "demos", "100000"),
+    (["demos=2", "demo_ratio=1.5"], "demo_ratio", "1.5"),
+    (["demo_ratio=0.5"], "demo_ratio", "0.5"),          # demos from nowhere
+    (["agent.bc_weight=1.0"], "bc_weight", "1.0"),
     (["env=genesis_lift", "task.randomization.cube_color=true"], "cube_color", "Genesis"),
 ])
 def test_examples_name_key_and_value(overrides, key, value) -> None:
@@ -165,7 +171,8 @@ def test_examples_name_key_and_value(overrides, key, value) -> None:
 def test_valid_overrides_pass_validation() -> None:
     for ov in (["seed=3"], ["curriculum_stage=0"], ["curriculum_stage=4", "reward_version=v11"],
                ["+env.task.hold_steps=5"], ["agent=drqv2"], ["replay.gamma=0.9", "batch_size=8"],
-               ["env=genesis_lift", "task.randomization.camera_jitter=true"]):
+               ["env=genesis_lift", "task.randomization.camera_jitter=true"],
+               ["demos=3"], ["demos=3", "demo_ratio=1.0", "agent.bc_weight=0.5"], ["demo_ratio=0"]):
         with no_simulators():
             validate(compose_cfg(BASE + ov))
 

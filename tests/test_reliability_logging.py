@@ -3,6 +3,7 @@ directory that cannot be written fails clearly before training starts."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 from pathlib import Path
@@ -29,6 +30,20 @@ def test_wandb_offline_without_network_or_key(tmp_path: Path) -> None:
     progress = [line for line in r.stdout.splitlines() if line.startswith("[native]")]
     assert progress and "no episode finished yet" in progress[0], r.stdout[-1500:]
     assert not any("nan" in line for line in progress), progress
+
+
+@pytest.mark.slow
+def test_a_run_prints_each_evaluation_and_a_closing_block(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    r = run_train(run_dir, "num_train_frames=200", "eval_every_steps=100", "num_eval_episodes=1", timeout=240)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
+    evals = [line for line in r.stdout.splitlines() if line.startswith("[eval]")]
+    assert [e.split(":")[0] for e in evals] == ["[eval] 100 frames, 1 episode", "[eval] 200 frames, 1 episode"]
+    assert all(" success " in e and " return " in e and " max cube z " in e for e in evals), evals
+    block = r.stdout[r.stdout.index("run finished: 200 frames, wall time "):]
+    final = re.sub(r", length \d+", "", evals[-1].split(": ", 1)[1])
+    assert f"final eval (200 frames): {final}" in block, block       # the same figures as the last eval line
+    assert "best eval  (" in block and f"run directory: {run_dir.resolve()}" in block
 
 
 def _no_big_files() -> None:  # child: files over 64 KiB fail with EFBIG (a full disk, as far as we know)

@@ -1,6 +1,7 @@
 """Real command-line runs in subprocesses: a joblib multirun sweep, and eval on its snapshot."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def sweep_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweep")
     p = run(["scripts/train.py", "-m", "reward_version=v11,v19", "seed=1,2", "hydra/launcher=joblib",
              "hydra.launcher.n_jobs=2", "experiment=smoke", "agent=sac", "curriculum_stage=2",
-             "num_train_frames=200", "eval_every_steps=0", f"hydra.sweep.dir={out}"])
+             "num_train_frames=200", "eval_every_steps=100", f"hydra.sweep.dir={out}"])
     assert p.returncode == 0, p.stderr[-3000:]
     return out
 
@@ -40,6 +41,19 @@ def test_multirun_sweep_leaves_one_run_dir_per_job_with_snapshot(sweep_dir: Path
         assert (j / "reward_terms.txt").read_text().startswith(f"reward version {cfg['reward_version']['name']}")
         assert (j / "train.csv").is_file()
     assert seen == {("v11", 1), ("v11", 2), ("v19", 1), ("v19", 2)}
+
+
+def test_compare_groups_the_real_sweep_by_reward_version(sweep_dir: Path, tmp_path: Path):
+    out = tmp_path / "cmp"
+    p = run(["scripts/compare.py", f"runs=[{sweep_dir}]", "by=reward_version", f"out={out}", "reps=300"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    groups = {g["group"]: g for g in summary["groups"]}
+    assert set(groups) == {"reward_version=v11", "reward_version=v19"}
+    for g in groups.values():
+        assert sorted(g["seeds"]) == [1, 2] and g["final_frames"] == [200, 200]
+        assert g["curves"]["success"]["frames"] == [100, 200] and g["curves"]["success"]["runs"] == [2, 2]
+    assert summary["skipped"] == [] and (out / "curves.png").is_file() and (out / "summary.md").is_file()
 
 
 def test_eval_prints_the_block_for_a_saved_snapshot(sweep_dir: Path, tmp_path: Path):

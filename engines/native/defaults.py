@@ -31,6 +31,8 @@ _DEFAULTS: dict[str, Any] = {
     "resume": None,                      # a run directory or a .pt snapshot
     "resume_replay": True,
     "device": "auto",                    # auto -> cuda if available else cpu
+    "demos": 0,                          # scripted-expert episodes rolled out before training
+    "demo_ratio": None,                  # share of each batch drawn from demos; None: 0.5 with demos
     "replay": {"size": 1_000_000, "nstep": 3, "gamma": 0.99},
     "wandb": {"use": False, "project": "liftbase", "entity": None, "name": None, "mode": "offline"},
     "tb": {"use": True},
@@ -46,6 +48,7 @@ _DEFAULTS: dict[str, Any] = {
         "stddev_schedule": "linear(1.0,0.1,500000)",
         "stddev_clip": 0.3,
         "augmentation_pad": 4,
+        "bc_weight": 0.0,                # behaviour cloning on demo rows in the actor loss (0 = off)
         # SAC only
         "init_temperature": 0.1,
         "alpha_lr": 1e-4,

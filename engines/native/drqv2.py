@@ -55,6 +55,15 @@ class TwinCriticAgent(nn.Module):
         super().__init__()
         self.features = ObsFeatures(spec, frame_stack)
         self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
+        self.bc_weight = float(cfg.get("bc_weight", 0.0))
+
+    def bc_loss(self, action: torch.Tensor, batch: Batch) -> torch.Tensor | None:
+        """Weighted squared error of the actor's mean action (B, A) to the demo actions, over the
+        batch's demo rows; None when behaviour cloning is off or the batch holds no demo."""
+        if self.bc_weight <= 0 or batch.demo is None or not bool(batch.demo.any()):
+            return None
+        err = ((action - batch.action) ** 2).sum(-1)                      # (B,)
+        return self.bc_weight * err[batch.demo].mean()
 
     def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
         self.critic = Critic(rd, ld, action_dim, fd, hd)
@@ -129,13 +138,20 @@ class DrQV2Agent(TwinCriticAgent):
         self.encoder_opt.step()
 
         h = h.detach()
-        action = self.actor(h, low, std).sample(clip=self.stddev_clip)
+        dist = self.actor(h, low, std)
+        action = dist.sample(clip=self.stddev_clip)
         aq1, aq2 = self.critic(h, low, action)
         actor_loss = -torch.min(aq1, aq2).mean()
+        bc = self.bc_loss(dist.mean, batch)
+        if bc is not None:
+            actor_loss = actor_loss + bc
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
         soft_update(self.critic, self.critic_target, self.tau)
-        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
-                "critic_q1": q1.mean().detach(), "critic_target_q": target_q.mean().detach(),
-                "batch_reward": batch.reward.mean().detach(), "stddev": torch.tensor(std)}
+        out = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+               "critic_q1": q1.mean().detach(), "critic_target_q": target_q.mean().detach(),
+               "batch_reward": batch.reward.mean().detach(), "stddev": torch.tensor(std)}
+        if bc is not None:
+            out["bc_loss"] = bc.detach()
+        return out

@@ -82,6 +82,11 @@ def step_flags(info: Mapping[str, Any], key: str, n: int) -> np.ndarray:
     return _host(info[key]).astype(bool).reshape(n)
 
 
+def as_cpu(x: Any) -> torch.Tensor:
+    """NumPy or torch (any device) -> a CPU tensor."""
+    return x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
 def scalar(x: Any) -> float:
     if isinstance(x, torch.Tensor):
         return float(x.detach().float().mean().cpu())

@@ -40,6 +40,7 @@ class Batch:
     reward: torch.Tensor      # n-step discounted return
     discount: torch.Tensor    # gamma^k of the bootstrap, 0 after a termination
     next_obs: dict[str, torch.Tensor]
+    demo: torch.Tensor | None = None  # (B,) bool: drawn from the demonstrations (None: no demos in play)
 
 
 def as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:

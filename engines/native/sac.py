@@ -108,6 +108,9 @@ class SACAgent(TwinCriticAgent):
         action, logp = self.actor(h, low)
         aq1, aq2 = self.critic(h, low, action)
         actor_loss = (alpha * logp - torch.min(aq1, aq2)).mean()
+        bc = self.bc_loss(self.actor(h, low, deterministic=True)[0], batch) if self.bc_weight > 0 else None
+        if bc is not None:
+            actor_loss = actor_loss + bc
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -120,5 +123,7 @@ class SACAgent(TwinCriticAgent):
             alpha_loss.backward()
             self.alpha_opt.step()
             out["alpha_loss"] = alpha_loss.detach()
+        if bc is not None:
+            out["bc_loss"] = bc.detach()
         soft_update(self.critic, self.critic_target, self.tau)
         return out

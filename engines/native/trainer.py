@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from engines.native import envio
+from engines.native import demos, envio
 from engines.native.agents import make_agent
 from engines.native.evaluation import evaluate
 from engines.native.logger import MetricLogger
@@ -29,6 +29,7 @@ from engines.native.replay import ReplayBuffer
 from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,
                                      merge_resume_config, read_snapshot, rng_state, set_rng_state)
 from engines.native.validate import validate_config
+from engines.run_report import eval_line
 
 WINDOW = 100  # finished episodes in the train success / return windows
 
@@ -57,6 +58,10 @@ class NativeTrainer:
             cfg = merge_resume_config(cfg, self._payload["config"], self._resume_path)
             validate_config(cfg)
         self.cfg = cfg
+        self._make_expert = getattr(factory, "make_expert", None)
+        if cfg.demos > 0 and self._make_expert is None:
+            raise ValueError(f"demos={cfg.demos} needs a factory with a scripted expert (make_expert); "
+                             f"{type(factory).__name__} has none")
         self.device = resolve_device(cfg.device)
         if self._payload is None:
             random.seed(cfg.seed)
@@ -89,6 +94,8 @@ class NativeTrainer:
         self.agent = make_agent(cfg.agent, self.spec, self.frame_stack, self.action_dim, self.device)
         self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, cfg.replay.size,
                                    cfg.replay.nstep, cfg.replay.gamma, self.device)
+        self.demo_replay: ReplayBuffer | None = None
+        self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if cfg.demos > 0 else 0.0)
         self.learn_start = max(cfg.replay_size_before_train, self.num_envs * (cfg.replay.nstep + 1))
         self.frames = self.updates = self.episodes = self.update_credit = 0
         self.success_window: collections.deque = collections.deque(maxlen=WINDOW)
@@ -107,6 +114,9 @@ class NativeTrainer:
         set_rng_state(p["rng"])
         if self.cfg.resume_replay and p.get("replay") is not None:
             self.replay.load_state_dict(p["replay"])
+        if p.get("demos") is not None:
+            self.demo_replay = demos.restore_demo_replay(p["demos"], self.spec, self.frame_stack, self.action_dim,
+                                                         self.cfg.replay.nstep, self.cfg.replay.gamma, self.device)
         elif self.cfg.resume_replay:
             warnings.warn(f"{self._resume_path} holds no replay: updates restart once it refills")
         windows = p.get("windows", {})
@@ -135,6 +145,10 @@ class NativeTrainer:
         self._stop: str | None = None
         previous = self._install_signal_handlers()
         resumed = self.replay.written > 0 or self.frames > 0
+        if cfg.demos > 0 and self.frames == 0 and self.demo_replay is None:
+            self.demo_replay = demos.load_demos(
+                cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + 2_000_000, self.spec,
+                self.frame_stack, self.action_shape, cfg.replay.nstep, cfg.replay.gamma, self.device)
         self.replay.mark_episode_break()
         obs, _ = self.train_env.reset(seed=cfg.seed + self.frames if resumed else cfg.seed)
         self.torch_env = isinstance(obs[self.keys[0]], torch.Tensor)
@@ -198,7 +212,8 @@ class NativeTrainer:
         if len(self.replay) >= self.learn_start:
             self.update_credit += N
         while self.updates < self.update_credit // cfg.update_every_steps:
-            out = self.agent.update(self.replay.sample(cfg.batch_size), self.frames)
+            batch = demos.mixed_sample(self.replay, self.demo_replay, cfg.batch_size, self.demo_ratio)
+            out = self.agent.update(batch, self.frames)
             for k, v in out.items():
                 self._acc[k] = self._acc.get(k, 0.0) + v
             self._acc_n += 1
@@ -251,6 +266,7 @@ class NativeTrainer:
                                     cfg.seed + 1_000_000, self.keys, self.device, video)
         self.last_eval = metrics
         self.logger.log("eval", metrics, self.frames)
+        print(eval_line(metrics, self.frames, cfg.num_eval_episodes), flush=True)
         if written is not None:
             self.logger.log_video(written, self.frames)
 
@@ -265,6 +281,7 @@ class NativeTrainer:
                          "update_credit": self.update_credit},
             "rng": rng_state(),
             "replay": self.replay.state_dict() if with_replay else None,
+            "demos": self.demo_replay.state_dict() if with_replay and self.demo_replay is not None else None,
             "wandb_run_id": self.wandb_run_id,
             "windows": {"success": list(self.success_window), "return": list(self.return_window),
                         "terms": {k: list(v) for k, v in self.term_windows.items()}},

@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 AGENTS = ("drqv2", "sac")
+MAX_DEMOS = 10_000  # expert episodes rolled out before training (each up to an episode of frames)
 _SCHEDULE = re.compile(r"^\s*linear\(\s*([^,]+),\s*([^,]+),\s*([^,\)]+)\)\s*$")
 
 
@@ -94,6 +95,18 @@ def validate_config(cfg: DictConfig) -> None:
     if rows < nstep + _get(cfg, "frame_stack") + 1:
         raise ValueError(f"replay.size={size} is invalid: with num_train_envs={cfg.num_train_envs} it must hold "
                          f"at least replay.nstep + frame_stack + 1 = {nstep + cfg.frame_stack + 1} steps per env")
+    demos = _int(cfg, "demos", 0)
+    if demos > MAX_DEMOS:
+        raise ValueError(f"demos={demos!r} is invalid: expected an integer from 0 to {MAX_DEMOS}")
+    if _get(cfg, "demo_ratio") is not None:
+        ratio = _num(cfg, "demo_ratio", 0.0, 1.0)
+        if ratio > 0 and demos == 0:
+            raise ValueError(f"demo_ratio={_get(cfg, 'demo_ratio')!r} is invalid with demos=0: use demos > 0 "
+                             "or demo_ratio=null")
+    bc = _num(cfg, "agent.bc_weight", 0.0, float("inf"))
+    if bc > 0 and demos == 0:
+        raise ValueError(f"agent.bc_weight={_get(cfg, 'agent.bc_weight')!r} is invalid with demos=0: behaviour "
+                         "cloning needs demos; use demos > 0 or agent.bc_weight=0")
     for key in ("wandb.use", "tb.use", "csv.use"):
         _bool(cfg, key)
     mode = _get(cfg, "wandb.mode")

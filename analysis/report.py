@@ -1,0 +1,138 @@
+"""The comparison's outputs: summary.json, summary.md and curves.png, all built in memory
+first, then written (each file atomically), so a failure never leaves half a report."""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.runs import Run
+from analysis.stats import CONFIDENCE, curve_ci, first_reaching, iqm_ci, mean_ci
+
+LEVELS = (0.5, 0.9)
+
+
+def summarize_group(label: str, runs: list[Run], reps: int, seed: int) -> dict[str, Any]:
+    """Per-group figures over seeds: final success (mean and IQM with CIs), curves, thresholds."""
+    finals = [r.curve["success"][-1] for r in runs]
+    final_returns = [r.curve["return"][-1] if "return" in r.curve else math.nan for r in runs]
+    mean, low, high = mean_ci(np.array(finals, dtype=np.float64)[:, None], reps, seed)
+    iqm, iqm_low, iqm_high = iqm_ci(finals, reps, seed)
+    curves = {m: curve_ci([r.frames for r in runs], [r.curve[m] for r in runs], reps, seed)
+              for m in ("success", "return") if all(m in r.curve for r in runs)}
+    full = [j for j, n in enumerate(curves["success"]["runs"]) if n == len(runs)]  # every run evaluated here
+    grid, mean_curve = curves["success"]["frames"], curves["success"]["mean"]
+    out: dict[str, Any] = {
+        "group": label, "runs": len(runs), "seeds": [r.seed for r in runs],
+        "final_frames": [r.frames[-1] for r in runs],
+        "final_success_mean": float(mean[0]), "final_success_mean_ci": [float(low[0]), float(high[0])],
+        "final_success_iqm": iqm, "final_success_iqm_ci": [iqm_low, iqm_high],
+        "final_return_mean": float(np.nanmean(final_returns)) if np.isfinite(final_returns).any() else None,
+        "curves": curves,
+        "per_run": [{"seed": r.seed, "path": str(r.path), "final_frames": r.frames[-1],
+                     "final_success": r.curve["success"][-1],
+                     "final_return": r.curve["return"][-1] if "return" in r.curve else None,
+                     "best_success": max(r.curve["success"]),
+                     **{f"frames_to_{int(lv * 100)}": first_reaching(r.frames, r.curve["success"], lv)
+                        for lv in LEVELS}} for r in runs],
+    }
+    for lv in LEVELS:
+        out[f"frames_to_{int(lv * 100)}"] = first_reaching([grid[j] for j in full], [mean_curve[j] for j in full], lv)
+    return out
+
+
+def build_summary(groups: dict[str, list[Run]], skipped: list[tuple[Path, str]], by: list[str] | None,
+                  reps: int, seed: int) -> dict[str, Any]:
+    return {"by": by or "overrides that differ (other than seed)", "confidence": CONFIDENCE,
+            "bootstrap_reps": reps, "statistics": "rliable: stratified bootstrap, percentile intervals",
+            "groups": [summarize_group(label, runs, reps, seed) for label, runs in groups.items()],
+            "skipped": [{"path": str(p), "why": why} for p, why in skipped]}
+
+
+def _frames(f: float | None) -> str:
+    return "not reached" if f is None else f"{f:,.0f}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def markdown(summary: dict[str, Any], command: str) -> str:
+    lines = ["# Comparison", "", f"`{command}`", "",
+             f"Means and interquartile means (IQM) of the final evaluation over seeds, with "
+             f"{100 * summary['confidence']:.0f} % confidence intervals ({summary['statistics']}, "
+             f"{summary['bootstrap_reps']} resamples). 'Reached at': first evaluation at which the mean over "
+             "all the group's seeds got there.", "",
+             "| group | seeds | final frames | final success: mean [CI] | IQM [CI] | final return | 50 % reached at "
+             "| 90 % reached at |", "|---|---|---|---|---|---|---|---|"]
+    for g in summary["groups"]:
+        ff = g["final_frames"]
+        frames = f"{min(ff):,.0f}" if min(ff) == max(ff) else f"{min(ff):,.0f}-{max(ff):,.0f}"
+        ret = "-" if g["final_return_mean"] is None else f"{g['final_return_mean']:.0f}"
+        lines.append(f"| {g['group']} | {', '.join(map(str, g['seeds']))} | {frames} | "
+                     f"{_pct(g['final_success_mean'])} [{_pct(g['final_success_mean_ci'][0])}, "
+                     f"{_pct(g['final_success_mean_ci'][1])}] | {_pct(g['final_success_iqm'])} "
+                     f"[{_pct(g['final_success_iqm_ci'][0])}, {_pct(g['final_success_iqm_ci'][1])}] | {ret} | "
+                     f"{_frames(g['frames_to_50'])} | {_frames(g['frames_to_90'])} |")
+    for g in summary["groups"]:
+        lines += ["", f"## {g['group']}", "", "| seed | final frames | final success | best success | final return "
+                  "| 90 % first at | run |", "|---|---|---|---|---|---|---|"]
+        for r in g["per_run"]:
+            ret = "-" if r["final_return"] is None else f"{r['final_return']:.0f}"
+            lines.append(f"| {r['seed']} | {r['final_frames']:,.0f} | {_pct(r['final_success'])} | "
+                         f"{_pct(r['best_success'])} | {ret} | {_frames(r['frames_to_90'])} | `{r['path']}` |")
+    if summary["skipped"]:
+        lines += ["", "## Skipped inputs", ""] + [f"- `{s['path']}`: {s['why']}" for s in summary["skipped"]]
+    lines += ["", "![curves](curves.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any]) -> bytes:
+    """curves.png: eval success and return against env frames, mean over seeds with the CI band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(summary["groups"])
+    legend_h = 0.3 * n + 0.3                                               # inches below the panels
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4 + legend_h))
+    for g in summary["groups"]:
+        for ax, metric in zip(axes, ("success", "return")):
+            c = g["curves"].get(metric)
+            if c is None:
+                continue
+            line, = ax.plot(c["frames"], c["mean"], marker="o", ms=3, label=f"{g['group']} (n={g['runs']})")
+            ax.fill_between(c["frames"], c["low"], c["high"], color=line.get_color(), alpha=0.2)
+    axes[0].set_ylabel("eval success rate")
+    axes[0].set_ylim(-0.03, 1.03)
+    axes[1].set_ylabel("eval return")
+    for ax in axes:
+        ax.set_xlabel("env frames")
+        ax.grid(alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", fontsize=8, frameon=False)
+    fig.suptitle(f"mean over seeds, {100 * summary['confidence']:.0f} % bootstrap CI", fontsize=10)
+    fig.tight_layout(rect=(0, legend_h / (4 + legend_h), 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(out: Path, summary: dict[str, Any], command: str) -> list[Path]:
+    """Build every file in memory, then write each atomically into `out`."""
+    files = {"summary.json": json.dumps(summary, indent=2).encode(),
+             "summary.md": markdown(summary, command).encode(),
+             "curves.png": plot(summary)}
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, out / name)
+        written.append(out / name)
+    return written

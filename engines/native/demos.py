@@ -1,0 +1,130 @@
+"""Scripted-expert demonstrations for the native engine, sampled RLPD-style.
+
+The expert is rolled out in the training env itself, so demos have exactly the observations
+(keys, shapes, frame stacking, pixels or state) the agent trains on. Only successful episodes
+are kept. They live in a replay of their own, sized to fit them, so the online ring never
+evicts them; each update draws `demo_ratio` of its batch from it (symmetric sampling, Ball
+et al. 2023, "RLPD": 0.5) and marks those rows with `Batch.demo` for the optional BC term.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import replace
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from engines.native import envio
+from engines.native.replay import Batch, KeySpec, ReplayBuffer
+
+Episode = dict[str, Any]  # obs: {key: (T, F, ...)}, action (T, A), reward/terminated/truncated (T,)
+
+
+def info_batch(info: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """A vector env's info -> {key: (N, ...) CPU tensor} of the per-env arrays the expert reads."""
+    out = {}
+    for k, v in info.items():
+        if k.startswith("_") or k in ("final_info", "final_observation"):
+            continue
+        if isinstance(v, np.ndarray) and v.dtype == object:  # gymnasium 0.29 keeps array values per env
+            if any(x is None for x in v):
+                continue
+            v = np.stack([np.asarray(x) for x in v])
+        out[k] = envio.as_cpu(v)
+    return out
+
+
+def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[str],
+            action_shape: tuple[int, ...]) -> tuple[list[Episode], int]:
+    """Roll out the expert for `episodes` episodes in `env` (N envs in lockstep rounds).
+
+    Each round resets all N envs and steps until the counted ones have finished their first
+    episode (envs that auto-reset early keep stepping, unrecorded). Returns (the successful
+    episodes, the number tried). The expert is built per round: `expert_factory(N)`.
+    """
+    n = int(getattr(env, "num_envs", 1))
+    kept: list[Episode] = []
+    tried, rnd = 0, 0
+    while tried < episodes:
+        take = min(n, episodes - tried)
+        obs, info = env.reset(seed=seed + rnd * n)
+        torch_env = isinstance(obs[keys[0]], torch.Tensor)
+        expert = expert_factory(n)
+        expert.reset(info_batch(info))
+        steps: list[tuple[Any, ...]] = []
+        live = np.ones(n, dtype=bool)
+        end = np.zeros(n, dtype=np.int64)
+        success = np.zeros(n, dtype=bool)
+        while live[:take].any():
+            action = expert.act(info_batch(info)).float()                          # (N, A) in [-1, 1]
+            env_action = action.reshape(n, *action_shape)
+            nxt, reward, term, trunc, info = env.step(env_action if torch_env else env_action.numpy())
+            steps.append(({k: envio.as_cpu(obs[k]) for k in keys}, action, envio.as_cpu(reward).float(),
+                          envio.as_cpu(term).bool(), envio.as_cpu(trunc).bool()))
+            done = envio.finished_mask(info, term, trunc) & live
+            idx = np.flatnonzero(done)
+            for i, f in zip(idx, envio.finished_infos(info, idx)):
+                end[i], success[i] = len(steps), envio.scalar(f.get("task_success", 0.0)) > 0
+            live &= ~done
+            obs = nxt
+        for i in np.flatnonzero(success[:take]):
+            t = int(end[i])
+            kept.append({"obs": {k: torch.stack([s[0][k][i] for s in steps[:t]]) for k in keys},
+                         "action": torch.stack([s[1][i] for s in steps[:t]]),
+                         "reward": torch.stack([s[2][i] for s in steps[:t]]),
+                         "terminated": torch.stack([s[3][i] for s in steps[:t]]),
+                         "truncated": torch.stack([s[4][i] for s in steps[:t]])})
+        tried += take
+        rnd += 1
+    return kept, tried
+
+
+def demo_replay(episodes: list[Episode], spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int,
+                nstep: int, gamma: float, device: torch.device) -> ReplayBuffer:
+    """A replay holding exactly these whole episodes, one after another in one stream."""
+    total = sum(len(e["reward"]) for e in episodes)
+    buf = ReplayBuffer(spec, frame_stack, action_dim, 1, total, nstep, gamma, device)
+    for e in episodes:
+        for t in range(len(e["reward"])):
+            buf.add({k: v[t:t + 1] for k, v in e["obs"].items()}, e["action"][t:t + 1], e["reward"][t:t + 1],
+                    e["terminated"][t:t + 1], e["truncated"][t:t + 1])
+    return buf
+
+
+def load_demos(episodes: int, env: Any, expert_factory: Any, seed: int, spec: Mapping[str, KeySpec],
+               frame_stack: int, action_shape: tuple[int, ...], nstep: int, gamma: float,
+               device: torch.device) -> ReplayBuffer | None:
+    """Collect, report and store the demos; None (with a warning) when the expert never succeeded."""
+    t0 = time.perf_counter()
+    kept, tried = collect(env, expert_factory, episodes, seed, list(spec), action_shape)
+    transitions = sum(len(e["reward"]) for e in kept)
+    print(f"[demos] scripted expert: {len(kept)} of {tried} episodes succeeded and are kept "
+          f"({transitions} transitions, {time.perf_counter() - t0:.1f} s)", flush=True)
+    if not kept:
+        warnings.warn(f"demos={episodes}: the scripted expert succeeded in none of its {tried} episodes; "
+                      "training continues without demos", stacklevel=2)
+        return None
+    return demo_replay(kept, spec, frame_stack, int(action_shape[-1]), nstep, gamma, device)
+
+
+def restore_demo_replay(state: Mapping[str, Any], spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int,
+                        nstep: int, gamma: float, device: torch.device) -> ReplayBuffer:
+    buf = ReplayBuffer(spec, frame_stack, action_dim, 1, int(state["rows"]), nstep, gamma, device)
+    buf.load_state_dict(state)
+    return buf
+
+
+def mixed_sample(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: int, ratio: float) -> Batch:
+    """round(ratio * batch_size) demo transitions first, the rest online; `demo` marks the former."""
+    k = int(round(ratio * batch_size)) if demos is not None else 0
+    parts = ([demos.sample(k)] if k else []) + ([online.sample(batch_size - k)] if k < batch_size else [])
+    flags = [torch.full((k,), True, device=online.device)] if k else []
+    flags += [torch.zeros(batch_size - k, dtype=torch.bool, device=online.device)] if k < batch_size else []
+    if len(parts) == 1:
+        return replace(parts[0], demo=flags[0])
+    a, b = parts
+    return Batch({key: torch.cat([a.obs[key], b.obs[key]]) for key in a.obs}, torch.cat([a.action, b.action]),
+                 torch.cat([a.reward, b.reward]), torch.cat([a.discount, b.discount]),
+                 {key: torch.cat([a.next_obs[key], b.next_obs[key]]) for key in a.next_obs}, torch.cat(flags))

@@ -1,0 +1,129 @@
+"""scripts/compare.py on synthetic run directories whose answers are known by construction."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK = {"lift_height": 0.08, "hold_steps": 10}
+
+
+def make_run(d: Path, seed: int, success: list[float], frames: list[int] | None = None, stage: int = 2,
+             **overrides: str) -> Path:
+    """A run directory as train.py writes it: overrides, resolved config and eval.csv."""
+    (d / ".hydra").mkdir(parents=True)
+    ov = [f"{k}={v}" for k, v in overrides.items()] + [f"seed={seed}"]
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(ov))
+    cfg = {"seed": seed, "env": {"name": "mujoco_lift", "episode_length": 200}, "task": TASK,
+           "curriculum_stage": {"stage": stage}, "reward_version": {"name": overrides.get("reward_version", "v19")}}
+    (d / "config_resolved.yaml").write_text(yaml.safe_dump(cfg))
+    frames = frames or [5000 * (i + 1) for i in range(len(success))]
+    rows = ["frames,eval/success_rate,eval/episode_reward,eval/episode_length"]
+    rows += [f"{f},{s},{100 * s},200" for f, s in zip(frames, success)]
+    (d / "eval.csv").write_text("\n".join(rows) + "\n")
+    return d
+
+
+def compare(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "scripts/compare.py", "reps=300", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_groups_by_the_named_key_with_known_answers(tmp_path: Path):
+    for seed in (1, 2, 3):  # v20: every seed at 1.0 from the second evaluation on
+        make_run(tmp_path / "sweep" / f"a{seed}", seed, [0.0, 1.0, 1.0], reward_version="v20", batch_size="256")
+    make_run(tmp_path / "sweep" / "b1", 1, [0.0, 0.5, 1.0], reward_version="v19", batch_size="256")
+    make_run(tmp_path / "sweep" / "b2", 2, [0.0, 1.0, 0.0], reward_version="v19", batch_size="128")
+    out = tmp_path / "out"
+    p = compare(f"runs=[{tmp_path / 'sweep'}]", "by=reward_version", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    groups = {g["group"]: g for g in summary(out)["groups"]}
+    assert set(groups) == {"reward_version=v19", "reward_version=v20"}
+    v20, v19 = groups["reward_version=v20"], groups["reward_version=v19"]
+    assert sorted(v20["seeds"]) == [1, 2, 3] and sorted(v19["seeds"]) == [1, 2]
+    assert v20["final_success_mean"] == 1.0 and v20["final_success_mean_ci"] == [1.0, 1.0]
+    assert v20["final_success_iqm"] == 1.0 and v20["final_success_iqm_ci"] == [1.0, 1.0]
+    assert v20["frames_to_50"] == 10000 and v20["frames_to_90"] == 10000
+    # v19: mean curve 0, 0.75, 0.5 -> 50 % first at 10k, 90 % never; final 1.0 and 0.0 -> mean 0.5
+    assert v19["final_success_mean"] == 0.5 and v19["frames_to_50"] == 10000 and v19["frames_to_90"] is None
+    assert v19["final_success_mean_ci"][0] <= 0.5 <= v19["final_success_mean_ci"][1]
+    assert v19["curves"]["success"]["mean"] == [0.0, 0.75, 0.5]
+    assert all(lo <= m <= hi for lo, m, hi in zip(v19["curves"]["success"]["low"], v19["curves"]["success"]["mean"],
+                                                  v19["curves"]["success"]["high"]))
+    md = (out / "summary.md").read_text()
+    assert "| reward_version=v20 | " in md and "not reached" in md
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    # Without by=: every override that differs other than seed (here reward_version and batch_size).
+    out2 = tmp_path / "out2"
+    assert compare(f"runs=[{tmp_path / 'sweep'}/*]", f"out={out2}").returncode == 0
+    labels = sorted(g["group"] for g in summary(out2)["groups"])
+    assert labels == ["batch_size=128 reward_version=v19", "batch_size=256 reward_version=v19",
+                      "batch_size=256 reward_version=v20"]
+
+
+def test_partial_runs_count_where_they_reached_and_empty_runs_are_reported(tmp_path: Path):
+    make_run(tmp_path / "r1", 1, [0.0, 1.0, 1.0], reward_version="v20")
+    make_run(tmp_path / "r2", 2, [0.0], reward_version="v20")  # still in progress: one evaluation so far
+    empty = make_run(tmp_path / "r3", 3, [], reward_version="v20")
+    out = tmp_path / "out"
+    p = compare(f"runs=[{tmp_path}/r*]", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    s = summary(out)
+    assert [sk["path"] for sk in s["skipped"]] == [str(empty.resolve())] and "no evaluation rows" in p.stdout
+    (g,) = s["groups"]
+    assert g["group"] == "reward_version=v20"  # one setting: named by the overrides its runs share
+    assert g["curves"]["success"]["runs"] == [2, 1, 1] and g["final_frames"] == [15000, 5000]
+    assert g["frames_to_50"] is None  # only frames that every seed reached count for the group
+
+
+def test_a_resumed_run_continues_its_original_and_is_counted_once(tmp_path: Path):
+    first = make_run(tmp_path / "first", 1, [0.0, 0.5])
+    second = make_run(tmp_path / "second", 1, [1.0], frames=[15000])
+    (second / "resumed_from").symlink_to(first, target_is_directory=True)
+    out = tmp_path / "out"
+    p = compare(f"runs=[{tmp_path}]", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    s = summary(out)
+    (g,) = s["groups"]
+    assert g["runs"] == 1 and g["curves"]["success"]["frames"] == [5000, 10000, 15000]
+    assert g["curves"]["success"]["mean"] == [0.0, 0.5, 1.0]
+    assert "continued by the resumed run" in s["skipped"][0]["why"]
+
+
+@pytest.mark.parametrize("case", ["no_match", "corrupt", "mixed_tasks", "unknown_key", "no_rows"])
+def test_bad_input_is_named_and_nothing_is_written(tmp_path: Path, case: str):
+    runs = tmp_path / "runs"
+    make_run(runs / "a", 1, [0.0, 1.0], reward_version="v19")
+    args, expect = [f"runs=[{runs}]"], ""
+    if case == "no_match":
+        args, expect = [f"runs=[{tmp_path}/nope*]"], f"{tmp_path}/nope*' matches nothing"
+    elif case == "corrupt":
+        (runs / "a" / "eval.csv").write_text("frames,eval/success_rate\n5000,0.5\n10000,abc\n")
+        expect = f"{runs / 'a' / 'eval.csv'}: corrupt eval.csv, line 3"
+    elif case == "mixed_tasks":
+        make_run(runs / "b", 2, [0.0, 1.0], stage=3, reward_version="v19")
+        args.append("by=reward_version")
+        expect = "mixes different tasks (curriculum_stage=2"
+    elif case == "unknown_key":
+        args.append("by=reward_verison")
+        expect = "by='reward_verison': no run has this key"
+    elif case == "no_rows":
+        (runs / "a" / "eval.csv").write_text("")
+        expect = "no run has evaluation rows yet"
+    out = tmp_path / "out"
+    p = compare(*args, f"out={out}")
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.startswith("error: ") and expect in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()

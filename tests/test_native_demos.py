@@ -1,0 +1,91 @@
+"""Demos in the native engine: n-step returns of demo transitions, demos that outlive the online
+ring, the demo share of each batch, and demos kept across resume (real MuJoCo, stage 2)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from engines.native import NativeTrainer, demos
+from engines.native.replay import KeySpec
+from engines.native.snapshot import read_snapshot
+from factories import MujocoLiftFactory
+from tests._cli import ROOT
+
+GAMMA, NSTEP = 0.9, 3
+
+
+def test_demo_transitions_hold_their_episodes_n_step_returns() -> None:
+    # Two episodes of 5 and 4 steps; obs value = (episode, step) so each sample names its source.
+    episodes = []
+    for e, length in enumerate((5, 4)):
+        t = torch.arange(length, dtype=torch.float32)
+        episodes.append({"obs": {"low_dim_state": torch.stack([torch.full_like(t, e), t], 1)[:, None]},  # (T, 1, 2)
+                         "action": torch.stack([t, -t, t, -t], 1) / 10, "reward": 1.0 + t + 10 * e,
+                         "terminated": t == length - 1, "truncated": torch.zeros(length, dtype=torch.bool)})
+    buf = demos.demo_replay(episodes, {"low_dim_state": KeySpec((2,), torch.float32)}, 1, 4, NSTEP, GAMMA,
+                            torch.device("cpu"))
+    batch = buf.sample(256)
+    for obs, act, ret, disc, nxt in zip(batch.obs["low_dim_state"][:, -1], batch.action, batch.reward,
+                                        batch.discount, batch.next_obs["low_dim_state"][:, -1]):
+        e, t = int(obs[0]), int(obs[1])
+        rewards = episodes[e]["reward"][t:t + NSTEP]
+        expect = sum(GAMMA ** k * float(r) for k, r in enumerate(rewards))
+        assert float(ret) == pytest.approx(expect, rel=1e-6)
+        ends = t + NSTEP >= len(episodes[e]["reward"])            # the window reaches the terminal step
+        assert float(disc) == pytest.approx(0.0 if ends else GAMMA ** NSTEP)
+        assert torch.equal(act, episodes[e]["action"][t])
+        if not ends:
+            assert (int(nxt[0]), int(nxt[1])) == (e, t + NSTEP)   # never crosses into the next episode
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", "agent=sac", "curriculum_stage='2'", "tb.use=false",
+                                          "eval_every_steps=0", "device=cpu", *overrides])
+    return cfg
+
+
+@pytest.mark.slow
+def test_demos_outlive_the_ring_fill_their_share_and_survive_resume(tmp_path: Path, capsys) -> None:
+    # replay.size 100 < 300 frames: the online ring wraps twice while the demos stay.
+    cfg = compose_cfg("demos=3", "replay.size=100", "num_train_frames=300", "agent.bc_weight=1.0")
+    trainer = NativeTrainer(cfg, MujocoLiftFactory(), tmp_path / "run")
+    result = trainer.train()
+    assert result["frames"] == 300 and result["updates"] > 0 and "bc_loss" in result
+    out = capsys.readouterr().out
+    assert "[demos] scripted expert: 3 of 3 episodes succeeded and are kept" in out, out
+
+    # The same expert, seeds and env again: the demo rows sampled now are exactly those transitions.
+    env = MujocoLiftFactory().make_train_env(cfg)
+    try:
+        kept, tried = demos.collect(env, lambda n: MujocoLiftFactory().make_expert(cfg, n), 3, cfg.seed + 2_000_000,
+                                    ["low_dim_state"], (1, 4))
+    finally:
+        env.close()
+    assert tried == 3 and len(kept) == 3
+    expert_actions = torch.cat([e["action"] for e in kept])                         # (T, 4)
+    expert_obs = torch.cat([e["obs"]["low_dim_state"][:, -1] for e in kept])        # (T, 21)
+    for ratio in (0.5, 0.25, 1.0):
+        batch = demos.mixed_sample(trainer.replay, trainer.demo_replay, 64, ratio)
+        assert int(batch.demo.sum()) == round(64 * ratio) and batch.action.shape == (64, 4)
+        for obs, act in zip(batch.obs["low_dim_state"][batch.demo][:, -1], batch.action[batch.demo]):
+            match = (expert_actions == act).all(1) & (expert_obs == obs).all(1)
+            assert match.any(), "a demo row is not one of the expert's transitions"
+        # online rows come from training, whose actions are not the expert's
+        online = batch.action[~batch.demo]
+        assert not any(bool((expert_actions == a).all(1).any()) for a in online)
+
+    _, payload = read_snapshot(tmp_path / "run")
+    assert payload["demos"] is not None and payload["demos"]["written"] == sum(len(e["reward"]) for e in kept)
+    resumed = NativeTrainer(compose_cfg("demos=3", "replay.size=100", "num_train_frames=400",
+                                        "agent.bc_weight=1.0", f"resume={tmp_path / 'run'}"),
+                            MujocoLiftFactory(), tmp_path / "resumed")
+    resumed.train()
+    assert "[demos] scripted expert" not in capsys.readouterr().out     # kept from the snapshot, not re-collected
+    mine, theirs = resumed.demo_replay.state_dict(), trainer.demo_replay.state_dict()
+    assert mine["written"] == theirs["written"]
+    assert torch.equal(mine["obs"]["low_dim_state"], theirs["obs"]["low_dim_state"])
+    assert torch.equal(mine["action"], theirs["action"]) and torch.equal(mine["reward"], theirs["reward"])
