@@ -6,6 +6,8 @@ use `pytest.importorskip("robobase")`; run them where it is installed (docs/robo
 """
 from __future__ import annotations
 
+import csv
+
 import os
 import subprocess
 import sys
@@ -117,6 +119,12 @@ def test_state_sac_trains_snapshots_and_resumes(tmp_path: Path) -> None:
     assert s["_main_loop_iterations"] == 300 and s["_global_env_episode"] >= 3
     assert "[robobase] done: 300 frames" in p.stdout
     assert "SR:" in p.stdout  # all-env success rate on the train log line
+    # The same eval.csv and [eval] line as the native engine (compare.py reads both engines' runs).
+    with (first / "eval.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["frames"] for r in rows] == ["0", "200"]  # RoboBase also evaluates before training
+    assert all(0.0 <= float(r["eval/success_rate"]) <= 1.0 for r in rows)
+    assert "[eval] 200 frames, " in p.stdout and "run finished: 300 frames" in p.stdout
     # A longer budget than the snapshot's: the live config must win (RoboBase kept the saved one).
     p = _train(second, "agent=sac", "num_train_frames=500", "eval_every_steps=200", f"resume={first}")
     assert "resumed" in p.stdout and "iteration 300, 300 frames" in p.stdout
