@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 import envs  # noqa: E402,F401  (headless GL first)
 from bench.machine import describe  # noqa: E402
-from bench.report import genesis_section, plot, train_section, write_docs  # noqa: E402
+from bench.report import genesis_section, plot, train_section, update_section, write_docs  # noqa: E402
 
-SECTIONS = ("mujoco", "genesis", "train")
+SECTIONS = ("mujoco", "genesis", "train", "update")
 
 
 @hydra.main(config_path="../conf", config_name="benchmark", version_base="1.3")
@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
     machine = describe()
     head = f"Measured {datetime.date.today()} on: {machine}.\n\n"
     print(head, flush=True)
-    out, genesis, train, mujoco = {}, [], [], []
+    out, genesis, train, mujoco, update = {}, [], [], [], None
     if "mujoco" in cfg.sections:
         from bench.mujoco_bench import env_steps_per_second
 
@@ -52,9 +52,13 @@ def main(cfg: DictConfig) -> None:
     if "train" in cfg.sections:
         body, train = train_section(list(cfg.train_ns), str(cfg.train_env), int(cfg.train_frames))
         out["training"] = head + body
+    if "update" in cfg.sections:
+        body, update = update_section(list(cfg.update_batches), int(cfg.update_rounds))
+        out["update"] = head + body
     # The raw figures stay with the run (Hydra's output dir), whatever is done with the docs.
     raw = Path(HydraConfig.get().runtime.output_dir) / "results.json"
-    raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "genesis": genesis, "train": train}, indent=1))
+    raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "genesis": genesis, "train": train,
+                               "update": update}, indent=1))
     print(f"raw results: {raw}")
     if cfg.write_docs:
         write_docs(ROOT / cfg.docs_path, out)

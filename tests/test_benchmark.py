@@ -42,6 +42,20 @@ def test_benchmark_rewrites_its_sections_with_measured_rows(tmp_path: Path):
     assert len(raw["mujoco"]) == 2 and raw["train"] == []
 
 
+def test_update_section_times_default_fp32_and_reference(tmp_path: Path):
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Notes kept\n")
+    p = bench(tmp_path, "sections=[update]", "update_batches=[8]", "update_rounds=1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    text = doc.read_text()
+    assert text.startswith("# Notes kept") and "<!-- update -->" in text and "cores" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 8 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert all(float(c) > 0 for c in cells[1:4]) and cells[4].endswith("x") and cells[5].endswith("x"), row
+    raw = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(raw["update"]["batches"]["8"]["ms"]) == {"default", "fp32", "reference"}
+
+
 def test_unknown_section_is_named_before_measuring(tmp_path: Path):
     p = bench(tmp_path, "sections=[gpu]")
     assert p.returncode != 0

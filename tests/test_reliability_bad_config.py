@@ -159,6 +159,9 @@ def test_unknown_group_option_names_group_and_lists_options(group: str, option: 
     (["demos=2", "demo_ratio=1.5"], "demo_ratio", "1.5"),
     (["demo_ratio=0.5"], "demo_ratio", "0.5"),          # demos from nowhere
     (["agent.bc_weight=1.0"], "bc_weight", "1.0"),
+    (["agent=drqv2", "agent.precision=fp16"], "precision", "fp16"),
+    (["agent=drqv2", "agent.encoder_chunk=-1"], "encoder_chunk", "-1"),
+    (["agent=drqv2", "agent.channels_last=maybe"], "channels_last", "maybe"),
     (["env=genesis_lift", "task.randomization.cube_color=true"], "cube_color", "Genesis"),
 ])
 def test_examples_name_key_and_value(overrides, key, value) -> None:

@@ -49,6 +49,9 @@ _DEFAULTS: dict[str, Any] = {
         "stddev_clip": 0.3,
         "augmentation_pad": 4,
         "bc_weight": 0.0,                # behaviour cloning on demo rows in the actor loss (0 = off)
+        "precision": "auto",             # conv encoder speed settings, 'auto' per device (networks.py)
+        "encoder_chunk": "auto",
+        "channels_last": "auto",
         # SAC only
         "init_temperature": 0.1,
         "alpha_lr": 1e-4,

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, Trunk, TruncatedNormal, mlp,
-                                     schedule, soft_update, weight_init)
+from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, Trunk, TruncatedNormal,
+                                     encoder_options, mlp, schedule, soft_update, weight_init)
 from engines.native.replay import Batch, KeySpec
 
 
@@ -94,7 +94,7 @@ class DrQV2Agent(TwinCriticAgent):
         if self.features.image_shape is None:
             raise ValueError("drqv2 needs an image observation (pixels=true)")
         self.stddev_schedule, self.stddev_clip = cfg.stddev_schedule, float(cfg.stddev_clip)
-        self.encoder = Encoder(*self.features.image_shape)
+        self.encoder = Encoder(*self.features.image_shape, **encoder_options(cfg, device))
         rd, ld, fd, hd = self.encoder.repr_dim, self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
         self.actor = Actor(rd, ld, action_dim, fd, hd)
         self._build_critics(rd, ld, action_dim, fd, hd)
@@ -120,12 +120,10 @@ class DrQV2Agent(TwinCriticAgent):
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """One critic + actor step. Returns detached 0-d tensors (no host sync per update)."""
         std = schedule(self.stddev_schedule, step)
-        img = self.aug(self.features.image(batch.obs))                   # (B, F*3, H, W)
-        next_img = self.aug(self.features.image(batch.next_obs))
         low, next_low = self.features.low(batch.obs), self.features.low(batch.next_obs)
-        h = self.encoder(img)                                            # (B, repr_dim)
+        h = self.encoder(self.features.image(batch.obs), self.aug)       # (B, repr_dim), augmented
         with torch.no_grad():
-            next_h = self.encoder(next_img)
+            next_h = self.encoder(self.features.image(batch.next_obs), self.aug)
             next_action = self.actor(next_h, next_low, std).sample(clip=self.stddev_clip)
             tq1, tq2 = self.critic_target(next_h, next_low, next_action)
             target_q = batch.reward + batch.discount * torch.min(tq1, tq2)  # (B,)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from engines.native.drqv2 import TwinCriticAgent
-from engines.native.networks import Encoder, RandomShiftsAug, Trunk, mlp, soft_update, weight_init
+from engines.native.networks import Encoder, RandomShiftsAug, Trunk, encoder_options, mlp, soft_update, weight_init
 from engines.native.replay import Batch, KeySpec
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -47,7 +47,7 @@ class SACAgent(TwinCriticAgent):
     def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
                  device: torch.device) -> None:
         super().__init__(spec, frame_stack, action_dim, cfg, device)
-        self.encoder: Encoder | None = Encoder(*self.features.image_shape) \
+        self.encoder: Encoder | None = Encoder(*self.features.image_shape, **encoder_options(cfg, device)) \
             if self.features.image_shape is not None else None
         rd = self.encoder.repr_dim if self.encoder is not None else 0
         ld, fd, hd = self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
@@ -77,7 +77,7 @@ class SACAgent(TwinCriticAgent):
         img = self.features.image(obs)
         if img is None or self.encoder is None:
             return None
-        return self.encoder(self.aug(img) if augment else img)
+        return self.encoder(img, self.aug if augment else None)
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:

@@ -64,6 +64,20 @@ def check_schedule(key: str, value: Any) -> None:
                          "with a positive duration in env frames")
 
 
+def check_encoder_options(cfg: DictConfig) -> None:
+    """agent.precision, agent.encoder_chunk, agent.channels_last: a value or 'auto' (per device)."""
+    precision = OmegaConf.select(cfg, "agent.precision", default="fp32")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"agent.precision={precision!r} is invalid: expected 'auto', 'fp32' or 'bf16'")
+    chunk = OmegaConf.select(cfg, "agent.encoder_chunk", default=0)
+    if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0):
+        raise ValueError(f"agent.encoder_chunk={chunk!r} is invalid: expected 'auto' or an integer >= 0 "
+                         "(0 = the whole batch at once)")
+    channels_last = OmegaConf.select(cfg, "agent.channels_last", default=False)
+    if channels_last != "auto" and not isinstance(channels_last, bool):
+        raise ValueError(f"agent.channels_last={channels_last!r} is invalid: expected 'auto', true or false")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError on the first bad engine key (naming key, value and what is allowed)."""
     _int(cfg, "seed", 0)
@@ -132,6 +146,7 @@ def validate_config(cfg: DictConfig) -> None:
         _num(cfg, "agent.stddev_clip", 0.0, float("inf"))
     if pixels:
         _int(cfg, "agent.augmentation_pad", 0)
+        check_encoder_options(cfg)
     if name == "sac":
         _num(cfg, "agent.alpha_lr", 0.0, 1.0, low_open=True)
         _num(cfg, "agent.init_temperature", 0.0, float("inf"), low_open=True)
