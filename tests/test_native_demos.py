@@ -2,6 +2,7 @@
 ring, the demo share of each batch, and demos kept across resume (real MuJoCo, stage 2)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -80,9 +81,12 @@ def test_demos_outlive_the_ring_fill_their_share_and_survive_resume(tmp_path: Pa
 
     _, payload = read_snapshot(tmp_path / "run")
     assert payload["demos"] is not None and payload["demos"]["written"] == sum(len(e["reward"]) for e in kept)
-    resumed = NativeTrainer(compose_cfg("demos=3", "replay.size=100", "num_train_frames=400",
-                                        "agent.bc_weight=1.0", f"resume={tmp_path / 'run'}"),
-                            MujocoLiftFactory(), tmp_path / "resumed")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = NativeTrainer(compose_cfg("demos=3", "replay.size=100", "num_train_frames=400",
+                                            "agent.bc_weight=1.0", f"resume={tmp_path / 'run'}"),
+                                MujocoLiftFactory(), tmp_path / "resumed")
+    assert not [w for w in caught if "holds no replay" in str(w.message)]  # the online replay came back too
     resumed.train()
     assert "[demos] scripted expert" not in capsys.readouterr().out     # kept from the snapshot, not re-collected
     mine, theirs = resumed.demo_replay.state_dict(), trainer.demo_replay.state_dict()

@@ -114,11 +114,11 @@ class NativeTrainer:
         set_rng_state(p["rng"])
         if self.cfg.resume_replay and p.get("replay") is not None:
             self.replay.load_state_dict(p["replay"])
+        elif self.cfg.resume_replay:
+            warnings.warn(f"{self._resume_path} holds no replay: updates restart once it refills")
         if p.get("demos") is not None:
             self.demo_replay = demos.restore_demo_replay(p["demos"], self.spec, self.frame_stack, self.action_dim,
                                                          self.cfg.replay.nstep, self.cfg.replay.gamma, self.device)
-        elif self.cfg.resume_replay:
-            warnings.warn(f"{self._resume_path} holds no replay: updates restart once it refills")
         windows = p.get("windows", {})
         self.success_window.extend(windows.get("success", []))
         self.return_window.extend(windows.get("return", []))
