@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,10 @@ def test_resumed_run_matches_uninterrupted_counters(tmp_path: Path) -> None:
 def test_resume_restores_agent_and_replay(tmp_path: Path) -> None:
     NativeTrainer(tiny_cfg(), FakeFactory(), tmp_path).train()
     _, payload = read_snapshot(tmp_path)
-    trainer = NativeTrainer(tiny_cfg(resume=str(tmp_path)), FakeFactory(), tmp_path / "new")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = NativeTrainer(tiny_cfg(resume=str(tmp_path)), FakeFactory(), tmp_path / "new")
+    assert not [w for w in caught if "holds no replay" in str(w.message)]
     for k, v in trainer.agent.state_dict().items():
         assert torch.equal(v, payload["agent"]["modules"][k]), k
     assert trainer.replay.written == payload["replay"]["written"] and trainer.frames == payload["counters"]["frames"]
