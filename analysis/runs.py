@@ -155,19 +155,23 @@ def _stitch(run: Run, by_path: dict[Path, Run]) -> None:
     run.overrides = {**origin.overrides, **{k: v for k, v in run.overrides.items() if k != "resume"}}
 
 
-def load_runs(patterns: list[str]) -> tuple[list[Run], list[tuple[Path, str]]]:
-    """(runs with at least one eval row, [(skipped path, why)])."""
+def load_runs(patterns: list[str], max_frames: float | None = None) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """(runs with at least one eval row, [(skipped path, why)]); rows after `max_frames` are dropped."""
     runs = [load_run(d) for d in find_run_dirs(patterns)]
     by_path = {r.path: r for r in runs}
     for r in runs:
         _stitch(r, by_path)
+        if max_frames is not None:
+            keep = [i for i, f in enumerate(r.frames) if f <= max_frames]
+            r.curve = {k: [v[i] for i in keep] for k, v in r.curve.items()}
     continued = {r.resumed_from: r.path for r in runs if r.resumed_from is not None}
     kept, skipped = [], []
     for r in runs:
         if r.path in continued:
             skipped.append((r.path, f"continued by the resumed run {continued[r.path]}"))
         elif not r.frames:
-            skipped.append((r.path, "no evaluation rows yet (eval.csv missing or empty)"))
+            why = f"up to max_frames={max_frames:g}" if max_frames is not None else "yet (eval.csv missing or empty)"
+            skipped.append((r.path, f"no evaluation rows {why}"))
         else:
             kept.append(r)
     return kept, skipped

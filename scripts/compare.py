@@ -36,7 +36,11 @@ def main(cfg: DictConfig) -> None:
         patterns, by = _str_list(cfg, "runs", False), _str_list(cfg, "by", True)
         if not isinstance(cfg.reps, int) or cfg.reps < 100:
             raise ValueError(f"reps={cfg.reps!r} is invalid: allowed an integer >= 100")
-        runs, skipped = load_runs(patterns)
+        max_frames = cfg.max_frames
+        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, float))
+                                       or max_frames <= 0):
+            raise ValueError(f"max_frames={max_frames!r} is invalid: allowed null or a number of env frames > 0")
+        runs, skipped = load_runs(patterns, max_frames)
         for path, why in skipped:
             print(f"skipped {path}: {why}", flush=True)
         if not runs:

@@ -86,6 +86,11 @@ def test_partial_runs_count_where_they_reached_and_empty_runs_are_reported(tmp_p
     assert g["group"] == "reward_version=v20"  # one setting: named by the overrides its runs share
     assert g["curves"]["success"]["runs"] == [2, 1, 1] and g["final_frames"] == [15000, 5000]
     assert g["frames_to_50"] is None  # only frames that every seed reached count for the group
+    # At a common budget: rows after max_frames are left out.
+    p = compare(f"runs=[{tmp_path}/r1,{tmp_path}/r2]", "max_frames=10000", f"out={tmp_path / 'cut'}")
+    assert p.returncode == 0, p.stderr
+    (g,) = summary(tmp_path / "cut")["groups"]
+    assert g["final_frames"] == [10000, 5000] and g["per_run"][0]["final_success"] == 1.0
 
 
 def test_a_resumed_run_continues_its_original_and_is_counted_once(tmp_path: Path):
