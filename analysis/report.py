@@ -17,6 +17,14 @@ from analysis.stats import CONFIDENCE, curve_ci, first_reaching, iqm_ci, mean_ci
 LEVELS = (0.5, 0.9)
 
 
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def summarize_group(label: str, runs: list[Run], reps: int, seed: int) -> dict[str, Any]:
     """Per-group figures over seeds: final success (mean and IQM with CIs), curves, thresholds."""
     finals = [r.curve["success"][-1] for r in runs]
@@ -34,7 +42,7 @@ def summarize_group(label: str, runs: list[Run], reps: int, seed: int) -> dict[s
         "final_success_iqm": iqm, "final_success_iqm_ci": [iqm_low, iqm_high],
         "final_return_mean": float(np.nanmean(final_returns)) if np.isfinite(final_returns).any() else None,
         "curves": curves,
-        "per_run": [{"seed": r.seed, "path": str(r.path), "final_frames": r.frames[-1],
+        "per_run": [{"seed": r.seed, "path": shown(r.path), "final_frames": r.frames[-1],
                      "final_success": r.curve["success"][-1],
                      "final_return": r.curve["return"][-1] if "return" in r.curve else None,
                      "best_success": max(r.curve["success"]),
@@ -51,7 +59,7 @@ def build_summary(groups: dict[str, list[Run]], skipped: list[tuple[Path, str]],
     return {"by": by or "overrides that differ (other than seed)", "confidence": CONFIDENCE,
             "bootstrap_reps": reps, "statistics": "rliable: stratified bootstrap, percentile intervals",
             "groups": [summarize_group(label, runs, reps, seed) for label, runs in groups.items()],
-            "skipped": [{"path": str(p), "why": why} for p, why in skipped]}
+            "skipped": [{"path": shown(p), "why": why} for p, why in skipped]}
 
 
 def _frames(f: float | None) -> str:

@@ -29,7 +29,7 @@ def _str_list(cfg: DictConfig, key: str, allow_none: bool) -> list[str] | None:
 
 @hydra.main(config_path="../conf", config_name="compare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from analysis.report import build_summary, markdown, write_report
+    from analysis.report import build_summary, markdown, shown, write_report
     from analysis.runs import CompareError, group_runs, load_runs
 
     try:
@@ -42,7 +42,7 @@ def main(cfg: DictConfig) -> None:
             raise ValueError(f"max_frames={max_frames!r} is invalid: allowed null or a number of env frames > 0")
         runs, skipped = load_runs(patterns, max_frames)
         for path, why in skipped:
-            print(f"skipped {path}: {why}", flush=True)
+            print(f"skipped {shown(path)}: {why}", flush=True)
         if not runs:
             raise CompareError(f"runs={patterns}: no run has evaluation rows yet ({len(skipped)} skipped)")
         summary = build_summary(group_runs(runs, by), skipped, by, int(cfg.reps), int(cfg.seed))
