@@ -143,12 +143,14 @@ def load_run(d: Path) -> Run:
     return Run(d, config, _parse_overrides(d / ".hydra" / "overrides.yaml"), curve, resumed_from)
 
 
-def _stitch(run: Run, by_path: dict[Path, Run]) -> None:
-    """Prepend the rows of the run(s) it was resumed from; inherit their overrides."""
-    if run.resumed_from is None or not run.resumed_from.is_dir():
+def _stitch(run: Run, by_path: dict[Path, Run], seen: frozenset[Path] = frozenset()) -> None:
+    """Prepend the rows of the run(s) it was resumed from; inherit their overrides. A resume
+    in place (the link names the run itself) or a loop of links adds nothing."""
+    seen = seen | {run.path}
+    if run.resumed_from is None or run.resumed_from in seen or not run.resumed_from.is_dir():
         return
     origin = by_path.get(run.resumed_from) or by_path.setdefault(run.resumed_from, load_run(run.resumed_from))
-    _stitch(origin, by_path)
+    _stitch(origin, by_path, seen)
     first = run.frames[0] if run.frames else math.inf
     keep = [i for i, f in enumerate(origin.frames) if f < first]
     run.curve = {k: [origin.curve[k][i] for i in keep] + run.curve.get(k, []) for k in origin.curve} or run.curve
@@ -164,7 +166,7 @@ def load_runs(patterns: list[str], max_frames: float | None = None) -> tuple[lis
         if max_frames is not None:
             keep = [i for i, f in enumerate(r.frames) if f <= max_frames]
             r.curve = {k: [v[i] for i in keep] for k, v in r.curve.items()}
-    continued = {r.resumed_from: r.path for r in runs if r.resumed_from is not None}
+    continued = {r.resumed_from: r.path for r in runs if r.resumed_from not in (None, r.path)}
     kept, skipped = [], []
     for r in runs:
         if r.path in continued:

@@ -209,7 +209,8 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None 
         torch.set_num_threads(cfg.torch_threads)
     check_output_dir(work_dir)
     announce(cfg, kw, work_dir)
-    if resumed_from is not None and not (work_dir / "resumed_from").exists():
+    if resumed_from is not None and resumed_from.resolve() != work_dir.resolve() \
+            and not (work_dir / "resumed_from").exists():
         (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)
     factory = make_factory(cfg)
     if cfg.engine.name == "robobase":

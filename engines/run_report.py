@@ -37,13 +37,13 @@ def _row(curve: dict[str, list[float]], i: int) -> str:
 
 def closing_block(work_dir: Path, result: Mapping[str, Any], wall_s: float) -> str:
     """Final and best evaluation, wall time and the run directory, as printed at the end of a run."""
-    from analysis.runs import CompareError, load_runs
+    from analysis.runs import load_runs
 
     work_dir = Path(work_dir).resolve()
     try:
         runs, _ = load_runs([str(work_dir)])
         curve = next((r.curve for r in runs if r.path == work_dir), {})
-    except CompareError as e:
+    except Exception as e:  # noqa: BLE001  reporting must never fail a run that has finished
         curve, note = {}, f"eval.csv unreadable ({e})"
     else:
         note = "none (eval_every_steps=0 or no evaluation reached)"

@@ -105,6 +105,12 @@ def test_a_resumed_run_continues_its_original_and_is_counted_once(tmp_path: Path
     assert g["runs"] == 1 and g["curves"]["success"]["frames"] == [5000, 10000, 15000]
     assert g["curves"]["success"]["mean"] == [0.0, 0.5, 1.0]
     assert "continued by the resumed run" in s["skipped"][0]["why"]
+    # A resume in place links the run to itself (run directories written before that was fixed).
+    (first / "resumed_from").symlink_to(first, target_is_directory=True)
+    p = compare(f"runs=[{first}]", f"out={tmp_path / 'self'}")
+    assert p.returncode == 0, p.stderr
+    (g,) = summary(tmp_path / "self")["groups"]
+    assert g["runs"] == 1 and g["curves"]["success"]["mean"] == [0.0, 0.5]
 
 
 @pytest.mark.parametrize("case", ["no_match", "corrupt", "mixed_tasks", "unknown_key", "no_rows"])

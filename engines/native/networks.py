@@ -84,7 +84,7 @@ class Encoder(nn.Module):
     """DrQ-v2 conv encoder: 4 3x3 convs (first stride 2), 32 channels, flattened.
 
     `chunk` > 0 runs the convs on slices of that many images: on a CPU the activations of a
-    slice of 64 stay in cache, which more than halved the encoder's time at batch 256
+    slice of 32 stay in cache, which more than halved the encoder's time at batch 256
     (docs/benchmarks.md). `channels_last` stores activations NHWC, the layout CPU conv kernels
     prefer. `bf16` runs the convs under bfloat16 autocast (weights stay fp32; the features come
     back as fp32, so the heads and the critic's values keep full precision). None of these
@@ -142,7 +142,7 @@ def encoder_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, A
     chunk = cfg.get("encoder_chunk", 0)
     channels_last = cfg.get("channels_last", False)
     return {"bf16": (cpu and cpu_has_bf16()) if precision == "auto" else precision == "bf16",
-            "chunk": (64 if cpu else 0) if chunk == "auto" else int(chunk),
+            "chunk": (32 if cpu else 0) if chunk == "auto" else int(chunk),
             "channels_last": cpu if channels_last == "auto" else bool(channels_last)}
 
 
