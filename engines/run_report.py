@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
+def _figures(success: float, ret: float | None = None, length: float | None = None, z: float | None = None) -> str:
+    """'success 90 %, return 1901, length 38, max cube z 0.141 m' (absent figures left out)."""
+    parts = [f"success {100 * success:.0f} %"]
+    parts += [f"return {ret:.0f}"] if ret is not None else []
+    parts += [f"length {length:.0f}"] if length is not None else []
+    parts += [f"max cube z {z:.3f} m"] if z is not None else []
+    return ", ".join(parts)
+
+
 def eval_line(metrics: Mapping[str, float], frames: int, episodes: int) -> str:
     """'[eval] 15,000 frames, 20 episodes: success 90 %, return 1901, length 38, max cube z 0.141 m'."""
-    parts = [f"success {100 * metrics.get('eval/success_rate', 0.0):.0f} %"]
-    if "eval/episode_reward" in metrics:
-        parts.append(f"return {metrics['eval/episode_reward']:.0f}")
-    if "eval/episode_length" in metrics:
-        parts.append(f"length {metrics['eval/episode_length']:.0f}")
-    if "eval/max_cube_z" in metrics:
-        parts.append(f"max cube z {metrics['eval/max_cube_z']:.3f} m")
-    return f"[eval] {frames:,} frames, {episodes} episode{'s' * (episodes != 1)}: " + ", ".join(parts)
+    figures = _figures(metrics.get("eval/success_rate", 0.0), metrics.get("eval/episode_reward"),
+                       metrics.get("eval/episode_length"), metrics.get("eval/max_cube_z"))
+    return f"[eval] {frames:,} frames, {episodes} episode{'s' * (episodes != 1)}: {figures}"
 
 
 def _duration(seconds: float) -> str:
@@ -27,12 +31,8 @@ def _duration(seconds: float) -> str:
 
 
 def _row(curve: dict[str, list[float]], i: int) -> str:
-    parts = [f"success {100 * curve['success'][i]:.0f} %"]
-    if "return" in curve:
-        parts.append(f"return {curve['return'][i]:.0f}")
-    if "max_cube_z" in curve:
-        parts.append(f"max cube z {curve['max_cube_z'][i]:.3f} m")
-    return f"({curve['frames'][i]:,.0f} frames): " + ", ".join(parts)
+    at = {k: v[i] for k, v in curve.items()}
+    return f"({at['frames']:,.0f} frames): " + _figures(at["success"], at.get("return"), z=at.get("max_cube_z"))
 
 
 def closing_block(work_dir: Path, result: Mapping[str, Any], wall_s: float) -> str:

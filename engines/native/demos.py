@@ -117,14 +117,16 @@ def restore_demo_replay(state: Mapping[str, Any], spec: Mapping[str, KeySpec], f
 
 
 def mixed_sample(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: int, ratio: float) -> Batch:
-    """round(ratio * batch_size) demo transitions first, the rest online; `demo` marks the former."""
+    """round(ratio * batch_size) demo transitions first, the rest online; `demo` marks the former
+    (None when no demo is drawn: the plain online batch)."""
     k = int(round(ratio * batch_size)) if demos is not None else 0
-    parts = ([demos.sample(k)] if k else []) + ([online.sample(batch_size - k)] if k < batch_size else [])
-    flags = [torch.full((k,), True, device=online.device)] if k else []
-    flags += [torch.zeros(batch_size - k, dtype=torch.bool, device=online.device)] if k < batch_size else []
-    if len(parts) == 1:
-        return replace(parts[0], demo=flags[0])
-    a, b = parts
+    if k == 0:
+        return online.sample(batch_size)
+    if k == batch_size:
+        return replace(demos.sample(k), demo=torch.ones(k, dtype=torch.bool, device=online.device))
+    a, b = demos.sample(k), online.sample(batch_size - k)
+    flags = [torch.ones(k, dtype=torch.bool, device=online.device),
+             torch.zeros(batch_size - k, dtype=torch.bool, device=online.device)]
     return Batch({key: torch.cat([a.obs[key], b.obs[key]]) for key in a.obs}, torch.cat([a.action, b.action]),
                  torch.cat([a.reward, b.reward]), torch.cat([a.discount, b.discount]),
                  {key: torch.cat([a.next_obs[key], b.next_obs[key]]) for key in a.next_obs}, torch.cat(flags))
