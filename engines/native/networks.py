@@ -5,6 +5,7 @@ move 4x fewer bytes; the float conversion and the /255 - 0.5 scaling happen on t
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Mapping
 
@@ -124,6 +125,7 @@ class Encoder(nn.Module):
         return (torch.cat(h) if len(h) > 1 else h[0]).float()   # (B, repr_dim)
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Native bfloat16 on this CPU (AVX512-BF16 or AMX): elsewhere bf16 is emulated and slower."""
     try:
@@ -136,7 +138,7 @@ def cpu_has_bf16() -> bool:
 
 def encoder_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     """The encoder's speed settings with 'auto' resolved for the device: on a CPU, slices of
-    64, channels-last and bf16 (where the CPU has it); on a GPU, the published fp32 path."""
+    32, channels-last and bf16 (where the CPU has it); on a GPU, the published fp32 path."""
     cpu = device.type == "cpu"
     precision = cfg.get("precision", "fp32")
     chunk = cfg.get("encoder_chunk", 0)
