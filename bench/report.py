@@ -122,6 +122,48 @@ def update_section(batches: list[int], rounds: int) -> tuple[str, dict | None]:
     return body, r
 
 
+def preset_results(patterns: list[str]) -> dict[int, dict[str, float]]:
+    """seed -> the final evaluation (success, frames) of the preset's runs matching `patterns`."""
+    from analysis.runs import CompareError, load_runs
+
+    try:
+        runs, _ = load_runs(patterns) if patterns else ([], [])
+    except CompareError as exc:  # no runs yet: the baselines still stand on their own
+        print(f"  preset runs: {exc}", flush=True)
+        return {}
+    return {int(r.seed): {"success": r.curve["success"][-1], "frames": r.frames[-1]}
+            for r in runs if r.curve.get("success")}
+
+
+def vision_section(experiment: str, seeds: list[int], episodes: int, bc_steps: int, runs: list[str]
+                   ) -> tuple[str, dict | None]:
+    """Blind (open loop, low-dim BC) and seeing (image BC, the RL preset) policies on one task."""
+    r = run_module(["bench.vision_bench", "--experiment", experiment, "--seeds", *map(str, seeds),
+                    "--episodes", str(episodes), "--bc-steps", str(bc_steps)], timeout=4 * 3600)
+    if r is None:
+        return "Vision baselines: measurement failed (see the benchmark's output).", None
+    preset = preset_results(runs)
+    pct = lambda x: f"{100 * x:.0f} %"  # noqa: E731
+    rows = []
+    for s in r["seeds"]:
+        p = preset.get(int(s["seed"]))
+        rl = f"{pct(p['success'])} ({p['frames'] / 1000:.0f}k frames)" if p else "not run"
+        rows.append(f"| {s['seed']} | {s['demos_kept']}/{s['demos_tried']} ({s['transitions']}) | "
+                    f"{pct(s['open_loop']['success'])} | {pct(s['lowdim_bc']['success'])} | "
+                    f"{pct(s['image_bc']['success'])} | {rl} |")
+    body = (f"`experiment={experiment}`: evaluation success over {episodes} held-out episodes per seed (the "
+            "trainer's eval seeds), every policy built from the same scripted-expert demos (the trainer's demo "
+            "seed). *open loop*: the demos' mean action per step, no observation; *low-dim BC*: an MLP on the "
+            "frame-stacked proprioceptive state (no cube position); *image BC*: the DrQ-v2 encoder and actor "
+            f"regressed on the demo actions ({bc_steps} Adam steps, batch {r['batch']}, random shifts); "
+            "*DrQ-v2 + demos*: the preset's final evaluation, read from its runs' `eval.csv`"
+            + (f" ({', '.join(f'`{x}`' for x in runs)})" if runs else "") + ". Code: `bench/vision_bench.py`.\n\n"
+            "| seed | demos kept (transitions) | open loop | low-dim BC | image BC | DrQ-v2 + demos |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows))
+    r["preset"] = {str(k): v for k, v in preset.items()}
+    return body, r
+
+
 def plot(genesis: list[dict], train: list[dict], path: Path) -> None:
     import matplotlib
 

@@ -20,10 +20,15 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 import rewards
+from engines.rundir import (SAVED, RunLock, remove_if_untouched, remove_stale_temp_files, save_composition,
+                            saved_overrides)
 from envs.config import ConfigError, check_randomization, make_task_config
 
 log = logging.getLogger(__name__)
 FACTORIES = ("factories.MujocoLiftFactory", "factories.GenesisLiftFactory")
+# Config groups and the key that names the chosen option: on resume, typing the group the run
+# already uses (`agent=sac` for a SAC run) must not replace its saved node with the defaults.
+GROUP_IDS = {"agent": "name", "env": "name", "engine": "name", "reward_version": "name", "curriculum_stage": "stage"}
 ENGINES = ("native", "robobase")
 
 
@@ -49,6 +54,16 @@ def _multirun_job() -> str | None:
             return None
         return f"#{hc.job.num} ({hc.job.override_dirname})"
     except Exception:  # noqa: BLE001  no Hydra context: a plain call
+        return None
+
+
+def _hydra_node() -> Any:
+    """Hydra's own config of this job (None outside a Hydra app)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get() if HydraConfig.initialized() else None
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -152,7 +167,7 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
 
     snap = resolve_snapshot_path(cfg.resume)
     run_dir = snap.parent.parent if snap.parent.name == "snapshots" else None
-    saved_file = run_dir / ".hydra" / "config.yaml" if run_dir else None
+    saved_file = run_dir / SAVED / "config.yaml" if run_dir else None
     if saved_file is None or not saved_file.is_file():
         return cfg, run_dir  # no saved composition: the live config is all there is
     saved = OmegaConf.load(saved_file)
@@ -161,6 +176,9 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
         key = ov.split("=", 1)[0].lstrip("+~")
         if key.startswith("hydra") or key == "experiment":
             continue
+        ident = GROUP_IDS.get(key)
+        if ident and OmegaConf.select(saved, f"{key}.{ident}") == OmegaConf.select(cfg, f"{key}.{ident}"):
+            continue  # the group the run already uses: keep its saved node, overrides inside included
         OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
     saved.resume = cfg.resume
     return saved, run_dir
@@ -170,13 +188,17 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
     """Validate, announce and train. ConfigError on bad input (SweepJobError inside a multirun)."""
     job = _multirun_job()
     started = time.perf_counter()
+    lock = RunLock(Path(work_dir))
     try:
-        result = _run(cfg, work_dir, cli_overrides)
+        result = _run(cfg, work_dir, cli_overrides, lock)
     except ConfigError as e:
+        remove_if_untouched(Path(work_dir))  # a refusal leaves no empty run directory behind
         if job is None:
             raise
         print(f"error: job {job} failed: {e}", file=sys.stderr, flush=True)
         raise SweepJobError(f"job {job} failed: {e}") from None
+    finally:
+        lock.release()
     stop = result.get("stop_signal") if isinstance(result, dict) else None
     if isinstance(result, dict):
         from engines.run_report import closing_block
@@ -192,10 +214,11 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
     return result
 
 
-def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
+def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None, lock: RunLock) -> dict[str, Any]:
     from engines.native.snapshot import SnapshotError
 
     work_dir = Path(work_dir)
+    live = cfg
     try:  # a missing resume= target fails before anything is written
         cfg, resumed_from = resume_config(cfg, cli_overrides or [])
     except SnapshotError as e:
@@ -208,6 +231,14 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None 
 
         torch.set_num_threads(cfg.torch_threads)
     check_output_dir(work_dir)
+    lock.acquire()
+    remove_stale_temp_files(work_dir)
+    overrides = list(cli_overrides or [])
+    if resumed_from is not None and resumed_from.resolve() != work_dir.resolve():
+        # a resume into a new directory: the original's overrides plus what was typed now
+        typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+        overrides = [o for o in saved_overrides(resumed_from) if o.split("=", 1)[0].lstrip("+~") not in typed] + overrides
+    save_composition(cfg if resumed_from is not None else live, work_dir, overrides, _hydra_node())
     announce(cfg, kw, work_dir)
     if resumed_from is not None and resumed_from.resolve() != work_dir.resolve() \
             and not (work_dir / "resumed_from").exists():

@@ -22,7 +22,9 @@ def eval_line(metrics: Mapping[str, float], frames: int, episodes: int) -> str:
     """'[eval] 15,000 frames, 20 episodes: success 90 %, return 1901, length 38, max cube z 0.141 m'."""
     figures = _figures(metrics.get("eval/success_rate", 0.0), metrics.get("eval/episode_reward"),
                        metrics.get("eval/episode_length"), metrics.get("eval/max_cube_z"))
-    return f"[eval] {frames:,} frames, {episodes} episode{'s' * (episodes != 1)}: {figures}"
+    wall = metrics.get("eval/wall_s")
+    when = f" ({_duration(wall)} into the run)" if wall is not None else ""
+    return f"[eval] {frames:,} frames{when}, {episodes} episode{'s' * (episodes != 1)}: {figures}"
 
 
 def _duration(seconds: float) -> str:

@@ -172,9 +172,9 @@ class MujocoLiftFactory(_LiftFactory):
         kw = task_kwargs(cfg)
         make_task_config(**kw)  # validate in this process, before any worker starts
         fs, t, seed = int(cfg.frame_stack), int(cfg.get("action_sequence", 1)), int(cfg.seed)
+        if int(cfg.num_train_envs) == 1:  # in this process: leave the learner's torch_threads alone
+            return gym.vector.SyncVectorEnv([lambda: _mujoco_single(kw, fs, t, seed)])
         fns = [lambda i=i: _mujoco_worker(kw, fs, t, seed + i) for i in range(int(cfg.num_train_envs))]
-        if len(fns) == 1:
-            return gym.vector.SyncVectorEnv(fns)
         return gym.vector.AsyncVectorEnv(fns, context="spawn")
 
     def _single_env(self, cfg: DictConfig) -> SingleEnvView:

@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py                      # everything (about 20-30 min on 2 CPU cores)
     python scripts/benchmark.py sections=[mujoco]    # one section
+    python scripts/benchmark.py sections=[vision]    # blind vs seeing baselines (~30 min; not in the default)
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 import envs  # noqa: E402,F401  (headless GL first)
 from bench.machine import describe  # noqa: E402
-from bench.report import genesis_section, plot, train_section, update_section, write_docs  # noqa: E402
+from bench.report import genesis_section, plot, train_section, update_section, vision_section, write_docs  # noqa: E402
 
-SECTIONS = ("mujoco", "genesis", "train", "update")
+SECTIONS = ("mujoco", "genesis", "train", "update", "vision")
 
 
 @hydra.main(config_path="../conf", config_name="benchmark", version_base="1.3")
@@ -33,7 +34,7 @@ def main(cfg: DictConfig) -> None:
     machine = describe()
     head = f"Measured {datetime.date.today()} on: {machine}.\n\n"
     print(head, flush=True)
-    out, genesis, train, mujoco, update = {}, [], [], [], None
+    out, genesis, train, mujoco, update, vision = {}, [], [], [], None, None
     if "mujoco" in cfg.sections:
         from bench.mujoco_bench import env_steps_per_second
 
@@ -55,10 +56,15 @@ def main(cfg: DictConfig) -> None:
     if "update" in cfg.sections:
         body, update = update_section(list(cfg.update_batches), int(cfg.update_rounds))
         out["update"] = head + body
+    if "vision" in cfg.sections:
+        body, vision = vision_section(str(cfg.vision_experiment), list(cfg.vision_seeds), int(cfg.vision_episodes),
+                                      int(cfg.vision_bc_steps), list(cfg.vision_runs))
+        out["vision"] = head + body
     # The raw figures stay with the run (Hydra's output dir), whatever is done with the docs.
     raw = Path(HydraConfig.get().runtime.output_dir) / "results.json"
     raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "genesis": genesis, "train": train,
-                               "update": update}, indent=1))
+                               "update": update,
+                               "vision": vision}, indent=1))
     print(f"raw results: {raw}")
     if cfg.write_docs:
         write_docs(ROOT / cfg.docs_path, out)

@@ -61,3 +61,56 @@ def test_joblib_sweep_with_one_bad_job_finishes_the_others(tmp_path: Path) -> No
     assert len(snaps) == 1, [str(s) for s in sweep.rglob("*")]
     assert counters(snaps[0])["frames"] == 300
     assert (snaps[0].parent.parent / "train.csv").is_file()
+
+
+def _start_in_long_evaluation(run_dir: Path) -> subprocess.Popen:
+    """A run that logs frame 200 and then starts an evaluation of 1000 episodes (minutes long)."""
+    proc = start_train(run_dir, "num_train_frames=1000000", "snapshot_every_n=100", "eval_every_steps=200",
+                       "num_eval_episodes=1000")
+    csv = run_dir / "train.csv"
+    t0 = time.monotonic()
+    while not (csv.is_file() and any(line.startswith("200,") for line in csv.read_text().splitlines())):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() - t0 < 120, "frame 200 was never logged"
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the evaluation's first episodes
+    return proc
+
+
+@pytest.mark.slow
+def test_sigterm_during_evaluation_aborts_it_and_snapshots(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = _start_in_long_evaluation(run_dir)
+    try:
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=BOUND_S)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert took < BOUND_S
+    assert proc.returncode == 128 + int(signal.SIGTERM), out[-3000:]
+    assert "evaluation at 200 frames aborted by SIGTERM" in out and "snapshot written to" in out, out[-3000:]
+    assert no_traceback(out), out[-3000:]
+    assert counters(latest(run_dir))["frames"] == 200
+    assert not (run_dir / "eval.csv").is_file() or "200," not in (run_dir / "eval.csv").read_text()
+
+
+@pytest.mark.slow
+def test_second_signal_exits_at_once_and_keeps_the_last_snapshot(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = _start_in_long_evaluation(run_dir)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=BOUND_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode in (128 + int(signal.SIGTERM), 128 + int(signal.SIGINT)), out[-3000:]
+    assert no_traceback(out), out[-3000:]
+    assert "second signal (SIGINT)" in out and "is kept" in out and f"resume={run_dir}" in out, out[-3000:]
+    assert counters(latest(run_dir))["frames"] >= 100  # a complete snapshot to resume from

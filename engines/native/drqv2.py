@@ -65,6 +65,16 @@ class TwinCriticAgent(nn.Module):
         err = ((action - batch.action) ** 2).sum(-1)                      # (B,)
         return self.bc_weight * err[batch.demo].mean()
 
+    def with_bc(self, policy_loss: torch.Tensor, q: torch.Tensor, mean_action: torch.Tensor, batch: Batch
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The actor loss with the BC term added, as TD3+BC (Fujimoto & Gu 2021) does: the policy
+        term divided by the batch's mean |Q| (B,), so that bc_weight means the same whatever
+        the reward scale (v20 pays up to ~2000 at success). Unchanged when BC is off."""
+        bc = self.bc_loss(mean_action, batch)
+        if bc is None:
+            return policy_loss, None
+        return policy_loss / q.abs().mean().detach().clamp_min(1e-6) + bc, bc
+
     def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
         self.critic = Critic(rd, ld, action_dim, fd, hd)
         self.critic_target = Critic(rd, ld, action_dim, fd, hd)
@@ -139,10 +149,8 @@ class DrQV2Agent(TwinCriticAgent):
         dist = self.actor(h, low, std)
         action = dist.sample(clip=self.stddev_clip)
         aq1, aq2 = self.critic(h, low, action)
-        actor_loss = -torch.min(aq1, aq2).mean()
-        bc = self.bc_loss(dist.mean, batch)
-        if bc is not None:
-            actor_loss = actor_loss + bc
+        q = torch.min(aq1, aq2)                                           # (B,)
+        actor_loss, bc = self.with_bc(-q.mean(), q, dist.mean, batch)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()

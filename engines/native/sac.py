@@ -107,10 +107,9 @@ class SACAgent(TwinCriticAgent):
         h = h.detach() if h is not None else None
         action, logp = self.actor(h, low)
         aq1, aq2 = self.critic(h, low, action)
-        actor_loss = (alpha * logp - torch.min(aq1, aq2)).mean()
-        bc = self.bc_loss(self.actor(h, low, deterministic=True)[0], batch) if self.bc_weight > 0 else None
-        if bc is not None:
-            actor_loss = actor_loss + bc
+        q = torch.min(aq1, aq2)                                           # (B,)
+        mean_action = self.actor(h, low, deterministic=True)[0] if self.bc_weight > 0 else action
+        actor_loss, bc = self.with_bc((alpha * logp - q).mean(), q, mean_action, batch)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()

@@ -8,8 +8,10 @@ resumed from a snapshot ends with the same counters as an uninterrupted one.
 from __future__ import annotations
 
 import collections
+import os
 import random
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -98,6 +100,7 @@ class NativeTrainer:
         self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if cfg.demos > 0 else 0.0)
         self.learn_start = max(cfg.replay_size_before_train, self.num_envs * (cfg.replay.nstep + 1))
         self.frames = self.updates = self.episodes = self.update_credit = 0
+        self.wall_before, self._t0 = 0.0, time.perf_counter()  # training wall time of earlier sessions, and now
         self.success_window: collections.deque = collections.deque(maxlen=WINDOW)
         self.return_window: collections.deque = collections.deque(maxlen=WINDOW)
         self.term_windows: dict[str, collections.deque] = {}
@@ -109,6 +112,7 @@ class NativeTrainer:
     def _restore(self, p: dict[str, Any]) -> None:
         c = p["counters"]
         self.frames, self.updates, self.episodes = int(c["frames"]), int(c["updates"]), int(c["episodes"])
+        self.wall_before = float(c.get("wall_s", 0.0))
         self.update_credit = int(c.get("update_credit", self.updates * self.cfg.update_every_steps))
         self.agent.load_snapshot_state(p["agent"])
         set_rng_state(p["rng"])
@@ -143,6 +147,7 @@ class NativeTrainer:
         self.logger = MetricLogger(cfg, self.work_dir, self.wandb_run_id)
         self.wandb_run_id = self.logger.wandb_run_id
         self._stop: str | None = None
+        self._t0 = time.perf_counter()
         previous = self._install_signal_handlers()
         resumed = self.replay.written > 0 or self.frames > 0
         if cfg.demos > 0 and self.frames == 0 and self.demo_replay is None:
@@ -184,6 +189,10 @@ class NativeTrainer:
             self.close_envs()
         return {**metrics, **self.last_eval, "frames": self.frames, "updates": self.updates,
                 "episodes": self.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
+
+    def wall_s(self) -> float:
+        """Seconds this run has trained, over all its sessions (resumes add to it)."""
+        return self.wall_before + time.perf_counter() - self._t0
 
     def _crossed(self, every: int) -> bool:
         """Did the last iteration cross a multiple of `every` env frames?"""
@@ -263,7 +272,12 @@ class NativeTrainer:
         cfg = self.cfg
         video = self.work_dir / "eval_videos" / f"{self.frames}.mp4" if cfg.log_eval_video else None
         metrics, written = evaluate(self.agent, self.eval_env, cfg.num_eval_episodes, self.frames,
-                                    cfg.seed + 1_000_000, self.keys, self.device, video)
+                                    cfg.seed + 1_000_000, self.keys, self.device, video,
+                                    stop=lambda: self._stop is not None)
+        if metrics is None:
+            print(f"[native] evaluation at {self.frames} frames aborted by {self._stop}: not logged", flush=True)
+            return
+        metrics["eval/wall_s"] = self.wall_s()  # when it was reached: the budget a claim is judged on
         self.last_eval = metrics
         self.logger.log("eval", metrics, self.frames)
         print(eval_line(metrics, self.frames, cfg.num_eval_episodes), flush=True)
@@ -278,7 +292,7 @@ class NativeTrainer:
             "agent_name": self.agent.name, "agent": self.agent.snapshot_state(),
             "obs_spec": self.signature, "action_dim": self.action_dim,
             "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes,
-                         "update_credit": self.update_credit},
+                         "update_credit": self.update_credit, "wall_s": self.wall_s()},
             "rng": rng_state(),
             "replay": self.replay.state_dict() if with_replay else None,
             "demos": self.demo_replay.state_dict() if with_replay and self.demo_replay is not None else None,
@@ -309,9 +323,15 @@ class NativeTrainer:
             signal.signal(sig, handler)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        """First signal: finish the iteration and snapshot. Second: abort at once."""
+        """First signal: finish the env step (an evaluation is aborted), snapshot, exit 128+signal.
+        Second: exit at once with 128+signal; snapshots are written atomically, so the last
+        complete one stays the one to resume from."""
         name = signal.Signals(signum).name
         if self._stop is not None:
-            raise KeyboardInterrupt(f"second {name}: aborting without a snapshot")
+            latest = self.work_dir / "snapshots" / LATEST
+            kept = f"the last snapshot {latest} is kept" if latest.exists() else "no snapshot was written yet"
+            print(f"[native] second signal ({name}): exiting now without a new snapshot; {kept}. "
+                  f"Resume with resume={self.work_dir}", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
         self._stop = name
         print(f"[native] {name} received: finishing the current iteration, then writing a snapshot", flush=True)

@@ -1,0 +1,193 @@
+"""Does a policy on the pixels_cpu task need the camera? Blind and seeing baselines.
+
+From the same scripted-expert demos the trainer collects (same env, same seed), three
+policies are built and evaluated on the trainer's held-out eval episodes:
+- open loop: the demos' mean action at each step, observations ignored;
+- low-dim BC: an MLP on the frame-stacked `low_dim_state` alone (proprioception, no cube);
+- image BC: the DrQ-v2 encoder and actor trained on the demos by regression (with the same
+  random-shift augmentation), image and low-dim state as the agent sees them.
+If the blind two fail where image BC and the RL preset succeed, the camera is what is used.
+
+    python -m bench.vision_bench --seeds 1 2 3 --episodes 50
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from torch import nn
+
+import envs  # noqa: F401  (headless GL before mujoco)
+from engines.native import demos, envio
+from engines.native.agents import make_agent
+from engines.native.evaluation import evaluate
+from engines.native.networks import mlp
+from engines.native.validate import validate_config
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000  # as the native trainer
+
+
+def compose_cfg(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    validate_config(cfg)
+    return cfg
+
+
+class OpenLoop:
+    """Replays the demos' per-step mean action (the last one past the longest demo)."""
+
+    def __init__(self, episodes: list[dict[str, Any]], action_dim: int) -> None:
+        longest = max(len(e["action"]) for e in episodes)
+        total, count = torch.zeros(longest, action_dim), torch.zeros(longest, 1)
+        for e in episodes:
+            t = len(e["action"])
+            total[:t] += e["action"].float()
+            count[:t] += 1
+        self.mean, self.action_dim, self.t = total / count, action_dim, 0  # (T, A)
+
+    def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
+        if obs["low_dim_state"].shape[0] != 1:
+            raise ValueError("open loop acts for one env")
+        a = self.mean[min(self.t, len(self.mean) - 1)]
+        self.t += 1
+        return a[None]
+
+
+class ResettingEnv:
+    """Tells the open-loop policy when an episode starts (the evaluator only calls reset)."""
+
+    def __init__(self, env: Any, policy: OpenLoop) -> None:
+        self.env, self.policy = env, policy
+        self.action_space = env.action_space
+
+    def reset(self, **kw: Any) -> Any:
+        self.policy.t = 0
+        return self.env.reset(**kw)
+
+    def step(self, a: Any) -> Any:
+        return self.env.step(a)
+
+    def render(self) -> Any:
+        return self.env.render()
+
+
+class LowDimBC(nn.Module):
+    """MLP on the flattened (F, 18) proprioceptive state."""
+
+    def __init__(self, in_dim: int, action_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net, self.action_dim = mlp(in_dim, hidden, action_dim), action_dim
+
+    def forward(self, low: torch.Tensor) -> torch.Tensor:                 # (B, F, D) -> (B, A)
+        return torch.tanh(self.net(low.flatten(1)))
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
+        return self(obs["low_dim_state"].float())
+
+
+class ImageBC:
+    """The DrQ-v2 agent's encoder + actor, trained by regression on the demo actions."""
+
+    def __init__(self, cfg: DictConfig, spec: Any, frame_stack: int, action_dim: int) -> None:
+        self.agent = make_agent(cfg.agent, spec, frame_stack, action_dim, torch.device("cpu"))
+        self.params = [*self.agent.encoder.parameters(), *self.agent.actor.parameters()]
+        self.action_dim = action_dim
+
+    def loss(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        a = self.agent
+        h = a.encoder(a.features.image(obs), a.aug)
+        return F.mse_loss(a.actor(h, a.features.low(obs), 0.1).mean, action)
+
+    def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
+        return self.agent.act(obs, step, eval_mode=True)
+
+
+def fit(params: list[torch.nn.Parameter], loss_fn: Any, data: dict[str, Any], steps: int, batch: int,
+        lr: float) -> float:
+    """Adam on random minibatches of the demo transitions; returns the last loss."""
+    opt = torch.optim.Adam(params, lr=lr)
+    n = len(data["action"])
+    g = torch.Generator().manual_seed(0)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        idx = torch.randint(0, n, (batch,), generator=g)
+        loss = loss_fn({k: v[idx] for k, v in data["obs"].items()}, data["action"][idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batch: int) -> dict[str, Any]:
+    from factories import MujocoLiftFactory
+
+    cfg = compose_cfg([*overrides, f"seed={seed}"])
+    torch.manual_seed(seed)
+    factory = MujocoLiftFactory()
+    train_env, eval_env = factory.make_train_env(cfg), factory.make_eval_env(cfg)
+    try:
+        spec, fs = envio.obs_spec(envio.single_obs_space(train_env, eval_env))
+        keys, action_shape = list(spec), tuple(train_env.single_action_space.shape)
+        action_dim = int(action_shape[-1])
+        t0 = time.perf_counter()
+        kept, tried = demos.collect(train_env, lambda n: factory.make_expert(cfg, n), int(cfg.demos),
+                                    seed + DEMO_SEED_OFFSET, keys, action_shape)
+        data = {"obs": {k: torch.cat([e["obs"][k] for e in kept]) for k in keys},
+                "action": torch.cat([e["action"] for e in kept]).float()}
+        out: dict[str, Any] = {"seed": seed, "demos_kept": len(kept), "demos_tried": tried,
+                               "transitions": len(data["action"]), "collect_s": time.perf_counter() - t0}
+
+        def score(name: str, policy: Any, env: Any, train_s: float) -> None:
+            t = time.perf_counter()
+            m, _ = evaluate(policy, env, episodes, 0, seed + EVAL_SEED_OFFSET, keys, torch.device("cpu"))
+            out[name] = {"success": m["eval/success_rate"], "max_cube_z": m.get("eval/max_cube_z"),
+                         "train_s": train_s, "eval_s": time.perf_counter() - t}
+            print(f"seed {seed} {name}: success {100 * m['eval/success_rate']:.0f} %", flush=True)
+
+        ol = OpenLoop(kept, action_dim)
+        score("open_loop", ol, ResettingEnv(eval_env, ol), 0.0)
+        low = LowDimBC(fs * spec["low_dim_state"].frame_shape[0], action_dim)
+        t = time.perf_counter()
+        fit(list(low.parameters()), lambda o, a: F.mse_loss(low(o["low_dim_state"].float()), a), data,
+            bc_steps, batch, 1e-3)
+        score("lowdim_bc", low, eval_env, time.perf_counter() - t)
+        img = ImageBC(cfg, spec, fs, action_dim)
+        t = time.perf_counter()
+        fit(img.params, img.loss, data, bc_steps, batch, 1e-4)
+        img.agent.train(False)
+        score("image_bc", img, eval_env, time.perf_counter() - t)
+        return out
+    finally:
+        train_env.close()
+        eval_env.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--experiment", default="pixels_cpu")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--bc-steps", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--override", nargs="*", default=[])
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    overrides = [f"experiment={a.experiment}", *a.override]
+    res = {"overrides": overrides, "episodes": a.episodes, "bc_steps": a.bc_steps, "batch": a.batch,
+           "demos": int(compose_cfg(overrides).demos),
+           "seeds": [run_seed(overrides, s, a.episodes, a.bc_steps, a.batch) for s in a.seeds]}
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""What a run owns on disk: its saved composition, an exclusive lock, and no stale temp files.
+
+Hydra's own `.hydra/` output is switched off (`hydra.output_subdir: null` in conf/train.yaml):
+Hydra writes it before any project code runs, so a resume in the same directory used to
+overwrite the composition it was about to continue. The project writes the same three files
+itself, once, after validation; a resume reads them and never rewrites them.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from envs.config import ConfigError
+
+SAVED = ".hydra"                       # where Hydra kept it: analysis/ and users know the place
+LOCK = ".lock"
+HYDRA_ONLY = {"train.log"}             # what Hydra writes into a run directory before project code
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    f = run_dir / SAVED / "overrides.yaml"
+    return [str(x) for x in (yaml.safe_load(f.read_text()) or [])] if f.is_file() else []
+
+
+def save_composition(cfg: DictConfig, work_dir: Path, overrides: list[str], hydra_cfg: Any = None) -> None:
+    """Write `.hydra/{config,overrides,hydra}.yaml` unless the run already has them (a resume in
+    place); a resume's own overrides are appended to `.hydra/resumes.yaml` instead."""
+    d = work_dir / SAVED
+    d.mkdir(parents=True, exist_ok=True)
+    if (d / "config.yaml").is_file():
+        log = d / "resumes.yaml"
+        past = yaml.safe_load(log.read_text()) if log.is_file() else None
+        entry = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "overrides": list(overrides)}
+        log.write_text(yaml.safe_dump([*(past or []), entry], sort_keys=False))
+        return
+    (d / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (d / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
+    if hydra_cfg is not None:
+        (d / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+
+
+class RunLock:
+    """An exclusive flock on `<run>/.lock` naming its holder. The kernel drops it when the process
+    dies, so a lock left by a killed run is taken over (with a warning naming the old holder)."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = work_dir / LOCK
+        self._f: IO[str] | None = None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise ConfigError(f"run directory {str(self.path.parent)!r} is in use by {holder}: wait for that run "
+                              "to end, or give this one its own directory (hydra.run.dir=...)") from None
+        f.seek(0)
+        stale = f.read().strip()
+        if stale:
+            warnings.warn(f"run directory {self.path.parent}: taking over the lock of {stale}, which no longer "
+                          "holds it (the process ended without releasing it)", stacklevel=2)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+        f.flush()
+        self._f = f
+        return self
+
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.seek(0)
+            self._f.truncate()
+            self._f.close()  # closing drops the flock
+            self._f = None
+
+
+def remove_if_untouched(work_dir: Path) -> None:
+    """After a refusal: remove the run directory if it holds nothing but what Hydra wrote."""
+    try:
+        entries = set(os.listdir(work_dir))
+    except OSError:
+        return
+    if entries <= HYDRA_ONLY:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def remove_stale_temp_files(work_dir: Path) -> list[Path]:
+    """Temp files of interrupted snapshot writes (`.<name>.pt.<random>.tmp`): a SIGKILL during a
+    write leaves one behind, as large as the snapshot. Removed at every start; returns them."""
+    found = sorted((work_dir / "snapshots").glob(".*.pt.*.tmp")) if (work_dir / "snapshots").is_dir() else []
+    for p in found:
+        p.unlink(missing_ok=True)
+    if found:
+        print(f"[run] removed {len(found)} temp file(s) of interrupted snapshot writes in {work_dir / 'snapshots'}",
+              flush=True)
+    return found
