@@ -15,29 +15,26 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from torch import nn
 
 import envs  # noqa: F401  (headless GL before mujoco)
+from engines.config import compose_train
 from engines.native import demos, envio
 from engines.native.agents import make_agent
 from engines.native.evaluation import evaluate
 from engines.native.networks import mlp
 from engines.native.validate import validate_config
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000  # as the native trainer
 
 
 def compose_cfg(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose_train(overrides)
     validate_config(cfg)
     return cfg
 

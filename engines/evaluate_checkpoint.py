@@ -19,9 +19,15 @@ from engines.run import make_factory
 def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path, video_episodes: int,
                         device: str = "cpu", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Roll out the snapshot's policy (mean action) on its own eval env for `episodes` episodes."""
-    if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes={episodes!r} is invalid: allowed an integer >= 1")
-    path, payload = read_snapshot(checkpoint)
+    for key, value, low in (("episodes", episodes, 1), ("seed", seed, 0), ("video_episodes", video_episodes, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{key}={value!r} is invalid: allowed an integer >= {low}")
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device={device!r} is invalid: allowed cpu or cuda[:index]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} is invalid here: this torch ({torch.__version__}) sees no CUDA device; "
+                         "allowed cpu")
+    path, payload = read_snapshot(checkpoint, key="checkpoint")
     cfg = OmegaConf.create(payload["config"])
     for k, v in (overrides or {}).items():
         OmegaConf.update(cfg, k, v, merge=True)

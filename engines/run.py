@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 import rewards
 from engines.rundir import (SAVED, RunLock, remove_if_untouched, remove_stale_temp_files, save_composition,
                             saved_overrides)
+from engines.schema import nearest, unknown_keys
 from envs.config import ConfigError, check_randomization, make_task_config
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ def _multirun_job() -> str | None:
         return None
 
 
+class NothingToDo(Exception):
+    """A resume of a run that already reached its num_train_frames: nothing is written."""
+
+
 def _hydra_node() -> Any:
     """Hydra's own config of this job (None outside a Hydra app)."""
     try:
@@ -79,11 +84,23 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     """Every check that can fail before a simulator starts; returns the task kwargs."""
     from factories.factory import _check_common, task_kwargs
 
+    unknown = unknown_keys(cfg)
+    if unknown:
+        key = unknown[0]
+        hint = nearest(key)
+        raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r} is invalid: unknown key '{key}', which no shipped "
+                          f"config declares and nothing reads; "
+                          + (f"did you mean '{hint}'? " if hint else "")
+                          + "allowed: the keys of conf/train.yaml and its groups")
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"engine={cfg.engine.name!r} is invalid: allowed {', '.join(ENGINES)}")
     kw = task_kwargs(cfg)
-    task = make_task_config(**kw)
+    try:
+        task = make_task_config(**kw)
+    except ConfigError as e:
+        raise ConfigError(full_key_path(str(e), cfg)) from None
     _check_common(cfg)
+    check_env_keys(cfg)
     if kw.get("reward_version") in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
             and not cfg.get("allow_state_reward_with_pixels", False):
         raise ConfigError(
@@ -100,22 +117,80 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             validate_config(cfg)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        check_replay_fits(cfg, task.image_size if task.pixels else 0)
+        check_device(cfg)
+        check_memory_fits(cfg, task.image_size if task.pixels else 0)
     check_randomization(task.randomization, make_factory(cfg).backend)
     return kw
 
 
-def check_replay_fits(cfg: DictConfig, image_size: int) -> None:
-    """The native replay is allocated up front: refuse a size that cannot fit, before starting.
+# Task options that do not live under `task.` in the run config.
+TASK_PATHS = {"curriculum_stage": "curriculum_stage", "reward_version": "reward_version", "pixels": "pixels",
+              "episode_length": "env.episode_length", "image_size": "visual_observation_shape"}
 
-    (A 1M-transition pixel replay is ~21 GB: on a 24 GB machine it swapped the box to a halt.)
-    """
+
+def full_key_path(message: str, cfg: DictConfig) -> str:
+    """A task error names the option as gym.make takes it (`hold_steps=...`); on the command line
+    it is `task.hold_steps` (or `env.episode_length`, ...): name it so."""
+    key, sep, rest = message.partition("=")
+    if not sep or " " in key:
+        return message
+    root = key.split(".", 1)[0]
+    if root in TASK_PATHS:
+        return TASK_PATHS[root] + key[len(root):] + sep + rest
+    in_env = OmegaConf.select(cfg, f"env.task.{key}", default=None) is not None
+    return ("env.task." if in_env else "task.") + message
+
+
+def check_env_keys(cfg: DictConfig) -> None:
+    """The env group's own keys, checked here so that no simulator is built to find them wrong."""
+    from envs.genesis_backend import RENDERERS, SIM_DEVICES
+
+    if cfg.env.name != "genesis_lift":
+        return
+    for key, allowed in (("sim_device", SIM_DEVICES), ("renderer", RENDERERS)):
+        value = cfg.env.get(key)
+        if value not in allowed:
+            raise ConfigError(f"env.{key}={value!r} is invalid: allowed {', '.join(allowed)}")
+    if cfg.env.sim_device == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("env.sim_device='gpu' is invalid here: CUDA is not available (allowed: cpu, auto)")
+    if not isinstance(cfg.env.get("as_torch"), bool):
+        raise ConfigError(f"env.as_torch={cfg.env.get('as_torch')!r} is invalid: allowed true or false")
+
+
+def check_device(cfg: DictConfig) -> None:
+    import torch
+
+    dev = str(cfg.get("device", "auto"))
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={dev!r} is invalid here: this torch ({torch.__version__}) sees no CUDA device; "
+                          "allowed auto or cpu")
+
+
+def update_bytes_per_sample(cfg: DictConfig, image_size: int) -> int:
+    """Rough peak bytes one batch row costs an update: obs and next obs as uint8, float and
+    shifted copies; conv activations and their gradients; the MLPs' activations."""
+    f, hidden = int(cfg.frame_stack), int(cfg.agent.hidden_dim)
+    per = 2 * 4 * (f * 21 + 4) + 6 * 3 * 4 * hidden               # low-dim + action; 3 MLPs fwd/bwd
+    if image_size:
+        per += 2 * f * 3 * image_size ** 2 * (1 + 4 + 4)              # (F*3, H, W) obs and next obs
+        per += 3 * 4 * 4 * 32 * (image_size // 2) ** 2                # 4 conv layers x 32 ch, act + grad
+    return per
+
+
+def check_memory_fits(cfg: DictConfig, image_size: int) -> None:
+    """The native replay is allocated up front and an update's batch at once: refuse what
+    cannot fit, before starting. (A 1M-transition pixel replay is ~21 GB; batch_size=1e8 grew
+    to 13 GB before it was killed.)"""
     import psutil
     import torch
 
-    size = int(cfg.replay.size)
+    from engines.native.validate import ring_capacity
+
+    size = ring_capacity(cfg)
     per = 3 * image_size * image_size + 4 * (21 + 4 + 4) + 16  # frame (0 if state only) + low-dim + action + flags
-    need = size * per
     dev = str(cfg.get("device", "auto"))
     if dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available()):
         free = torch.cuda.mem_get_info()[0]
@@ -123,10 +198,17 @@ def check_replay_fits(cfg: DictConfig, image_size: int) -> None:
     else:
         free = psutil.virtual_memory().available
         where = "available RAM"
-    if need > 0.8 * free:
+    if size * per > 0.8 * free:
         fits = int(0.8 * free / per)
-        raise ConfigError(f"replay.size={size} is invalid here: it needs {need / 2**30:.1f} GiB but {where} is "
-                          f"{free / 2**30:.1f} GiB; allowed at most about {fits} transitions on this machine")
+        raise ConfigError(f"replay.size={int(cfg.replay.size)} is invalid here: {size} transitions need "
+                          f"{size * per / 2**30:.1f} GiB but {where} is {free / 2**30:.1f} GiB; allowed at most "
+                          f"about {fits} transitions on this machine")
+    batch, row = int(cfg.batch_size), update_bytes_per_sample(cfg, image_size)
+    left = 0.8 * free - size * per
+    if batch * row > left:
+        raise ConfigError(f"batch_size={batch} is invalid here: one update needs about {batch * row / 2**30:.1f} GiB "
+                          f"({row / 2**20:.2f} MiB per row) but {left / 2**30:.1f} GiB of {where} is left after "
+                          f"the replay; allowed at most about {max(1, int(left / row))}")
 
 
 def check_output_dir(work_dir: Path) -> None:
@@ -172,6 +254,7 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
         return cfg, run_dir  # no saved composition: the live config is all there is
     saved = OmegaConf.load(saved_file)
     OmegaConf.set_struct(saved, False)
+    _fill_missing(saved, cfg)
     for ov in cli_overrides:
         key = ov.split("=", 1)[0].lstrip("+~")
         if key.startswith("hydra") or key == "experiment":
@@ -184,6 +267,17 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
     return saved, run_dir
 
 
+def _fill_missing(saved: DictConfig, live: DictConfig) -> None:
+    """Keys added to conf/ after the run was saved take today's defaults (the live composition's)."""
+    for key in live:
+        if key not in saved:
+            saved[key] = OmegaConf.select(live, str(key))
+        elif isinstance(live.get(key), DictConfig) and isinstance(saved.get(key), DictConfig):
+            ident = GROUP_IDS.get(str(key))
+            if ident is None or saved[key].get(ident) == live[key].get(ident):  # not another option's keys
+                _fill_missing(saved[key], live[key])
+
+
 def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
     """Validate, announce and train. ConfigError on bad input (SweepJobError inside a multirun)."""
     job = _multirun_job()
@@ -191,6 +285,10 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
     lock = RunLock(Path(work_dir))
     try:
         result = _run(cfg, work_dir, cli_overrides, lock)
+    except NothingToDo as e:
+        remove_if_untouched(Path(work_dir))
+        print(str(e), flush=True)
+        return {}
     except ConfigError as e:
         remove_if_untouched(Path(work_dir))  # a refusal leaves no empty run directory behind
         if job is None:
@@ -224,6 +322,14 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
     except SnapshotError as e:
         raise ConfigError(str(e)) from None
     kw = validate(cfg)
+    if cfg.get("resume") and cfg.engine.name == "native":
+        from engines.native.snapshot import snapshot_counters
+
+        done = snapshot_counters(cfg.resume).get("frames")
+        if done is not None and int(done) >= int(cfg.num_train_frames):
+            raise NothingToDo(f"[run] {cfg.resume} has already trained {done} frames (num_train_frames="
+                              f"{cfg.num_train_frames}): nothing to do. To train further, pass a larger "
+                              "num_train_frames=...")
     if cfg.get("torch_threads") is not None:
         # Small networks on a shared CPU: 2 intra-op threads made a SAC update 60x slower
         # (1.5 s vs 26 ms) whenever another process was busy; one thread is the safe default.

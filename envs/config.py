@@ -162,6 +162,16 @@ class TaskConfig:
         _check(len(lo) == 3 and all(_is_num(x) for x in lo), "workspace_low", lo, "[x, y, z]")
         _check(len(hi) == 3 and all(_is_num(x) for x in hi) and all(a < b for a, b in zip(lo, hi)),
                "workspace_high", hi, f"[x, y, z], each above workspace_low {list(lo)}")
+        _check(self.hold_steps <= self.episode_length, "hold_steps", self.hold_steps,
+               f"at most episode_length ({self.episode_length}): success needs that many lifted steps in one episode")
+        self.randomization.validate()
+        rnd = self.randomization
+        for name, r in (("cube_xy_stage0", rnd.cube_xy_range_stage0), ("cube_xy", rnd.cube_xy_range)):
+            r = r if rnd.cube_xy else 0.0
+            (x, y), h = getattr(self, name), self.max_cube_half_size
+            inside = lo[0] <= x - r - h and x + r + h <= hi[0] and lo[1] <= y - r - h and y + r + h <= hi[1]
+            _check(inside, name, [x, y], f"[x, y] with the whole cube (+-{r} m of randomisation) inside the "
+                   f"workspace x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]} m")
         for name in ("lock_wrist_roll", "keep_gripper_vertical"):
             _check(isinstance(getattr(self, name), bool), name, getattr(self, name), "true or false")
         _check(isinstance(self.randomization, RandomizationConfig), "randomization",

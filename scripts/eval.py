@@ -16,6 +16,7 @@ import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from engines.cli import quote_numeric_group_overrides  # noqa: E402
 from envs.config import ConfigError  # noqa: E402
 from envs.evaluate import format_block  # noqa: E402
 
@@ -26,11 +27,11 @@ def main(cfg: DictConfig) -> None:
 
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     overrides = {}
-    if cfg.curriculum_stage is not None:
-        overrides["curriculum_stage.stage"] = int(cfg.curriculum_stage)
+    if cfg.get("curriculum_stage") is not None:  # the group option, as train.py takes it
+        overrides["curriculum_stage.stage"] = int(cfg.curriculum_stage.stage)
     try:
-        stats = evaluate_checkpoint(str(cfg.checkpoint), cfg.episodes, int(cfg.seed), out, int(cfg.video_episodes),
-                                    str(cfg.device), overrides)
+        stats = evaluate_checkpoint(str(cfg.checkpoint), cfg.episodes, cfg.seed, out, cfg.video_episodes,
+                                    cfg.device, overrides)
     except (ConfigError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -40,4 +41,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_numeric_group_overrides(sys.argv)
     main()

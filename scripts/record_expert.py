@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import envs  # noqa: E402,F401  (headless GL before mujoco)
+from engines.cli import quote_numeric_group_overrides  # noqa: E402
 from envs.evaluate import format_block, run_expert_episodes  # noqa: E402
 
 
@@ -26,7 +27,7 @@ def main(cfg: DictConfig) -> None:
         episodes=int(cfg.episodes), seed=int(cfg.seed),
         video_path=os.path.join(out_dir, "expert.mp4") if cfg.video else None,
         video_episodes=int(cfg.video_episodes),
-        curriculum_stage=cfg.curriculum_stage, reward_version=cfg.reward_version, pixels=bool(cfg.pixels))
+        curriculum_stage=cfg.curriculum_stage.stage, reward_version=cfg.reward_version.name, pixels=bool(cfg.pixels))
     print(format_block(stats))
     with open(os.path.join(out_dir, "eval.json"), "w") as f:
         json.dump(stats, f, indent=2)
@@ -34,4 +35,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_numeric_group_overrides(sys.argv)
     main()

@@ -17,6 +17,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from engines.cli import check_output_dir_override, quote_numeric_group_overrides  # noqa: E402
+from engines.rundir import DiskFull  # noqa: E402
 from envs.config import ConfigError  # noqa: E402
 
 
@@ -31,6 +32,9 @@ def main(cfg: DictConfig) -> float:
         # Bad input: one clear line, not a stack trace from deep inside a simulator.
         print(f"error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except DiskFull as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     return float(result.get("eval/success_rate", result.get("train/success_rate", 0.0)) or 0.0)
 
 

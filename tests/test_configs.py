@@ -124,5 +124,19 @@ def test_launchers_compose(launcher):
 def test_replay_that_cannot_fit_is_refused_before_start():
     from envs.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"replay.size=1000000000 is invalid here: it needs .* GiB.*allowed at most"):
-        validate(cfg_for("replay.size=1000000000"))
+    with pytest.raises(ConfigError, match=r"replay.size=1000000000 is invalid here: .* need .* GiB.*allowed at most"):
+        validate(cfg_for("replay.size=1000000000", "num_train_frames=1000000000"))
+
+
+def test_replay_is_sized_to_what_the_run_can_write():
+    # 1M pixel transitions would not fit in RAM; a 2000-frame run only ever writes 2000
+    validate(cfg_for("replay.size=1000000000", "num_train_frames=2000"))
+
+
+@pytest.mark.parametrize("agent", ["drqv2", "sac"])
+def test_batch_that_cannot_fit_is_refused_before_start(agent):
+    from envs.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"batch_size=100000000 is invalid here: one update needs .* GiB.*allowed "
+                                          r"at most about \d+"):
+        validate(cfg_for(f"agent={agent}", "batch_size=100000000"))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from engines.native.defaults import default_config
+from engines.config import default_config
 
 TERMS = ("reach", "lift")
 

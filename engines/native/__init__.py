@@ -3,7 +3,7 @@
     from engines.native import NativeTrainer, default_config
     NativeTrainer(default_config(**{"agent.name": "drqv2"}), factory, work_dir).train()
 """
-from engines.native.defaults import default_config
+from engines.config import default_config
 from engines.native.replay import Batch, KeySpec, ReplayBuffer
 from engines.native.trainer import NativeTrainer
 from engines.native.validate import validate_config

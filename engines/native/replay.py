@@ -253,10 +253,17 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore from state_dict(); refuses a buffer of another geometry."""
+        """Restore from state_dict(); refuses a buffer of another geometry. A larger ring takes a
+        smaller one's state when that never wrapped (a resume that extends num_train_frames):
+        rows and final slots sit at the same positions in both."""
         mine = {"rows": self.rows, "num_envs": self.N, "frame_stack": self.F, "action_dim": self.A,
                 "final_capacity": self.final_capacity,
                 "spec": {k: (tuple(s.frame_shape), str(s.dtype)) for k, s in self.spec.items()}}
+        grows = (int(state.get("rows", 0)) < self.rows and int(state.get("written", 0)) <= int(state.get("rows", 0))
+                 and int(state.get("final_written", 0)) <= int(state.get("final_capacity", 0)) <= self.final_capacity)
+        if grows:
+            mine.pop("rows")
+            mine.pop("final_capacity")
         for key, value in mine.items():
             theirs = state.get(key)
             if key == "spec" and theirs is not None:

@@ -57,27 +57,41 @@ def atomic_save(obj: Any, path: Path) -> None:
         pass
 
 
-def resolve_snapshot_path(resume: str | os.PathLike) -> Path:
-    """A run dir (its snapshots/latest_snapshot.pt), a snapshots dir, or a .pt file."""
+def prune_snapshots(snap_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` numbered snapshots (`<frames>_snapshot.pt`); 0 keeps all.
+    `latest_snapshot.pt` is never touched. Returns the deleted paths."""
+    if keep <= 0:
+        return []
+    numbered = sorted((p for p in snap_dir.glob("*_snapshot.pt") if p.name.split("_", 1)[0].isdigit()),
+                      key=lambda p: int(p.name.split("_", 1)[0]))
+    gone = numbered[:-keep]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
+
+
+def resolve_snapshot_path(resume: str | os.PathLike, key: str = "resume") -> Path:
+    """A run dir (its snapshots/latest_snapshot.pt), a snapshots dir, or a .pt file. `key` is the
+    option the path came from (`resume`, or `checkpoint` in scripts/eval.py), for the messages."""
     p = Path(resume).expanduser()
     if not p.exists():
-        raise SnapshotNotFound(f"resume={str(resume)!r}: no such file or directory")
+        raise SnapshotNotFound(f"{key}={str(resume)!r}: no such file or directory")
     if p.is_dir():
         for cand in (p / "snapshots" / LATEST, p / LATEST):
             if cand.is_file():
                 return cand
-        raise SnapshotNotFound(f"resume={str(resume)!r} is a directory without snapshots/{LATEST}")
+        raise SnapshotNotFound(f"{key}={str(resume)!r} is a directory without snapshots/{LATEST}")
     return p
 
 
-def read_snapshot(resume: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+def read_snapshot(resume: str | os.PathLike, key: str = "resume") -> tuple[Path, dict[str, Any]]:
     """Load and sanity-check a snapshot file; ValueError if truncated, corrupt or not ours."""
-    path = resolve_snapshot_path(resume)
+    path = resolve_snapshot_path(resume, key)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001  any unreadable file gets the same clear message
         raise SnapshotError(f"snapshot {path} is truncated or corrupt and cannot be loaded ({type(exc).__name__}: "
-                         f"{exc}); pass another snapshot to resume=") from exc
+                         f"{exc}); pass another snapshot to {key}=") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise SnapshotError(f"snapshot {path} is truncated or corrupt: not a native-engine snapshot (format={found!r})")
@@ -89,9 +103,23 @@ def read_snapshot(resume: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     return path, payload
 
 
+def snapshot_counters(resume: str | os.PathLike) -> dict[str, Any]:
+    """The counters of a snapshot without reading its tensors into memory (memory-mapped)."""
+    path = resolve_snapshot_path(resume)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return dict(payload["counters"])
+    except Exception:  # noqa: BLE001  unreadable: read_snapshot will say why, with the full message
+        return {}
+
+
 def merge_resume_config(live: DictConfig, saved: Mapping[str, Any], path: Path) -> DictConfig:
     """Live config wins, except SHAPE_KEYS (taken from the snapshot); a different agent is refused."""
     saved_cfg = OmegaConf.create(dict(saved))
+    live_env, saved_env = OmegaConf.select(live, "env.name"), OmegaConf.select(saved_cfg, "env.name")
+    if saved_env is not None and live_env != saved_env:
+        warnings.warn(f"resume: {path} was trained with env={saved_env} and continues with env={live_env}; "
+                      "the backends' physics differ, so its curve will not be one run", stacklevel=2)
     live_name, saved_name = OmegaConf.select(live, "agent.name"), OmegaConf.select(saved_cfg, "agent.name")
     if live_name != saved_name:
         raise SnapshotError(f"cannot resume {path}: it was trained with agent.name={saved_name!r} but the config "

@@ -29,8 +29,10 @@ from engines.native.evaluation import evaluate
 from engines.native.logger import MetricLogger
 from engines.native.replay import ReplayBuffer
 from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,
-                                     merge_resume_config, read_snapshot, rng_state, set_rng_state)
-from engines.native.validate import validate_config
+                                     merge_resume_config, prune_snapshots, read_snapshot, rng_state,
+                                     set_rng_state)
+from engines.native.validate import ring_capacity, validate_config
+from engines.rundir import DiskFull, disk_full, free_space
 from engines.run_report import eval_line
 
 WINDOW = 100  # finished episodes in the train success / return windows
@@ -94,13 +96,14 @@ class NativeTrainer:
                 raise SnapshotError(f"cannot resume {self._resume_path}: action_dim {self._payload['action_dim']} "
                                  f"!= {self.action_dim}")
         self.agent = make_agent(cfg.agent, self.spec, self.frame_stack, self.action_dim, self.device)
-        self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, cfg.replay.size,
+        self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, ring_capacity(cfg),
                                    cfg.replay.nstep, cfg.replay.gamma, self.device)
         self.demo_replay: ReplayBuffer | None = None
         self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if cfg.demos > 0 else 0.0)
         self.learn_start = max(cfg.replay_size_before_train, self.num_envs * (cfg.replay.nstep + 1))
         self.frames = self.updates = self.episodes = self.update_credit = 0
         self.wall_before, self._t0 = 0.0, time.perf_counter()  # training wall time of earlier sessions, and now
+        self._saved_frames = 0
         self.success_window: collections.deque = collections.deque(maxlen=WINDOW)
         self.return_window: collections.deque = collections.deque(maxlen=WINDOW)
         self.term_windows: dict[str, collections.deque] = {}
@@ -113,6 +116,7 @@ class NativeTrainer:
         c = p["counters"]
         self.frames, self.updates, self.episodes = int(c["frames"]), int(c["updates"]), int(c["episodes"])
         self.wall_before = float(c.get("wall_s", 0.0))
+        self._saved_frames = self.frames
         self.update_credit = int(c.get("update_credit", self.updates * self.cfg.update_every_steps))
         self.agent.load_snapshot_state(p["agent"])
         set_rng_state(p["rng"])
@@ -304,9 +308,20 @@ class NativeTrainer:
     def save_snapshot(self) -> Path:
         """latest_snapshot.pt (with replay if resume_replay) and <frames>_snapshot.pt (agent only: small)."""
         snap_dir = self.work_dir / "snapshots"
-        atomic_save(self.snapshot_payload(with_replay=False), snap_dir / f"{self.frames}_snapshot.pt")
         latest = snap_dir / LATEST
-        atomic_save(self.snapshot_payload(with_replay=self.cfg.resume_replay), latest)
+        try:
+            atomic_save(self.snapshot_payload(with_replay=False), snap_dir / f"{self.frames}_snapshot.pt")
+            atomic_save(self.snapshot_payload(with_replay=self.cfg.resume_replay), latest)
+        except Exception as exc:
+            if not disk_full(exc):
+                raise
+            kept = (f"the previous snapshot {latest} ({self._saved_frames} frames) is intact" if latest.exists()
+                    else "no earlier snapshot exists")
+            raise DiskFull(f"no space left on the device writing the snapshot at {self.frames} frames in {snap_dir} "
+                           f"({free_space(snap_dir)} free); {kept}. Free some space, then resume with "
+                           f"resume={self.work_dir}") from None
+        self._saved_frames = self.frames
+        prune_snapshots(snap_dir, int(self.cfg.get("keep_snapshots", 0)))
         return latest
 
     # ---------------------------------------------------------------- signals

@@ -78,6 +78,12 @@ def check_encoder_options(cfg: DictConfig) -> None:
         raise ValueError(f"agent.channels_last={channels_last!r} is invalid: expected 'auto', true or false")
 
 
+def ring_capacity(cfg: DictConfig) -> int:
+    """Transitions the online replay allocates: replay.size, but no more than the run can write
+    (a 2000-frame pixel run used to allocate 250k rows, 7 GB). A resume to more frames grows it."""
+    return min(int(cfg.replay.size), int(cfg.num_train_frames) + int(cfg.num_train_envs))
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError on the first bad engine key (naming key, value and what is allowed)."""
     _int(cfg, "seed", 0)
@@ -93,6 +99,7 @@ def validate_config(cfg: DictConfig) -> None:
     _int(cfg, "num_eval_episodes", 0)
     _bool(cfg, "save_snapshot")
     _int(cfg, "snapshot_every_n", 1)
+    _int(cfg, "keep_snapshots", 0)
     _int(cfg, "log_every", 1)
     _bool(cfg, "log_eval_video")
     _bool(cfg, "resume_replay")
@@ -105,7 +112,7 @@ def validate_config(cfg: DictConfig) -> None:
     size = _int(cfg, "replay.size", 1)
     nstep = _int(cfg, "replay.nstep", 1)
     _num(cfg, "replay.gamma", 0.0, 1.0, low_open=True)
-    rows = size // _get(cfg, "num_train_envs")
+    rows = ring_capacity(cfg) // _get(cfg, "num_train_envs")
     if rows < nstep + _get(cfg, "frame_stack") + 1:
         raise ValueError(f"replay.size={size} is invalid: with num_train_envs={cfg.num_train_envs} it must hold "
                          f"at least replay.nstep + frame_stack + 1 = {nstep + cfg.frame_stack + 1} steps per env")

@@ -1,0 +1,39 @@
+"""The shipped configs, composed outside a Hydra app (tests, benchmarks, notebooks).
+
+`conf/` is the only source of defaults: code that needs a config without a command line
+composes `conf/train.yaml` exactly as `scripts/train.py` would.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from engines.cli import quote_numeric_group_overrides
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """`conf/train.yaml` with command-line style overrides (`agent=sac`, `curriculum_stage=2`)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    args = quote_numeric_group_overrides(list(overrides))
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its search path is this conf/
+        return compose("train", overrides=args)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=args)
+
+
+def default_config(**overrides: Any) -> DictConfig:
+    """The shipped config with dotted-key values set, e.g. ``**{"agent.name": "sac", "batch_size": 8}``.
+
+    `agent.name` chooses the agent group; the rest are set on the composed (non-struct) config,
+    so a test can add what only a fake env needs."""
+    cfg = compose_train([f"agent={overrides.pop('agent.name', 'drqv2')}"])
+    OmegaConf.set_struct(cfg, False)
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value, merge=True)
+    return cfg
