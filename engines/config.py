@@ -32,7 +32,9 @@ def default_config(**overrides: Any) -> DictConfig:
 
     `agent.name` chooses the agent group; the rest are set on the composed (non-struct) config,
     so a test can add what only a fake env needs."""
-    cfg = compose_train([f"agent={overrides.pop('agent.name', 'drqv2')}"])
+    agent = overrides.get("agent.name", "drqv2")
+    options = {f.stem for f in (CONF / "agent").glob("*.yaml")}
+    cfg = compose_train([f"agent={agent}"] if agent in options else [])  # else: the name alone, to be refused
     OmegaConf.set_struct(cfg, False)
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value, merge=True)

@@ -52,8 +52,8 @@ def test_agent_observation_pairing() -> None:
     with pytest.raises(ValueError, match="drqv2.*pixels=true"):
         validate_config(default_config(pixels=False))
     with pytest.raises(ValueError, match="allow_pixels"):
-        validate_config(default_config(**{"agent.name": "sac"}))
-    validate_config(default_config(**{"agent.name": "sac", "agent.allow_pixels": True}))
+        validate_config(default_config(**{"agent.name": "sac", "pixels": True}))
+    validate_config(default_config(**{"agent.name": "sac", "pixels": True, "agent.allow_pixels": True}))
 
 
 def test_trainer_validates_before_building_anything(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 ring, the demo share of each batch, and demos kept across resume (real MuJoCo, stage 2)."""
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -93,3 +94,16 @@ def test_demos_outlive_the_ring_fill_their_share_and_survive_resume(tmp_path: Pa
     assert mine["written"] == theirs["written"]
     assert torch.equal(mine["obs"]["low_dim_state"], theirs["obs"]["low_dim_state"])
     assert torch.equal(mine["action"], theirs["action"]) and torch.equal(mine["reward"], theirs["reward"])
+
+
+@pytest.mark.slow
+def test_bc_pretraining_fits_the_demos_before_the_first_step(tmp_path: Path, capsys) -> None:
+    cfg = compose_cfg("demos=3", "num_train_frames=100", "agent.bc_pretrain_steps=200", "save_snapshot=false")
+    NativeTrainer(cfg, MujocoLiftFactory(), tmp_path / "run").train()
+    out = capsys.readouterr().out
+    m = re.search(r"\[demos\] BC pre-training: 200 steps, loss ([\d.]+) -> ([\d.]+)", out)
+    assert m, out
+    assert float(m.group(2)) < 0.5 * float(m.group(1))
+    assert out.index("BC pre-training") < out.index("[native]")  # before training, after the demos
+    with pytest.raises(ValueError, match="agent.bc_pretrain_steps=5 is invalid with demos=0"):
+        NativeTrainer(compose_cfg("agent.bc_pretrain_steps=5"), MujocoLiftFactory(), tmp_path / "no")

@@ -75,6 +75,22 @@ class TwinCriticAgent(nn.Module):
             return policy_loss, None
         return policy_loss / q.abs().mean().detach().clamp_min(1e-6) + bc, bc
 
+    def policy_mean(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor:
+        """(B, A) mean action of the actor, through the encoder (if any), with gradients."""
+        raise NotImplementedError
+
+    def bc_step(self, batch: Batch) -> torch.Tensor:
+        """One behaviour-cloning step on encoder and actor (BC pre-training on the demos):
+        a policy that starts where the demos are, so RL refines instead of searching."""
+        err = ((self.policy_mean(batch.obs, augment=True) - batch.action) ** 2).sum(-1).mean()
+        opts = [o for k, o in self.optimizers().items() if k in ("encoder", "actor")]
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        err.backward()
+        for o in opts:
+            o.step()
+        return err.detach()
+
     def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
         self.critic = Critic(rd, ld, action_dim, fd, hd)
         self.critic_target = Critic(rd, ld, action_dim, fd, hd)
@@ -118,6 +134,10 @@ class DrQV2Agent(TwinCriticAgent):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"encoder": self.encoder_opt, "actor": self.actor_opt, "critic": self.critic_opt}
+
+    def policy_mean(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor:
+        h = self.encoder(self.features.image(obs), self.aug if augment else None)
+        return self.actor(h, self.features.low(obs), 1.0).mean
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:

@@ -260,7 +260,7 @@ class ReplayBuffer:
                 "final_capacity": self.final_capacity,
                 "spec": {k: (tuple(s.frame_shape), str(s.dtype)) for k, s in self.spec.items()}}
         grows = (int(state.get("rows", 0)) < self.rows and int(state.get("written", 0)) <= int(state.get("rows", 0))
-                 and int(state.get("final_written", 0)) <= int(state.get("final_capacity", 0)) <= self.final_capacity)
+                 and int(state.get("final_capacity", 0)) <= self.final_capacity)
         if grows:
             mine.pop("rows")
             mine.pop("final_capacity")
@@ -279,3 +279,5 @@ class ReplayBuffer:
         self._final_owner[:fin] = state["final_owner"].to(self.device)
         self._pos_next = state["pos_next"].to(self.device)
         self.written, self._final_written = int(state["written"]), int(state["final_written"])
+        if grows:  # new final obs go to the slots the smaller ring never had; stale ones are refused at sampling
+            self._final_written = min(self._final_written, int(state["final_capacity"]))

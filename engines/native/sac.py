@@ -73,6 +73,9 @@ class SACAgent(TwinCriticAgent):
             opts["encoder"] = self.encoder_opt
         return opts
 
+    def policy_mean(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor:
+        return self.actor(self._encode(obs, augment), self.features.low(obs), deterministic=True)[0]
+
     def _encode(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
         img = self.features.image(obs)
         if img is None or self.encoder is None:

@@ -96,7 +96,11 @@ class NativeTrainer:
                 raise SnapshotError(f"cannot resume {self._resume_path}: action_dim {self._payload['action_dim']} "
                                  f"!= {self.action_dim}")
         self.agent = make_agent(cfg.agent, self.spec, self.frame_stack, self.action_dim, self.device)
-        self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, ring_capacity(cfg),
+        capacity = ring_capacity(cfg)
+        saved_replay = (self._payload or {}).get("replay")
+        if saved_replay is not None:  # never smaller than the ring being resumed (a shorter num_train_frames)
+            capacity = max(capacity, int(saved_replay["rows"]) * int(saved_replay["num_envs"]))
+        self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, capacity,
                                    cfg.replay.nstep, cfg.replay.gamma, self.device)
         self.demo_replay: ReplayBuffer | None = None
         self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if cfg.demos > 0 else 0.0)
@@ -158,6 +162,7 @@ class NativeTrainer:
             self.demo_replay = demos.load_demos(
                 cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + 2_000_000, self.spec,
                 self.frame_stack, self.action_shape, cfg.replay.nstep, cfg.replay.gamma, self.device)
+            self._pretrain_bc(int(cfg.agent.get("bc_pretrain_steps", 0)))
         self.replay.mark_episode_break()
         obs, _ = self.train_env.reset(seed=cfg.seed + self.frames if resumed else cfg.seed)
         self.torch_env = isinstance(obs[self.keys[0]], torch.Tensor)
@@ -193,6 +198,15 @@ class NativeTrainer:
             self.close_envs()
         return {**metrics, **self.last_eval, "frames": self.frames, "updates": self.updates,
                 "episodes": self.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
+
+    def _pretrain_bc(self, steps: int) -> None:
+        """agent.bc_pretrain_steps of behaviour cloning on the demos, before the first env step."""
+        if steps <= 0 or self.demo_replay is None:
+            return
+        t0 = time.perf_counter()
+        losses = [self.agent.bc_step(self.demo_replay.sample(self.cfg.batch_size)) for _ in range(steps)]
+        print(f"[demos] BC pre-training: {steps} steps, loss {float(losses[0]):.3f} -> {float(losses[-1]):.3f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     def wall_s(self) -> float:
         """Seconds this run has trained, over all its sessions (resumes add to it)."""

@@ -124,6 +124,10 @@ def validate_config(cfg: DictConfig) -> None:
         if ratio > 0 and demos == 0:
             raise ValueError(f"demo_ratio={_get(cfg, 'demo_ratio')!r} is invalid with demos=0: use demos > 0 "
                              "or demo_ratio=null")
+    pre = _int(cfg, "agent.bc_pretrain_steps", 0)
+    if pre > 0 and demos == 0:
+        raise ValueError(f"agent.bc_pretrain_steps={pre} is invalid with demos=0: BC pre-training needs demos; use "
+                         "demos > 0 or agent.bc_pretrain_steps=0")
     bc = _num(cfg, "agent.bc_weight", 0.0, float("inf"))
     if bc > 0 and demos == 0:
         raise ValueError(f"agent.bc_weight={_get(cfg, 'agent.bc_weight')!r} is invalid with demos=0: behaviour "
