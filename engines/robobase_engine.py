@@ -31,7 +31,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from engines.native.logger import CsvSink
-from engines.run_report import eval_line
+from engines.run_report import eval_line, say
 from envs.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ def _workspace_class() -> type:
                     self.last_eval["eval/success_rate"] = float(metrics["episode_success"])
                 row = {k: self.last_eval[k] for k in EVAL_COLUMNS if k in self.last_eval}
                 self._eval_csv.write({"frames": step, **row})  # the native engine's eval.csv, for compare.py
-                print(eval_line(row, step, int(self.cfg.num_eval_episodes)), flush=True)
+                say(eval_line(row, step, int(self.cfg.num_eval_episodes)))
             self._log_metrics(metrics, step, prefix)
 
         def load_snapshot(self, path: Path | None = None, payload: dict[str, Any] | None = None) -> None:
@@ -258,8 +258,8 @@ def _workspace_class() -> type:
             self.agent.load_state_dict(payload["agent"])
             for k in ("_pretrain_step", "_main_loop_iterations", "_global_env_episode"):
                 setattr(self, k, int(payload.get(k, 0)))
-            print(f"[robobase] resumed {path}: iteration {self.main_loop_iterations}, "
-                  f"{self.global_env_steps} frames; replay refills before updates restart", flush=True)
+            say(f"[robobase] resumed {path}: iteration {self.main_loop_iterations}, "
+                  f"{self.global_env_steps} frames; replay refills before updates restart")
 
     return LiftWorkspace
 
@@ -287,6 +287,6 @@ def run_robobase(cfg: DictConfig, factory: Any, work_dir: str | Path) -> dict[st
     if ws.train_episodes:
         result["train/success_rate"] = ws._all_env_metrics()["success_rate"]
         result["train/episode_return"] = ws._all_env_metrics()["episode_return"]
-    print(f"[robobase] done: {frames} frames, {result['samples_per_s']:.1f} samples/s, "
-          f"train success {result.get('train/success_rate', float('nan')):.2f}", flush=True)
+    say(f"[robobase] done: {frames} frames, {result['samples_per_s']:.1f} samples/s, "
+          f"train success {result.get('train/success_rate', float('nan')):.2f}")
     return result

@@ -20,6 +20,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 import rewards
+from engines.run_report import say
 from engines.rundir import (SAVED, RunLock, remove_if_untouched, remove_stale_temp_files, save_composition,
                             saved_overrides)
 from engines.schema import nearest, unknown_keys
@@ -227,13 +228,21 @@ def check_output_dir(work_dir: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
-def announce(cfg: DictConfig, kw: dict[str, Any], work_dir: Path) -> None:
-    """Print the resolved config and the reward term table; save both in the run directory."""
+def announce(cfg: DictConfig, kw: dict[str, Any], work_dir: Path, overrides: list[str]) -> None:
+    """Say what runs (the overrides and the key facts) and the reward terms; the full resolved
+    config goes to the run directory, not the screen."""
     task = make_task_config(**kw)
     reward = rewards.get(task.reward_version, task.lift_height, task.gripper_closed_below)
     text = OmegaConf.to_yaml(cfg, resolve=True)
-    print(text, flush=True)
-    print(reward.table(), flush=True)
+    obs = f"pixels {task.image_size}x{task.image_size}" if task.pixels else "state"
+    demos = f", {cfg.demos} demos" if cfg.get("demos") else ""
+    say(f"[run] {work_dir.resolve()}\n"
+        f"[run] overrides: {' '.join(overrides) if overrides else '(none)'}\n"
+        f"[run] {cfg.engine.name} engine, {cfg.agent.name} from {obs} (frame stack {cfg.frame_stack}), "
+        f"{cfg.env.name} x {cfg.num_train_envs}, stage {task.curriculum_stage}, reward {task.reward_version}{demos}, "
+        f"{cfg.num_train_frames:,} frames, batch {cfg.batch_size}, seed {cfg.seed}, device {cfg.device}\n"
+        f"[run] full config: {work_dir.resolve() / 'config_resolved.yaml'}")
+    say(reward.table())
     (work_dir / "config_resolved.yaml").write_text(text)
     (work_dir / "reward_terms.txt").write_text(reward.table() + "\n")
     (work_dir / "reward_terms.json").write_text(json.dumps(reward.as_dict(), indent=2))
@@ -287,7 +296,7 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
         result = _run(cfg, work_dir, cli_overrides, lock)
     except NothingToDo as e:
         remove_if_untouched(Path(work_dir))
-        print(str(e), flush=True)
+        say(str(e))
         return {}
     except ConfigError as e:
         remove_if_untouched(Path(work_dir))  # a refusal leaves no empty run directory behind
@@ -301,7 +310,7 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
     if isinstance(result, dict):
         from engines.run_report import closing_block
 
-        print(closing_block(Path(work_dir), result, time.perf_counter() - started), flush=True)
+        say(closing_block(Path(work_dir), result, time.perf_counter() - started))
     if stop and job is None:
         # Pre-empted: the snapshot is written; a non-zero status (128 + signal) tells a scheduler
         # or `train.py && next-step` that the run did not finish.
@@ -345,7 +354,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
         overrides = [o for o in saved_overrides(resumed_from) if o.split("=", 1)[0].lstrip("+~") not in typed] + overrides
     save_composition(cfg if resumed_from is not None else live, work_dir, overrides, _hydra_node())
-    announce(cfg, kw, work_dir)
+    announce(cfg, kw, work_dir, overrides)
     if resumed_from is not None and resumed_from.resolve() != work_dir.resolve() \
             and not (work_dir / "resumed_from").exists():
         (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)

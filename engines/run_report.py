@@ -5,8 +5,39 @@ Both engines write the same `eval.csv`, so the closing block reads its figures f
 """
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
+
+_log = logging.getLogger("liftbase")
+
+
+@lru_cache(maxsize=1)
+def _hydra_job() -> tuple[bool, str]:
+    """(inside a Hydra app, '[job #n: overrides] ' when it is one job of a multirun, else '')."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return False, ""
+        hc = HydraConfig.get()
+        tag = f"[job #{hc.job.num}: {hc.job.override_dirname}] " if hc.mode == RunMode.MULTIRUN else ""
+        return True, tag
+    except Exception:  # noqa: BLE001
+        return False, ""
+
+
+def say(message: str) -> None:
+    """One line of a run's story. Under Hydra it goes through logging: the console and the run's
+    `train.log`, each line of a sweep job tagged with the job; in a plain Python call, stdout."""
+    hydra, tag = _hydra_job()
+    if hydra:
+        for line in message.splitlines() or [""]:
+            _log.info(tag + line if tag else line)
+    else:
+        print(message, flush=True)
 
 
 def _figures(success: float, ret: float | None = None, length: float | None = None, z: float | None = None) -> str:
@@ -24,7 +55,7 @@ def eval_line(metrics: Mapping[str, float], frames: int, episodes: int) -> str:
                        metrics.get("eval/episode_length"), metrics.get("eval/max_cube_z"))
     wall = metrics.get("eval/wall_s")
     when = f" ({_duration(wall)} into the run)" if wall is not None else ""
-    return f"[eval] {frames:,} frames{when}, {episodes} episode{'s' * (episodes != 1)}: {figures}"
+    return f"[eval] {frames:,} frames, {episodes} episode{'s' * (episodes != 1)}: {figures}{when}"
 
 
 def _duration(seconds: float) -> str:

@@ -20,6 +20,7 @@ from typing import IO, Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from engines.run_report import say
 from envs.config import ConfigError
 
 SAVED = ".hydra"                       # where Hydra kept it: analysis/ and users know the place
@@ -129,6 +130,5 @@ def remove_stale_temp_files(work_dir: Path) -> list[Path]:
     for p in found:
         p.unlink(missing_ok=True)
     if found:
-        print(f"[run] removed {len(found)} temp file(s) of interrupted snapshot writes in {work_dir / 'snapshots'}",
-              flush=True)
+        say(f"[run] removed {len(found)} temp file(s) of interrupted snapshot writes in {work_dir / 'snapshots'}")
     return found

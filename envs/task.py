@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+from gymnasium.error import ResetNeeded
 
 import rewards
 from envs.backend import Backend, PhysState, ResetState
@@ -46,7 +47,8 @@ class LiftTask:
         self.roll_ref = torch.zeros(n, device=dev)
         self.q_cmd = torch.zeros(n, 6, device=dev)  # last joint position targets
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
-        self.fault_count = 0
+        self.ended = torch.ones(n, dtype=torch.bool, device=dev)  # terminated or truncated, not reset since
+        self.fault_count = self.invalid_action_count = 0
         # Per-episode sums of each weighted term and of the return: columns of one (N, T+1) tensor.
         self.sum_names = [*self.reward_fn.terms, "return"]
         self.episode_sums = torch.zeros(n, len(self.sum_names), device=dev)
@@ -207,6 +209,7 @@ class LiftTask:
         self.q_cmd[ids] = q
         self.hold_count[ids] = 0
         self.steps[ids] = 0
+        self.ended[ids] = False
         self.prev_action[ids] = 0.0
         self.prev_action[ids, 3] = -1.0 if self.cfg.curriculum_stage in (1, 2) else 1.0
         closed = s.qpos[ids, 5] < self.cfg.gripper_closed_below
@@ -226,12 +229,26 @@ class LiftTask:
                              f"{action[bad].tolist()}; allowed: finite values in [-1, 1]")
         return action.to(self.device, torch.float32).clamp(-1.0, 1.0)
 
-    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    def step(self, action: torch.Tensor, isolate_invalid: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """Apply (N, 4) actions for one 20 ms control step.
 
         Returns reward (N,), terminated (N,), truncated (N,), info {key: (N, ...)}. Envs whose
-        physics went non-finite are truncated with zero reward and flagged `sim_fault`.
+        physics went non-finite are truncated with zero reward and flagged `sim_fault`. With
+        `isolate_invalid` (a batch that must not stop for one env), a non-finite action row is
+        treated the same way (that env holds still, is truncated and flagged `invalid_action`)
+        instead of refusing the whole step. Stepping an env whose episode ended without
+        resetting it raises gymnasium's ResetNeeded.
         """
+        if self.ended.any():
+            raise ResetNeeded(f"env(s) {torch.nonzero(self.ended).flatten().tolist()} ended (terminated or "
+                              "truncated) and were not reset: call reset() before step()")
+        invalid = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        if isolate_invalid and action.shape == (self.n, 4):
+            invalid = ~torch.isfinite(action).all(1).to(self.device)
+            if invalid.any():
+                action = torch.where(invalid[:, None].to(action.device), torch.zeros_like(action), action)
+                self.invalid_action_count += int(invalid.sum())
         a = self.check_action(action)
         c = self.cfg
         s = self.state if self.state is not None else self.backend.read()
@@ -254,6 +271,7 @@ class LiftTask:
         self.backend.step(q, c.n_substeps)
         s = self.backend.read()
         fault = ~(torch.isfinite(s.qpos).all(1) & torch.isfinite(s.cube_pos).all(1) & torch.isfinite(s.qvel).all(1))
+        fault = fault | invalid
         self.state = s
         self.steps += 1
         info = self.evaluate(s, a)
@@ -267,11 +285,13 @@ class LiftTask:
                 info[f"reward/{name}"] = step_vals[:, i]
             info[f"episode/{name}"] = self.episode_sums[:, i]
         info["sim_fault"] = fault
+        info["invalid_action"] = invalid
         self.fault_count += int(fault.sum())
         terminated = info["is_success"] & ~fault
         truncated = (self.steps >= c.episode_length) | fault
         self.prev_grasp = info["is_grasping"] & ~fault
         self.prev_action = a
+        self.ended = terminated | truncated
         return reward, terminated, truncated, info
 
     def evaluate(self, s: PhysState, action: torch.Tensor, update_hold: bool = True) -> dict[str, torch.Tensor]:

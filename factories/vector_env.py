@@ -16,6 +16,7 @@ Auto-reset happens in the same step (gymnasium 0.29): `_final_observation`, `fin
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gymnasium as gym
@@ -26,6 +27,8 @@ from gymnasium.vector.utils import batch_space
 
 from envs.lift_env import observation_space
 from envs.task import LiftTask
+
+log = logging.getLogger(__name__)
 
 
 def stacked_space(single: spaces.Dict, frame_stack: int) -> spaces.Dict:
@@ -111,9 +114,13 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"actions have shape {tuple(a.shape)}: expected ({self.num_envs}, "
                              f"{self.action_sequence}, 4) = (envs, action sequence, [dx, dy, dz, gripper])")
         a = a[:, 0]
-        if torch.isfinite(a).all():  # RescaleFromTanh; NaN rows are left for the task to reject
-            a = self._low + (a.clamp(-1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)
-        reward, term, trunc, info = self.task.step(a)
+        a = self._low + (a.clamp(-1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)  # RescaleFromTanh; NaN stays NaN
+        # A batch of envs steps on when one gets a non-finite action: that env is truncated, flagged
+        # (`invalid_action`, `sim_fault`) and auto-reset. A single env (no auto-reset) refuses it.
+        reward, term, trunc, info = self.task.step(a, isolate_invalid=self.autoreset)
+        if self.autoreset and bool(info["invalid_action"].any()):
+            log.warning(f"non-finite action for env(s) {torch.nonzero(info['invalid_action']).flatten().tolist()}: "
+                        f"reset, the others stepped on ({self.task.invalid_action_count} such env steps so far)")
         self._push(self.task.observe())
         done = term | trunc
         out_info = self._info(info)

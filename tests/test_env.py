@@ -137,3 +137,18 @@ def test_randomisation_applies_per_reset():
         assert 0.012 <= m.geom_size[g, 0] <= 0.018 and 0.5 <= m.geom_friction[g, 0] <= 1.5
     assert len(seen) == 4
     env.close()
+
+
+def test_stepping_an_ended_episode_without_reset_is_refused():
+    from gymnasium.error import ResetNeeded
+
+    env = gym.make("LiftCube-MuJoCo-v0", pixels=False, episode_length=3, hold_steps=1)
+    env.reset(seed=0)
+    for _ in range(3):
+        *_, trunc, info = env.step(np.zeros(4, np.float32))
+    assert trunc and info["steps_left"] == 0
+    with pytest.raises(ResetNeeded, match=r"call reset\(\)"):
+        env.step(np.zeros(4, np.float32))
+    env.reset(seed=1)
+    env.step(np.zeros(4, np.float32))  # a reset makes it steppable again
+    env.close()

@@ -41,9 +41,15 @@ def test_a_run_prints_each_evaluation_and_a_closing_block(tmp_path: Path) -> Non
     assert [e.split(":")[0] for e in evals] == ["[eval] 100 frames, 1 episode", "[eval] 200 frames, 1 episode"]
     assert all(" success " in e and " return " in e and " max cube z " in e for e in evals), evals
     block = r.stdout[r.stdout.index("run finished: 200 frames, wall time "):]
-    final = re.sub(r", length \d+", "", evals[-1].split(": ", 1)[1])
+    assert all(re.search(r" \((\d+ min )?\d+ s into the run\)$", e) for e in evals), evals
+    final = re.sub(r", length \d+| \(.* into the run\)", "", evals[-1].split(": ", 1)[1])
     assert f"final eval (200 frames): {final}" in block, block       # the same figures as the last eval line
     assert "best eval  (" in block and f"run directory: {run_dir.resolve()}" in block
+    # the run's story is in its train.log too, and the start is a summary, not the config dump
+    story = (run_dir / "train.log").read_text()
+    assert all(e in story for e in evals) and "run finished: 200 frames" in story, story[-2000:]
+    assert "[run] overrides: " in r.stdout and "full config: " in r.stdout and "replay:" not in r.stdout
+    assert "OpenGL" not in r.stdout + story
 
 
 def _no_big_files() -> None:  # child: files over 64 KiB fail with EFBIG (a full disk, as far as we know)

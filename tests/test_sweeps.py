@@ -71,5 +71,5 @@ def test_curriculum_stage_as_users_type_it_and_bad_values_named(tmp_path: Path):
     assert p.returncode != 0 and "curriculum_stage/9" in p.stderr and "Available options" in p.stderr
     p = run(["scripts/train.py", "experiment=smoke", "agent=sac", "task.hold_steps=0", f"hydra.run.dir={tmp_path}"],
             timeout=120)
-    assert p.returncode == 2 and "error: hold_steps=0 is invalid: allowed an integer >= 1" in p.stderr
+    assert p.returncode == 2 and "error: task.hold_steps=0 is invalid: allowed an integer >= 1" in p.stderr
     assert "Traceback" not in p.stderr

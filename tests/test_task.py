@@ -93,7 +93,7 @@ def test_hold_count_success_and_termination_per_env():
 
 
 def test_truncation_at_episode_length_and_partial_reset_with_mask():
-    be, task = make(2, episode_length=3)
+    be, task = make(2, episode_length=3, hold_steps=1)
     for _ in range(3):
         _, _, trunc, _ = task.step(torch.zeros(2, 4))
     assert trunc.all()

@@ -71,16 +71,29 @@ def test_rescale_from_tanh_maps_onto_task_bounds(vec):
         vec._low[:], vec._high[:] = lo, hi
 
 
-def test_bad_actions_rejected_before_the_simulator(vec):
+def test_bad_action_shape_rejected_before_the_simulator(vec):
     vec.reset(seed=4)
     steps = vec.task.steps.clone()
     with pytest.raises(ValueError, match=r"expected \(3, 1, 4\)"):
         vec.step(np.zeros((N, 4), np.float32))
+    assert torch.equal(vec.task.steps, steps)
+
+
+def test_one_env_with_a_nan_action_is_reset_and_the_others_step_on(vec, caplog):
+    obs, _ = vec.reset(seed=4)
+    prev, *_ = vec.step(np.zeros((N, 1, 4), np.float32))
     a = np.zeros((N, 1, 4), np.float32)
     a[2, 0, 1] = np.nan
-    with pytest.raises(ValueError, match=r"NaN/inf for env\(s\) \[2\]"):
-        vec.step(a)
-    assert torch.equal(vec.task.steps, steps)
+    with caplog.at_level("WARNING"):
+        obs, r, term, trunc, info = vec.step(a)
+    assert info["invalid_action"].tolist() == [False, False, True]
+    assert trunc.tolist() == [False, False, True] and r[2] == 0.0
+    assert info["_final_observation"].tolist() == [False, False, True]
+    assert info["final_info"][2]["sim_fault"] in (True, 1)  # the trainer cuts n-step returns there
+    np.testing.assert_array_equal(obs["low_dim_state"][0, :-1], prev["low_dim_state"][0, 1:])  # env 0 moved on
+    assert all(np.array_equal(obs["low_dim_state"][2, 0], obs["low_dim_state"][2, j]) for j in range(F))
+    assert np.isfinite(obs["low_dim_state"]).all()
+    assert "non-finite action for env(s) [2]" in caplog.text
 
 
 def test_autoreset_final_observation_and_fault_in_one_env(vec, monkeypatch):

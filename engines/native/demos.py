@@ -18,6 +18,7 @@ import torch
 
 from engines.native import envio
 from engines.native.replay import Batch, KeySpec, ReplayBuffer
+from engines.run_report import say
 
 Episode = dict[str, Any]  # obs: {key: (T, F, ...)}, action (T, A), reward/terminated/truncated (T,)
 
@@ -100,8 +101,8 @@ def load_demos(episodes: int, env: Any, expert_factory: Any, seed: int, spec: Ma
     t0 = time.perf_counter()
     kept, tried = collect(env, expert_factory, episodes, seed, list(spec), action_shape)
     transitions = sum(len(e["reward"]) for e in kept)
-    print(f"[demos] scripted expert: {len(kept)} of {tried} episodes succeeded and are kept "
-          f"({transitions} transitions, {time.perf_counter() - t0:.1f} s)", flush=True)
+    say(f"[demos] scripted expert: {len(kept)} of {tried} episodes succeeded and are kept "
+          f"({transitions} transitions, {time.perf_counter() - t0:.1f} s)")
     if not kept:
         warnings.warn(f"demos={episodes}: the scripted expert succeeded in none of its {tried} episodes; "
                       "training continues without demos", stacklevel=2)

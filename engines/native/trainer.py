@@ -33,7 +33,7 @@ from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, ato
                                      set_rng_state)
 from engines.native.validate import ring_capacity, validate_config
 from engines.rundir import DiskFull, disk_full, free_space
-from engines.run_report import eval_line
+from engines.run_report import eval_line, say
 
 WINDOW = 100  # finished episodes in the train success / return windows
 
@@ -189,8 +189,8 @@ class NativeTrainer:
             if cfg.save_snapshot or self._stop is not None:
                 path = self.save_snapshot()
                 if self._stop is not None:
-                    print(f"[native] {self._stop} received: stopped after {self.frames} frames / {self.updates} "
-                          f"updates; snapshot written to {path}. Resume with resume={self.work_dir}", flush=True)
+                    say(f"[native] {self._stop} received: stopped after {self.frames} frames / {self.updates} "
+                          f"updates; snapshot written to {path}. Resume with resume={self.work_dir}")
         finally:
             bar.close()
             self._restore_signal_handlers(previous)
@@ -205,8 +205,8 @@ class NativeTrainer:
             return
         t0 = time.perf_counter()
         losses = [self.agent.bc_step(self.demo_replay.sample(self.cfg.batch_size)) for _ in range(steps)]
-        print(f"[demos] BC pre-training: {steps} steps, loss {float(losses[0]):.3f} -> {float(losses[-1]):.3f} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        say(f"[demos] BC pre-training: {steps} steps, loss {float(losses[0]):.3f} -> {float(losses[-1]):.3f} "
+              f"({time.perf_counter() - t0:.0f} s)")
 
     def wall_s(self) -> float:
         """Seconds this run has trained, over all its sessions (resumes add to it)."""
@@ -282,8 +282,8 @@ class NativeTrainer:
             done = 100.0 * self.frames / max(1, self.cfg.num_train_frames)
             episodes = (f"success {m['success_rate']:.2f}, return {m['episode_return']:.1f}" if self.return_window
                         else "no episode finished yet")
-            print(f"[native] {self.frames}/{self.cfg.num_train_frames} frames ({done:.0f} %), {m['fps']:.0f} fps, "
-                  f"{episodes}", flush=True)
+            say(f"[native] {self.frames}/{self.cfg.num_train_frames} frames ({done:.0f} %), {m['fps']:.0f} fps, "
+                  f"{episodes}")
         return m
 
     def _evaluate(self) -> None:
@@ -293,12 +293,12 @@ class NativeTrainer:
                                     cfg.seed + 1_000_000, self.keys, self.device, video,
                                     stop=lambda: self._stop is not None)
         if metrics is None:
-            print(f"[native] evaluation at {self.frames} frames aborted by {self._stop}: not logged", flush=True)
+            say(f"[native] evaluation at {self.frames} frames aborted by {self._stop}: not logged")
             return
         metrics["eval/wall_s"] = self.wall_s()  # when it was reached: the budget a claim is judged on
         self.last_eval = metrics
         self.logger.log("eval", metrics, self.frames)
-        print(eval_line(metrics, self.frames, cfg.num_eval_episodes), flush=True)
+        say(eval_line(metrics, self.frames, cfg.num_eval_episodes))
         if written is not None:
             self.logger.log_video(written, self.frames)
 
@@ -363,4 +363,4 @@ class NativeTrainer:
                   f"Resume with resume={self.work_dir}", file=sys.stderr, flush=True)
             os._exit(128 + signum)
         self._stop = name
-        print(f"[native] {name} received: finishing the current iteration, then writing a snapshot", flush=True)
+        say(f"[native] {name} received: finishing the current iteration, then writing a snapshot")
