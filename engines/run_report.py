@@ -23,10 +23,29 @@ def _hydra_job() -> tuple[bool, str]:
         if not HydraConfig.initialized():
             return False, ""
         hc = HydraConfig.get()
-        tag = f"[job #{hc.job.num}: {hc.job.override_dirname}] " if hc.mode == RunMode.MULTIRUN else ""
-        return True, tag
+        return True, (_job_tag(hc) if hc.mode == RunMode.MULTIRUN else "")
     except Exception:  # noqa: BLE001
         return False, ""
+
+
+def _job_tag(hc: Any) -> str:
+    """'[job 2/4 reward_version=v19 seed=2] ': the job's values of the swept keys, read from the
+    sweep's multirun.yaml (the overrides with a list of values); all its overrides if unreadable."""
+    import yaml
+
+    mine = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in hc.overrides.task if "=" in o}
+    try:
+        spec = yaml.safe_load((Path(hc.sweep.dir) / "multirun.yaml").read_text())["hydra"]["overrides"]["task"]
+        swept = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in spec if "=" in o}
+        swept = {k: v for k, v in swept.items() if "," in v or v.startswith(("range(", "choice(", "glob("))}
+        total = 1
+        for v in swept.values():
+            total = total * (v.count(",") + 1) if "," in v and "(" not in v else 0
+        keys = [k for k in mine if k.lstrip("+~") in {s.lstrip("+~") for s in swept}]
+    except Exception:  # noqa: BLE001  no multirun.yaml (a custom sweeper): name every override
+        total, keys = 0, list(mine)
+    of = f"/{total}" if total else ""
+    return f"[job {hc.job.num + 1}{of} " + " ".join(f"{k}={mine[k]}" for k in keys) + "] "
 
 
 def say(message: str) -> None:

@@ -11,6 +11,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# Launchers start jobs in new processes (submitit, joblib's workers): they must find the project too.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
 
 import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 import hydra  # noqa: E402

@@ -73,3 +73,19 @@ def test_curriculum_stage_as_users_type_it_and_bad_values_named(tmp_path: Path):
             timeout=120)
     assert p.returncode == 2 and "error: task.hold_steps=0 is invalid: allowed an integer >= 1" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_submitit_local_sweep_runs_both_jobs_and_names_them(tmp_path: Path):
+    """hydra/launcher=submitit_local: the same submitit path a SLURM sweep takes, on this machine."""
+    out = tmp_path / "sweep"
+    p = run(["scripts/train.py", "-m", "seed=1,2", "hydra/launcher=submitit_local", "experiment=smoke", "agent=sac",
+             "curriculum_stage=2", "num_train_frames=200", "eval_every_steps=100", "tb.use=false",
+             f"hydra.sweep.dir={out}"], timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    for num, seed in ((0, 1), (1, 2)):
+        snap = torch.load(out / str(num) / "snapshots" / "latest_snapshot.pt", map_location="cpu", weights_only=False)
+        assert snap["counters"]["frames"] == 200 and snap["config"]["seed"] == seed
+        assert (out / str(num) / "eval.csv").is_file() and (out / str(num) / ".hydra" / "overrides.yaml").is_file()
+        story = (out / str(num) / "train.log").read_text()
+        assert f"[job {num + 1}/2 seed={seed}] [eval] 200 frames" in story, story[-2000:]
+        assert "run finished: 200 frames" in story
