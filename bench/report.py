@@ -142,7 +142,13 @@ def vision_section(experiment: str, seeds: list[int], episodes: int, bc_steps: i
                     "--episodes", str(episodes), "--bc-steps", str(bc_steps)], timeout=4 * 3600)
     if r is None:
         return "Vision baselines: measurement failed (see the benchmark's output).", None
+    return vision_table(r, experiment, runs), r
+
+
+def vision_table(r: dict[str, Any], experiment: str, runs: list[str]) -> str:
+    """The markdown of one vision_bench result, with the preset's final evaluations beside it."""
     preset = preset_results(runs)
+    r["preset"] = {str(k): v for k, v in preset.items()}
     pct = lambda x: f"{100 * x:.0f} %"  # noqa: E731
     rows = []
     for s in r["seeds"]:
@@ -151,17 +157,15 @@ def vision_section(experiment: str, seeds: list[int], episodes: int, bc_steps: i
         rows.append(f"| {s['seed']} | {s['demos_kept']}/{s['demos_tried']} ({s['transitions']}) | "
                     f"{pct(s['open_loop']['success'])} | {pct(s['lowdim_bc']['success'])} | "
                     f"{pct(s['image_bc']['success'])} | {rl} |")
-    body = (f"`experiment={experiment}`: evaluation success over {episodes} held-out episodes per seed (the "
+    return (f"`experiment={experiment}`: evaluation success over {r['episodes']} held-out episodes per seed (the "
             "trainer's eval seeds), every policy built from the same scripted-expert demos (the trainer's demo "
             "seed). *open loop*: the demos' mean action per step, no observation; *low-dim BC*: an MLP on the "
             "frame-stacked proprioceptive state (no cube position); *image BC*: the DrQ-v2 encoder and actor "
-            f"regressed on the demo actions ({bc_steps} Adam steps, batch {r['batch']}, random shifts); "
+            f"regressed on the demo actions ({r['bc_steps']} Adam steps, batch {r['batch']}, random shifts); "
             "*DrQ-v2 + demos*: the preset's final evaluation, read from its runs' `eval.csv`"
             + (f" ({', '.join(f'`{x}`' for x in runs)})" if runs else "") + ". Code: `bench/vision_bench.py`.\n\n"
             "| seed | demos kept (transitions) | open loop | low-dim BC | image BC | DrQ-v2 + demos |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows))
-    r["preset"] = {str(k): v for k, v in preset.items()}
-    return body, r
 
 
 def plot(genesis: list[dict], train: list[dict], path: Path) -> None:
@@ -187,6 +191,15 @@ def plot(genesis: list[dict], train: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     print(f"plot: {path}")
+
+
+def merge_raw(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """docs/benchmarks.json: the latest raw figures of every section, so that a run of one section
+    (and the plot drawn from the file) keeps the others' figures."""
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update({k: v for k, v in new.items() if v})
+    path.write_text(json.dumps(merged, indent=1) + "\n")
+    return merged
 
 
 def write_docs(path: Path, sections: dict[str, str]) -> None:

@@ -63,6 +63,7 @@ class LiftCubeEnv(gym.Env):
         a = np.asarray(action, dtype=np.float32)
         if a.shape != (4,):
             raise ValueError(f"action has shape {a.shape}: expected (4,) = [dx, dy, dz, gripper] in [-1, 1]")
+        self.task.check_not_ended()
         r, term, trunc, info = self.task.step(torch.from_numpy(a).unsqueeze(0))
         return (self._obs(), float(r[0]), bool(term[0]), bool(trunc[0]), info_to_numpy(info))
 

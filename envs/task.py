@@ -218,6 +218,12 @@ class LiftTask:
         self.state = s
         return s
 
+    def check_not_ended(self) -> None:
+        """For single-env APIs: gymnasium's ResetNeeded when an ended episode is stepped again."""
+        if bool(self.ended.any()):
+            raise ResetNeeded(f"env(s) {torch.nonzero(self.ended).flatten().tolist()} ended (terminated or "
+                              "truncated) and were not reset: call reset() before step()")
+
     def check_action(self, action: torch.Tensor) -> torch.Tensor:
         """Validate (N, 4) actions; NaN/inf never reach the simulator."""
         if action.shape != (self.n, 4):
@@ -237,12 +243,10 @@ class LiftTask:
         physics went non-finite are truncated with zero reward and flagged `sim_fault`. With
         `isolate_invalid` (a batch that must not stop for one env), a non-finite action row is
         treated the same way (that env holds still, is truncated and flagged `invalid_action`)
-        instead of refusing the whole step. Stepping an env whose episode ended without
-        resetting it raises gymnasium's ResetNeeded.
+        instead of refusing the whole step. `ended` (N,) says which envs finished an episode and
+        were not reset since: a batch may step on past them, a single env refuses
+        (`check_not_ended`).
         """
-        if self.ended.any():
-            raise ResetNeeded(f"env(s) {torch.nonzero(self.ended).flatten().tolist()} ended (terminated or "
-                              "truncated) and were not reset: call reset() before step()")
         invalid = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         if isolate_invalid and action.shape == (self.n, 4):
             invalid = ~torch.isfinite(action).all(1).to(self.device)

@@ -189,6 +189,7 @@ class SingleEnvView(gym.Env):
         return self._first(obs), self._first(info)
 
     def step(self, action):
+        self.vec.task.check_not_ended()
         obs, r, term, trunc, info = self.vec.step(np.asarray(action, np.float32)[None])
         return self._first(obs), float(r[0]), bool(term[0]), bool(trunc[0]), self._first(info)
 

@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import envs  # noqa: E402,F401  (headless GL first)
 from bench.machine import describe  # noqa: E402
-from bench.report import genesis_section, plot, train_section, update_section, vision_section, write_docs  # noqa: E402
+from bench.report import (genesis_section, merge_raw, plot, train_section, update_section, vision_section,
+                          write_docs)  # noqa: E402
 
 SECTIONS = ("mujoco", "genesis", "train", "update", "vision")
 
@@ -68,8 +69,9 @@ def main(cfg: DictConfig) -> None:
     print(f"raw results: {raw}")
     if cfg.write_docs:
         write_docs(ROOT / cfg.docs_path, out)
-        if genesis or train:
-            plot(genesis, train, ROOT / cfg.plot_path)
+        raw = merge_raw((ROOT / cfg.docs_path).with_suffix(".json"),
+                        {"genesis": genesis, "train": train, "mujoco": mujoco, "update": update, "vision": vision})
+        plot(raw.get("genesis", []), raw.get("train", []), ROOT / cfg.plot_path)
 
 
 if __name__ == "__main__":
