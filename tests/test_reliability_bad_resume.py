@@ -45,7 +45,8 @@ def test_bad_resume_is_refused_and_run_dir_untouched(tmp_path_factory, tmp_path:
     _damage(run, how)
     target = tmp_path / "nope" if how == "missing" else run
     before = tree_digest(run)
-    r = run_train(tmp_path / "resumed", f"resume={target}", *extra, timeout=120)
+    # more frames than the run has: a finished run would otherwise have nothing to do
+    r = run_train(tmp_path / "resumed", f"resume={target}", "num_train_frames=400", *extra, timeout=120)
     assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-3000:]
     assert "error:" in r.stderr and expected in r.stderr and "resume" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]

@@ -79,3 +79,14 @@ def test_temp_files_of_interrupted_writes_are_removed_on_resume(tmp_path_factory
     assert r.returncode == 0, r.stderr[-3000:]
     assert not orphan.exists() and keep.exists()
     assert "removed 1 temp file" in r.stdout
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_says_so_and_writes_nothing(tmp_path_factory, tmp_path: Path):
+    run = finished_run(tmp_path_factory)
+    before = sorted(p.name for p in run.rglob("*"))
+    r = run_train(tmp_path / "again", f"resume={run}", base=False, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "nothing to do" in r.stdout and "num_train_frames" in r.stdout, r.stdout[-2000:]
+    assert not (tmp_path / "again").exists()
+    assert sorted(p.name for p in run.rglob("*")) == before
