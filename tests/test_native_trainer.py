@@ -174,3 +174,33 @@ def test_sigterm_to_a_training_process_exits_cleanly_with_snapshot(tmp_path: Pat
     assert "DONE True" in out and "SIGTERM received" in out
     _, payload = read_snapshot(tmp_path)
     assert payload["counters"]["frames"] == int(out.split("DONE True")[1].split()[0])
+
+
+def test_disk_full_mid_run_names_what_survived_and_how_to_resume(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from engines.rundir import DiskFull
+
+    real_save, saves = torch.save, []
+
+    def save_until_full(obj, f, *a, **kw):
+        saves.append(1)
+        if len(saves) > 2:  # the first snapshot (numbered + latest) fits; the next one does not
+            f.write(b"partial")
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as exc:  # torch.save reports it as a RuntimeError with the OSError as context
+                raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos 418432 vs 418320") from exc
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    run = tmp_path / "run"
+    with pytest.raises(DiskFull) as exc:
+        NativeTrainer(tiny_cfg(), FakeFactory(), run).train()
+    monkeypatch.undo()
+    msg = str(exc.value)
+    assert "no space left" in msg and str(run / "snapshots") in msg and f"resume={run}" in msg, msg
+    assert "previous snapshot" in msg and "(60 frames) is intact" in msg, msg
+    _, payload = read_snapshot(run)
+    assert payload["counters"]["frames"] == 60
+    assert not list((run / "snapshots").glob("*.tmp"))
