@@ -2,6 +2,7 @@
 non-zero status (128 + signal); a joblib multirun with one bad job still finishes the others."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -112,5 +113,6 @@ def test_second_signal_exits_at_once_and_keeps_the_last_snapshot(tmp_path: Path)
             proc.communicate()
     assert proc.returncode in (128 + int(signal.SIGTERM), 128 + int(signal.SIGINT)), out[-3000:]
     assert no_traceback(out), out[-3000:]
-    assert "second signal (SIGINT)" in out and "is kept" in out and f"resume={run_dir}" in out, out[-3000:]
+    assert re.search(r"second signal \(SIG(INT|TERM)\)", out), out[-3000:]  # either may be handled first
+    assert "is kept" in out and f"resume={run_dir}" in out, out[-3000:]
     assert counters(latest(run_dir))["frames"] >= 100  # a complete snapshot to resume from
