@@ -16,6 +16,21 @@ from tests._cli import ROOT, TRAIN, child_env, counters, latest, no_traceback, s
 BOUND_S = 30
 
 
+def signal_and_wait(proc: subprocess.Popen, *sigs: signal.Signals) -> tuple[str, float]:
+    """Send the signals back to back; (the output, seconds until the process exited). A process
+    still alive after BOUND_S is killed, so a hang fails the test instead of stalling the suite."""
+    try:
+        t0 = time.monotonic()
+        for sig in sigs:
+            proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=BOUND_S)
+        return out, time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_writes_final_snapshot_and_exits(tmp_path: Path, sig: signal.Signals) -> None:
@@ -25,14 +40,10 @@ def test_signal_writes_final_snapshot_and_exits(tmp_path: Path, sig: signal.Sign
         wait_for(latest(run_dir), proc)
         first = counters(latest(run_dir))
         time.sleep(0.5)
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=BOUND_S)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    except BaseException:
+        proc.kill()
+        raise
+    out, took = signal_and_wait(proc, sig)
     assert took < BOUND_S
     assert proc.returncode == 128 + int(sig), out[-3000:]
     assert f"{sig.name} received" in out and "snapshot written to" in out and f"resume={run_dir}" in out, out[-3000:]
@@ -82,15 +93,7 @@ def _start_in_long_evaluation(run_dir: Path) -> subprocess.Popen:
 def test_sigterm_during_evaluation_aborts_it_and_snapshots(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = _start_in_long_evaluation(run_dir)
-    try:
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=BOUND_S)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    out, took = signal_and_wait(proc, signal.SIGTERM)
     assert took < BOUND_S
     assert proc.returncode == 128 + int(signal.SIGTERM), out[-3000:]
     assert "evaluation at 200 frames aborted by SIGTERM" in out and "snapshot written to" in out, out[-3000:]
@@ -103,14 +106,7 @@ def test_sigterm_during_evaluation_aborts_it_and_snapshots(tmp_path: Path) -> No
 def test_second_signal_exits_at_once_and_keeps_the_last_snapshot(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = _start_in_long_evaluation(run_dir)
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=BOUND_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    out, _ = signal_and_wait(proc, signal.SIGTERM, signal.SIGINT)
     assert proc.returncode in (128 + int(signal.SIGTERM), 128 + int(signal.SIGINT)), out[-3000:]
     assert no_traceback(out), out[-3000:]
     assert re.search(r"second signal \(SIG(INT|TERM)\)", out), out[-3000:]  # either may be handled first
