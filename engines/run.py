@@ -349,14 +349,13 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
     lock.acquire()
     remove_stale_temp_files(work_dir)
     overrides = list(cli_overrides or [])
-    if resumed_from is not None and resumed_from.resolve() != work_dir.resolve():
-        # a resume into a new directory: the original's overrides plus what was typed now
+    into_new_dir = resumed_from is not None and resumed_from.resolve() != work_dir.resolve()
+    if into_new_dir:  # the original's overrides plus what was typed now
         typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
         overrides = [o for o in saved_overrides(resumed_from) if o.split("=", 1)[0].lstrip("+~") not in typed] + overrides
     save_composition(cfg if resumed_from is not None else live, work_dir, overrides, _hydra_node())
     announce(cfg, kw, work_dir, overrides)
-    if resumed_from is not None and resumed_from.resolve() != work_dir.resolve() \
-            and not (work_dir / "resumed_from").exists():
+    if into_new_dir and not (work_dir / "resumed_from").exists():
         (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)
     factory = make_factory(cfg)
     if cfg.engine.name == "robobase":

@@ -90,3 +90,14 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(tmp_path_factory, tm
     assert "nothing to do" in r.stdout and "num_train_frames" in r.stdout, r.stdout[-2000:]
     assert not (tmp_path / "again").exists()
     assert sorted(p.name for p in run.rglob("*")) == before
+
+
+@pytest.mark.slow
+def test_only_the_newest_numbered_snapshots_are_kept(tmp_path: Path):
+    run = tmp_path / "r"
+    r = run_train(run, "num_train_frames=300", "snapshot_every_n=50", "keep_snapshots=2", timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = sorted(p.name for p in (run / "snapshots").glob("*.pt"))
+    assert names == ["250_snapshot.pt", "300_snapshot.pt", "latest_snapshot.pt"], names
+    r = run_train(tmp_path / "bad", "keep_snapshots=-1", timeout=120)
+    assert r.returncode == 2 and "keep_snapshots=-1 is invalid" in r.stderr, r.stderr[-2000:]
