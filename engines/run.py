@@ -45,18 +45,12 @@ class SweepJobError(CompactHydraException):
 
 def _multirun_job() -> str | None:
     """'#<num> (<overrides>)' when running as a job of a Hydra multirun, else None."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+    from hydra.types import RunMode
 
-        if not HydraConfig.initialized():
-            return None
-        hc = HydraConfig.get()
-        if hc.mode != RunMode.MULTIRUN:
-            return None
-        return f"#{hc.job.num} ({hc.job.override_dirname})"
-    except Exception:  # noqa: BLE001  no Hydra context: a plain call
+    hc = _hydra_node()
+    if hc is None or hc.mode != RunMode.MULTIRUN:
         return None
+    return f"#{hc.job.num} ({hc.job.override_dirname})"
 
 
 class NothingToDo(Exception):
