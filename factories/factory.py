@@ -112,15 +112,23 @@ class _LiftFactory(_EnvFactoryBase):
         """Nothing to post-process: demo actions are already in [-1, 1]."""
 
     def load_demos_into_replay(self, cfg: DictConfig, buffer, is_demo_buffer: bool = False) -> None:
+        """Adds the demos as RoboBase's replay buffer takes transitions: ONE frame per observation
+        key (the buffer stacks frames itself) and the action without its sequence axis, (A,),
+        as the Workspace's own adds strip them (`v[-1]`, `act[0]`)."""
         if not hasattr(self, "_demos"):
             raise RuntimeError("call collect_or_fetch_demos before load_demos_into_replay")
         for demo in copy.deepcopy(self._demos):
             if is_demo_buffer and demo[0][5]["demo"] != 1:
                 continue  # a separate demo buffer keeps successful demos only
             for obs, action, rew, term, trunc, info in demo[:-1]:
-                buffer.add(obs, action, rew, term, trunc, demo=info["demo"])
+                buffer.add(_last_frame(obs), action[0], rew, term, trunc, demo=info["demo"])
             if not getattr(buffer, "sequential", False):
-                buffer.add_final(demo[-1][0])
+                buffer.add_final(_last_frame(demo[-1][0]))
+
+
+def _last_frame(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A frame-stacked single-env observation {key: (F, ...)} -> its newest frame {key: (...)}."""
+    return {k: v[-1] for k, v in obs.items()}
 
 
 class GenesisLiftFactory(_LiftFactory):

@@ -35,31 +35,65 @@ def test_mujoco_train_env_is_async_and_matches_eval_spaces():
         ev.close()
 
 
-class FakeBuffer:
+class ContractBuffer:
+    """RoboBase's UniformReplayBuffer add contract (`_check_add_types`), built as the Workspace
+    builds it from the eval env's spaces: one frame per observation key ((F, ...) -> (...)),
+    actions without the sequence axis ((T, A) -> (A,)), a scalar `demo`; shapes are refused
+    with RoboBase's own message."""
+
     sequential = False
 
-    def __init__(self):
+    def __init__(self, eval_env):
+        self.obs_shapes = {k: sp.shape[1:] for k, sp in eval_env.observation_space.spaces.items()}
+        self.action_shape = eval_env.action_space.shape[1:]
         self.rows, self.finals = [], []
 
-    def add(self, obs, action, reward, term, trunc, demo):
-        self.rows.append((obs, action, reward, term, trunc, demo))
+    def _check(self, name, value, shape):
+        got = np.shape(value)
+        if got != tuple(shape):
+            raise ValueError(f"arg {name} has shape {got}, expected {tuple(shape)}")
+
+    def add(self, obs, action, reward, term, trunc, **extra):
+        assert set(obs) == set(self.obs_shapes) and set(extra) == {"demo"}
+        for k, v in obs.items():
+            self._check(k, v, self.obs_shapes[k])
+        self._check("action", action, self.action_shape)
+        for name, v in (("reward", reward), ("terminal", term), ("truncated", trunc), ("demo", extra["demo"])):
+            self._check(name, v, ())
+        self.rows.append((obs, action, reward, term, trunc, extra["demo"]))
 
     def add_final(self, obs):
+        for k, v in obs.items():
+            self._check(k, v, self.obs_shapes[k])
         self.finals.append(obs)
 
 
-def test_demos_follow_robobase_format():
+@pytest.mark.parametrize("pixels", [False, True])
+def test_demos_load_into_a_buffer_with_robobase_add_contract(pixels):
     f = MujocoLiftFactory()
-    cfg = make_cfg(pixels=False, visual_observation_shape=None)
+    cfg = make_cfg(pixels=pixels, visual_observation_shape=[32, 32] if pixels else None, frame_stack=3)
+    ev = f.make_eval_env(cfg)
+    buf = ContractBuffer(ev)
+    ev.close()
     f.collect_or_fetch_demos(cfg, 2)
     f.post_collect_or_fetch_demos(cfg)
-    buf = FakeBuffer()
     f.load_demos_into_replay(cfg, buf, is_demo_buffer=True)
     assert len(buf.finals) >= 1 and len(buf.rows) > 10
     obs, action, reward, term, trunc, demo = buf.rows[0]
-    assert obs["low_dim_state"].shape == (2, 21) and action.shape == (1, 4)
+    assert obs["low_dim_state"].shape == ((18,) if pixels else (21,)) and action.shape == (4,)
+    if pixels:
+        assert obs["rgb_wrist"].shape == (3, 32, 32) and obs["rgb_wrist"].dtype == np.uint8
     assert np.all(np.abs(action) <= 1.0) and demo == 1
     assert any(r[3] for r in buf.rows), "a successful demo ends with a termination"
+
+
+def test_contract_buffer_refuses_stacked_frames_as_robobase_does():
+    buf = ContractBuffer(type("E", (), {"observation_space": type("S", (), {"spaces": {
+        "low_dim_state": np.zeros((3, 21))}})(), "action_space": np.zeros((1, 4))})())
+    with pytest.raises(ValueError, match=r"arg action has shape \(1, 4\), expected \(4,\)"):
+        buf.add({"low_dim_state": np.zeros(21)}, np.zeros((1, 4)), 0.0, False, False, demo=1)
+    with pytest.raises(ValueError, match=r"arg low_dim_state has shape \(3, 21\), expected \(21,\)"):
+        buf.add({"low_dim_state": np.zeros((3, 21))}, np.zeros(4), 0.0, False, False, demo=1)
 
 
 @pytest.mark.parametrize("over,match", [

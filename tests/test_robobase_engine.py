@@ -151,3 +151,12 @@ def test_pixel_drqv2_32px_trains_and_logs_all_env_success(tmp_path: Path) -> Non
     assert _snap(run)["_main_loop_iterations"] == 240
     assert (run / "robobase_config.yaml").read_text().count("DrQV2") == 1
     assert "| eval" in p.stdout and "train success" in p.stdout
+
+
+def test_demos_load_into_robobase_replay_and_train(tmp_path: Path) -> None:
+    """demos > 0: the scripted expert's demos go through RoboBase's real UniformReplayBuffer
+    (its add contract: one frame per key, (A,) actions) and training runs on them."""
+    pytest.importorskip("robobase")
+    run = tmp_path / "demos"
+    p = _train(run, "agent=sac", "demos=2", "num_train_frames=200", "eval_every_steps=200")
+    assert _snap(run)["_main_loop_iterations"] == 200, p.stdout[-2000:]
