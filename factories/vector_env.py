@@ -9,10 +9,15 @@ semantics (checked against their definitions in tests/test_vector_env.py):
 * RescaleFromTanh: actions in [-1, 1] map linearly onto the task's action bounds;
 * FrameStack on axis 1: obs[k] is (N, F, ...); a reset env's stack is refilled with its
   first observation;
-* ActionSequence (T = 1 for RL): actions are (N, T, 4), `action_sequence_mask` (N, T) in info;
-* AppendDemoInfo: `demo` (N,) zeros in info.
+* ActionSequence (T = 1 for RL): actions are (N, T, 4), `action_sequence_mask` in every step's
+  info (not in reset's);
+* AppendDemoInfo: `demo` zeros in info.
 Auto-reset happens in the same step (gymnasium 0.29): `_final_observation`, `final_observation[i]`
-(env i's stacked (F, ...) obs), `final_info[i]` (its last info, with `task_success`).
+(env i's stacked (F, ...) obs), `final_info[i]` (its last step's info, with `task_success`).
+With NumPy out (RoboBase's edge) the info is what gymnasium's vector envs build from single envs:
+every key `k` has its mask `_k` (N,); scalars are float64/int64/bool arrays, vectors object arrays
+of per-env arrays; a finished env's entries hold its NEW episode's reset info (keys a reset does
+not give are masked out). With torch out (`as_torch`) the info stays (N, ...) tensors.
 """
 from __future__ import annotations
 
@@ -47,6 +52,39 @@ def check_wrapper_args(frame_stack: Any, action_sequence: Any) -> None:
         raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
     if action_sequence != 1:
         raise ValueError(f"action_sequence={action_sequence!r} is invalid: allowed 1 (RL, no chunking)")
+
+
+def env_info(info: dict[str, torch.Tensor], i: int) -> dict[str, Any]:
+    """Env i's info as a single env gives it: Python scalars, NumPy arrays for vectors."""
+    return {k: (v[i].item() if v[i].dim() == 0 else v[i].detach().cpu().numpy()) for k, v in info.items()}
+
+
+def gym_vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """(N, ...) tensors -> the dict gymnasium 0.29's `VectorEnv._add_info` builds from N single-env
+    infos: a scalar key becomes a float64 / int64 / bool array (the Python type of `.item()`),
+    a vector key an object array of per-env arrays, and each key `k` gets its mask `_k` (N,)."""
+    out: dict[str, np.ndarray] = {}
+    for k, v in info.items():
+        a = v.numpy(force=True)
+        n = a.shape[0]
+        if a.ndim == 1:
+            arr = a.astype({"f": np.float64, "b": bool}.get(a.dtype.kind, np.int64))
+        else:
+            arr = np.empty(n, dtype=object)
+            for i in range(n):  # object arrays cannot be filled from a 2-D array at once
+                arr[i] = a[i]
+        out[k] = arr
+        out[f"_{k}"] = np.ones(n, bool)
+    return out
+
+
+def merge_rows(out: dict[str, np.ndarray], key: str, values: np.ndarray, rows: np.ndarray) -> None:
+    """out[key][rows] = values[rows], creating the key (masked to `rows`) if out lacks it."""
+    if key not in out:
+        out[key] = np.zeros_like(values) if values.dtype != object else np.full(len(values), None, object)
+        out[f"_{key}"] = np.zeros(len(values), bool)
+    out[key][rows] = values[rows]
+    out[f"_{key}"][rows] = True
 
 
 class WrappedVectorEnv(gym.vector.VectorEnv):
@@ -89,14 +127,33 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         # The stacks are rebuilt (not written in place) every step, so no copy is needed.
         return {k: self._out(v) for k, v in self._stacks.items()}
 
-    def _info(self, info: dict[str, torch.Tensor]) -> dict[str, Any]:
-        out = {k: self._out(v) for k, v in info.items()}
+    def _wrapped(self, info: dict[str, torch.Tensor], step: bool) -> dict[str, torch.Tensor]:
+        """The task's info plus what the wrappers add: AppendDemoInfo's `demo` (N,) and, on steps
+        only, ActionSequence's `action_sequence_mask` (N, T), both int64 as RoboBase's are."""
+        dev = self.task.device
+        out = {**info, "demo": torch.zeros(self.num_envs, dtype=torch.int64, device=dev)}
+        if step:
+            out["action_sequence_mask"] = torch.ones(self.num_envs, self.action_sequence, dtype=torch.int64,
+                                                     device=dev)
+        return out
+
+    def _info(self, info: dict[str, torch.Tensor], reset_info: dict[str, torch.Tensor] | None = None,
+              done: torch.Tensor | None = None) -> dict[str, Any]:
+        """Torch out: the (N, ...) tensors. NumPy out: gymnasium's vector info, in which the
+        `done` envs (N,) show `reset_info`."""
         if self.as_torch:
-            out["action_sequence_mask"] = torch.ones(self.num_envs, self.action_sequence, device=self.task.device)
-            out["demo"] = torch.zeros(self.num_envs, device=self.task.device)
-        else:
-            out["action_sequence_mask"] = np.ones((self.num_envs, self.action_sequence), np.float32)
-            out["demo"] = np.zeros(self.num_envs, np.float32)
+            return info
+        out = gym_vector_info(info)
+        if done is not None and reset_info is not None:
+            d = done.numpy(force=True)
+            for k, v in gym_vector_info(reset_info).items():
+                if not k.startswith("_"):
+                    merge_rows(out, k, v, d)
+            for k in [k for k in out if not k.startswith("_") and k not in reset_info]:
+                out[k][d] = None if out[k].dtype == object else 0  # as an env whose info lacks k
+                out[f"_{k}"][d] = False
+                if not out[f"_{k}"].any():  # no env has it: gymnasium has no such key at all
+                    del out[k], out[f"_{k}"]
         return out
 
     # -- gymnasium API -----------------------------------------------------------------------
@@ -106,7 +163,7 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         self.task.reset()
         self._stacks = {}
         self._push(self.task.observe())
-        return self._obs(), self._info(self.task.reset_info())
+        return self._obs(), self._info(self._wrapped(self.task.reset_info(), step=False))
 
     def step(self, actions):
         a = torch.as_tensor(actions, device=self.task.device, dtype=torch.float32)
@@ -123,20 +180,25 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
                         f"reset, the others stepped on ({self.task.invalid_action_count} such env steps so far)")
         self._push(self.task.observe())
         done = term | trunc
-        out_info = self._info(info)
-        if self.autoreset and done.any():
-            idx = torch.nonzero(done).flatten().tolist()
-            final_obs = np.empty(self.num_envs, dtype=object)
-            final_info = np.empty(self.num_envs, dtype=object)
-            for i in idx:  # only the envs that just ended (rare), not the hot path
-                final_obs[i] = {k: v[i].detach().cpu().numpy().copy() for k, v in self._stacks.items()}
-                final_info[i] = {k: (v[i].item() if v[i].dim() == 0 else v[i].detach().cpu().numpy())
-                                 for k, v in info.items()}
-            self.task.reset(done)
-            self._refill(self.task.observe(), done)
-            out_info.update({"final_observation": final_obs, "_final_observation": self._out(done.clone()),
-                             "final_info": final_info, "_final_info": self._out(done.clone())})
-        return (self._obs(), self._out(reward), self._out(term), self._out(trunc), out_info)
+        info = self._wrapped(info, step=True)
+        if not (self.autoreset and done.any()):
+            return self._obs(), self._out_reward(reward), self._out(term), self._out(trunc), self._info(info)
+        idx = torch.nonzero(done).flatten().tolist()
+        final_obs = np.empty(self.num_envs, dtype=object)
+        final_info = np.empty(self.num_envs, dtype=object)
+        for i in idx:  # only the envs that just ended (rare), not the hot path
+            final_obs[i] = {k: v[i].detach().cpu().numpy().copy() for k, v in self._stacks.items()}
+            final_info[i] = env_info(info, i)
+        self.task.reset(done)
+        self._refill(self.task.observe(), done)
+        out_info = self._info(info, self._wrapped(self.task.reset_info(), step=False), done)
+        out_info.update({"final_observation": final_obs, "_final_observation": self._out(done.clone()),
+                         "final_info": final_info, "_final_info": self._out(done.clone())})
+        return self._obs(), self._out_reward(reward), self._out(term), self._out(trunc), out_info
+
+    def _out_reward(self, reward: torch.Tensor) -> Any:
+        """(N,) rewards: float64 in NumPy, as gymnasium's vector envs hold them."""
+        return reward if self.as_torch else reward.numpy(force=True).astype(np.float64)
 
     def render(self) -> np.ndarray:
         return self.task.backend.render_scene(0)
@@ -179,8 +241,9 @@ class SingleEnvView(gym.Env):
 
     @staticmethod
     def _first(x: Any) -> Any:
+        """Env 0 of a vector obs or info (an info's `_k` masks dropped): as a single env gives it."""
         if isinstance(x, dict):
-            return {k: SingleEnvView._first(v) for k, v in x.items()}
+            return {k: SingleEnvView._first(v) for k, v in x.items() if not k.startswith("_")}
         return x[0].item() if np.ndim(x[0]) == 0 and hasattr(x[0], "item") else x[0]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

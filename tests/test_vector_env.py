@@ -51,8 +51,10 @@ def test_info_keys_per_env(vec):
     vec.reset(seed=2)
     _, r, term, trunc, info = vec.step(np.zeros((N, 1, 4), np.float32))
     assert r.shape == term.shape == trunc.shape == (N,)
-    assert info["action_sequence_mask"].shape == (N, 1) and (info["action_sequence_mask"] == 1).all()
-    assert info["demo"].shape == (N,) and (info["demo"] == 0).all()
+    assert info["action_sequence_mask"].shape == (N,)  # an object array of the per-env (T,) masks
+    assert all(m.tolist() == [1] and m.dtype == np.int64 for m in info["action_sequence_mask"])
+    assert info["demo"].dtype == np.int64 and (info["demo"] == 0).all()
+    assert all(info[f"_{k}"].all() for k in info if not k.startswith("_"))
     for k, v in info.items():
         assert len(v) == N, k
     assert set(np.unique(info["task_success"])) <= {0.0, 1.0}
@@ -86,10 +88,11 @@ def test_one_env_with_a_nan_action_is_reset_and_the_others_step_on(vec, caplog):
     a[2, 0, 1] = np.nan
     with caplog.at_level("WARNING"):
         obs, r, term, trunc, info = vec.step(a)
-    assert info["invalid_action"].tolist() == [False, False, True]
     assert trunc.tolist() == [False, False, True] and r[2] == 0.0
     assert info["_final_observation"].tolist() == [False, False, True]
-    assert info["final_info"][2]["sim_fault"] in (True, 1)  # the trainer cuts n-step returns there
+    fi = info["final_info"][2]  # env 2's top-level info is already its new episode's
+    assert fi["invalid_action"] is True and fi["sim_fault"] is True  # the trainer cuts n-step returns there
+    assert info["_invalid_action"].tolist() == [True, True, False]
     np.testing.assert_array_equal(obs["low_dim_state"][0, :-1], prev["low_dim_state"][0, 1:])  # env 0 moved on
     assert all(np.array_equal(obs["low_dim_state"][2, 0], obs["low_dim_state"][2, j]) for j in range(F))
     assert np.isfinite(obs["low_dim_state"]).all()
@@ -111,18 +114,68 @@ def test_autoreset_final_observation_and_fault_in_one_env(vec, monkeypatch):
     obs, r, term, trunc, info = vec.step(np.zeros((N, 1, 4), np.float32))
     monkeypatch.setattr(vec.task.backend, "read", real_read)
     assert info["_final_observation"].tolist() == [False, True, False]
-    assert info["sim_fault"].tolist() == [False, True, False] and trunc.tolist() == [False, True, False]
+    assert trunc.tolist() == [False, True, False]
+    # gymnasium 0.29: env 1's top-level info is its new episode's reset info, which has no sim_fault
+    assert info["sim_fault"].tolist() == [False, False, False] and info["_sim_fault"].tolist() == [True, False, True]
+    assert info["steps_left"][1] == vec.task.cfg.episode_length and info["_steps_left"].all()
     fo = info["final_observation"][1]
     assert fo["low_dim_state"].shape == (F, 18) and fo["rgb_wrist"].shape == (F, 3, S, S)
     np.testing.assert_array_equal(fo["low_dim_state"][:-1], prev["low_dim_state"][1, 1:])
     fi = info["final_info"][1]
-    assert fi["task_success"] == 0.0 and fi["sim_fault"] is True or fi["sim_fault"] == 1
+    assert fi["task_success"] == 0.0 and fi["sim_fault"] is True
+    assert fi["demo"] == 0 and fi["action_sequence_mask"].tolist() == [1]
     assert info["final_info"][0] is None
     # env 1 restarted: its stack is refilled with its new first frame; the others continue
     assert all(np.array_equal(obs["low_dim_state"][1, 0], obs["low_dim_state"][1, j]) for j in range(F))
     assert np.isfinite(obs["low_dim_state"]).all()
     np.testing.assert_array_equal(obs["low_dim_state"][0, :-1], prev["low_dim_state"][0, 1:])
     assert vec.task.fault_count >= 1
+
+
+def _structure(info: dict) -> dict:
+    """Per key: dtype, and for object arrays the dtype and shape of the first entry."""
+    out = {}
+    for k, v in info.items():
+        if k.startswith("final_"):
+            continue
+        first = next((x for x in v if x is not None), None) if v.dtype == object else None
+        out[k] = (v.dtype, None if first is None else (np.asarray(first).dtype, np.shape(first)))
+    return out
+
+
+def test_info_is_what_gymnasium_vectorising_single_envs_gives():
+    """Keys, `_k` masks, dtypes and auto-reset info of the batched env against gymnasium 0.29's
+    SyncVectorEnv over single envs of the same task (RoboBase's chain vectorises this way)."""
+    from gymnasium.vector import SyncVectorEnv
+
+    from factories import GenesisLiftFactory
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"task": {"curriculum_stage": 3, "episode_length": 3, "hold_steps": 1},
+                            "env": {"sim_device": "cpu"},
+                            "pixels": False, "num_train_envs": 2, "frame_stack": 2, "action_sequence": 1,
+                            "seed": 0})
+    f = GenesisLiftFactory()
+    batch, ref = f.make_train_env(cfg), SyncVectorEnv([lambda: f.make_eval_env(cfg) for _ in range(2)])
+    try:
+        infos = [batch.reset(seed=1)[1], ref.reset(seed=1)[1]]
+        assert _structure(infos[0]) == _structure(infos[1]) and "action_sequence_mask" not in infos[0]
+        a = np.zeros((2, 1, 4), np.float32)
+        for t in range(3):  # the third step ends both episodes (episode_length=3): auto-reset
+            (_, rb, *_, ib), (_, rr, *_, ir) = batch.step(a), ref.step(a)
+            assert rb.dtype == rr.dtype == np.float64
+            assert _structure(ib) == _structure(ir), t
+            for k in ib:
+                if k.startswith("_"):
+                    assert ib[k].tolist() == ir[k].tolist(), (t, k)
+        # both envs ended: top level is reset info only, so the step-only keys are gone
+        assert ib["_final_info"].all() and "sim_fault" not in ib and "action_sequence_mask" not in ib
+        assert ib["steps_left"].tolist() == ir["steps_left"].tolist() == [3.0, 3.0]
+        assert sorted(ib["final_info"][0]) == sorted(ir["final_info"][0])
+        assert ib["final_info"][0]["steps_left"] == 0.0 and ib["final_info"][0]["demo"] == 0
+    finally:
+        batch.close()
+        ref.close()
 
 
 def test_batch_equals_single_env_runs_from_the_same_seeds():
