@@ -176,3 +176,48 @@ def test_episode_break_cuts_unfinished_streams() -> None:
     _, valid = rb.gather(torch.tensor([9]), torch.tensor([0]))
     assert not bool(valid[0])
     assert int(rb._pos_next[0]) == 0
+
+
+def test_self_imitation_samples_only_successful_episodes_and_joins_the_demos() -> None:
+    """Episodes marked by `mark_success` (the trainer marks those that end in task success) are
+    what `sample(success_only=True)` draws, whole and still in the ring; with
+    use_self_imitation they take their share (by size) of a batch's demo rows."""
+    from engines.native import demos
+
+    env = FakeVectorEnv(num_envs=3, pixels=False, frame_stack=F, ep_len=(6, 10), term_prob=0.12, seed=3)
+    spec = {"low_dim_state": KeySpec((21,), torch.float32)}
+    rb = ReplayBuffer(spec, F, 4, num_envs=3, capacity=3 * 60, nstep=2, gamma=GAMMA)  # wraps 3x over 200 steps
+    obs, _ = env.reset(seed=3)
+    won: set[tuple[int, int]] = set()
+    for _ in range(200):
+        nxt, r, term, trunc, info = env.step(np.zeros((3, 1, 4), np.float32))
+        done = np.flatnonzero(term | trunc)
+        final = {k: np.stack([info["final_observation"][i][k] if i in done else nxt[k][i] for i in range(3)])
+                 for k in nxt} if len(done) else None
+        rb.add(obs, np.zeros((3, 4), np.float32), r, term, trunc, final)
+        succeeded = [i for i in done if info["final_info"][i]["task_success"] > 0]
+        rb.mark_success(succeeded)
+        won |= {(i, int(obs["low_dim_state"][i, -1, 1])) for i in succeeded}
+        obs = nxt
+    assert rb.success_count() > 0 and len(won) > 3
+    batch = rb.sample(512, success_only=True)
+    newest = batch.obs["low_dim_state"][:, -1]                                        # (B, 21): [env, episode, t, ...]
+    seen = {(int(i), int(e)) for i, e in newest[:, :2].tolist()}
+    assert seen <= won and len(seen) > 1
+    nxt_frames = batch.next_obs["low_dim_state"][:, -1]
+    assert torch.equal(nxt_frames[:, :2], newest[:, :2])  # windows stay inside their episode
+    every = rb.sample(512)
+    assert {(int(i), int(e)) for i, e in every.obs["low_dim_state"][:, -1, :2].tolist()} - won  # others exist
+
+    t = torch.arange(5, dtype=torch.float32)
+    low = torch.full((5, 1, 21), 99.0)                                               # demo rows: env id 99
+    demo_rb = demos.demo_replay([{"obs": {"low_dim_state": low}, "action": torch.zeros(5, 4), "reward": t,
+                                  "terminated": t == 4, "truncated": torch.zeros(5, dtype=torch.bool)}],
+                                spec, F, 4, 2, GAMMA, torch.device("cpu"))
+    b = demos.mixed_sample(rb, demo_rb, 64, 0.5, self_imitation=True)
+    ids = b.obs["low_dim_state"][:, -1, 0]
+    share = round(32 * rb.success_count() / (rb.success_count() + len(demo_rb)))
+    assert int(b.demo.sum()) == 32 and int((ids[b.demo] != 99).sum()) == share
+    assert {(int(i), int(e)) for i, e in b.obs["low_dim_state"][b.demo][ids[b.demo] != 99][:, -1, :2].tolist()} <= won
+    plain = demos.mixed_sample(rb, demo_rb, 64, 0.5)
+    assert bool((plain.obs["low_dim_state"][plain.demo][:, -1, 0] == 99).all())

@@ -33,7 +33,7 @@ INT_KEYS = ["seed", "frame_stack", "num_train_envs", "num_train_frames", "num_ex
 NUM_KEYS = ["replay.gamma", "agent.actor_lr", "agent.critic_lr", "agent.critic_target_tau",
             "agent.alpha_lr", "agent.init_temperature", "demo_ratio", "agent.bc_weight"]
 BOOL_KEYS = ["save_snapshot", "resume_replay", "log_eval_video", "wandb.use", "csv.use", "tb.use",
-             "agent.learnable_temperature"]
+             "agent.learnable_temperature", "use_self_imitation"]
 STR_KEYS = ["device", "wandb.mode", "env.factory", "engine.name", "agent.name", "resume"]
 TASK_KEYS = ["hold_steps", "cube_mass", "lift_height", "action_scale", "physics_dt", "cube_half_size",
              "ik_damping", "lock_wrist_roll", "foo", "randomization.cube_xy", "randomization.joint_noise_range"]
@@ -158,6 +158,8 @@ def test_unknown_group_option_names_group_and_lists_options(group: str, option: 
     (["demos=100000"], "demos", "100000"),
     (["demos=2", "demo_ratio=1.5"], "demo_ratio", "1.5"),
     (["demo_ratio=0.5"], "demo_ratio", "0.5"),          # demos from nowhere
+    (["use_self_imitation=true"], "use_self_imitation", "true"),
+    (["demos=2", "use_self_imitation=yes"], "use_self_imitation", "'yes'"),
     (["agent.bc_weight=1.0"], "bc_weight", "1.0"),
     (["agent=drqv2", "agent.precision=fp16"], "precision", "fp16"),
     (["agent=drqv2", "agent.encoder_chunk=-1"], "encoder_chunk", "-1"),
@@ -175,7 +177,8 @@ def test_valid_overrides_pass_validation() -> None:
     for ov in (["seed=3"], ["curriculum_stage=0"], ["curriculum_stage=4", "reward_version=v11"],
                ["+env.task.hold_steps=5"], ["agent=drqv2"], ["replay.gamma=0.9", "batch_size=8"],
                ["env=genesis_lift", "task.randomization.camera_jitter=true"],
-               ["demos=3"], ["demos=3", "demo_ratio=1.0", "agent.bc_weight=0.5"], ["demo_ratio=0"]):
+               ["demos=3"], ["demos=3", "demo_ratio=1.0", "agent.bc_weight=0.5"], ["demo_ratio=0"],
+               ["demos=3", "use_self_imitation=true"]):
         with no_simulators():
             validate(compose_cfg(BASE + ov))
 

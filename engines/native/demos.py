@@ -117,17 +117,28 @@ def restore_demo_replay(state: Mapping[str, Any], spec: Mapping[str, KeySpec], f
     return buf
 
 
-def mixed_sample(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: int, ratio: float) -> Batch:
+def mixed_sample(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: int, ratio: float,
+                 self_imitation: bool = False) -> Batch:
     """round(ratio * batch_size) demo transitions first, the rest online; `demo` marks the former
-    (None when no demo is drawn: the plain online batch)."""
+    (None when no demo is drawn: the plain online batch). With `self_imitation` the online
+    episodes marked successful count as demos: the demo rows are drawn from both, in
+    proportion to their sizes (RoboBase's `use_self_imitation`, after CQN)."""
     k = int(round(ratio * batch_size)) if demos is not None else 0
     if k == 0:
         return online.sample(batch_size)
-    if k == batch_size:
-        return replace(demos.sample(k), demo=torch.ones(k, dtype=torch.bool, device=online.device))
-    a, b = demos.sample(k), online.sample(batch_size - k)
-    flags = [torch.ones(k, dtype=torch.bool, device=online.device),
-             torch.zeros(batch_size - k, dtype=torch.bool, device=online.device)]
-    return Batch({key: torch.cat([a.obs[key], b.obs[key]]) for key in a.obs}, torch.cat([a.action, b.action]),
-                 torch.cat([a.reward, b.reward]), torch.cat([a.discount, b.discount]),
-                 {key: torch.cat([a.next_obs[key], b.next_obs[key]]) for key in a.next_obs}, torch.cat(flags))
+    won = online.success_count() if self_imitation else 0
+    k_won = int(round(k * won / (won + len(demos))))
+    parts = [demos.sample(k - k_won)] if k > k_won else []
+    if k_won:
+        parts.append(online.sample(k_won, success_only=True))
+    if k < batch_size:
+        parts.append(online.sample(batch_size - k))
+    dev = online.device
+    flags = torch.cat([torch.ones(k, dtype=torch.bool, device=dev),
+                       torch.zeros(batch_size - k, dtype=torch.bool, device=dev)])
+    if len(parts) == 1:
+        return replace(parts[0], demo=flags)
+    return Batch({key: torch.cat([b.obs[key] for b in parts]) for key in parts[0].obs},
+                 torch.cat([b.action for b in parts]), torch.cat([b.reward for b in parts]),
+                 torch.cat([b.discount for b in parts]),
+                 {key: torch.cat([b.next_obs[key] for b in parts]) for key in parts[0].next_obs}, flags)

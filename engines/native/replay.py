@@ -10,6 +10,8 @@ capacity by default), checked for staleness at sampling.
 
 A CUT row (sim fault, or the last row before a resume's fresh reset) is never sampled and
 ends the n-step window of earlier rows, which bootstrap from the cut row's (valid) obs.
+The rows of an episode that succeeded can be marked SUCCESS (`mark_success`) and sampled on their
+own (`sample(success_only=True)`): self-imitation, where they join the demos.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-TERM, TRUNC, CUT = 1, 2, 4
+TERM, TRUNC, CUT, SUCCESS = 1, 2, 4, 8
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,22 @@ class ReplayBuffer:
         self._pos_next = torch.where(term | trunc, torch.zeros_like(self._pos_next), self._pos_next + 1)
         self.written += 1
 
+    def mark_success(self, envs: Any) -> None:
+        """Mark the episode each env in `envs` just ended (by the last add) as a success: all of
+        its rows still in the ring."""
+        env = as_tensor(envs, self.device, torch.int64).reshape(-1)
+        if env.numel() == 0 or self.written == 0:
+            return
+        last = self.written - 1
+        start = (last - self._pos[last % self.rows, env].long()).clamp(min=max(0, self.written - self.rows))  # (K,)
+        for e, a in zip(env.tolist(), start.tolist()):  # one slice per finished episode, not per step
+            rows = torch.arange(a, last + 1, device=self.device) % self.rows
+            self._flags[rows, e] |= SUCCESS
+
+    def success_count(self) -> int:
+        """Transitions in the ring that belong to marked successful episodes."""
+        return int(((self._flags & SUCCESS) != 0).sum()) if self.written else 0
+
     def mark_episode_break(self) -> None:
         """The envs are being reset mid-episode (e.g. after resume): cut each unfinished stream."""
         if self.written == 0:
@@ -208,17 +226,28 @@ class ReplayBuffer:
         w = self._window(abs_row.to(self.device).long(), env.to(self.device).long())
         return self._assemble(w), w["valid"]
 
-    def sample(self, batch_size: int, max_tries: int = 32) -> Batch:
-        """Uniform over valid transitions (rejection sampling on cheap flags, then one gather)."""
+    def sample(self, batch_size: int, max_tries: int = 32, success_only: bool = False) -> Batch:
+        """Uniform over valid transitions (rejection sampling on cheap flags, then one gather);
+        with `success_only`, over those of episodes marked by `mark_success`."""
         if self.written == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         oldest = max(0, self.written - self.rows)
+        if success_only:
+            marked = ((self._flags & SUCCESS) != 0).nonzero()                                 # (K, 2): ring row, env
+            if marked.shape[0] == 0:
+                raise RuntimeError("no successful episode is marked in the replay")
+            ring_now = (self.written - 1) % self.rows  # ring row -> absolute row
+            marked_abs = self.written - 1 - (ring_now - marked[:, 0]) % self.rows
         picked: list[dict[str, torch.Tensor]] = []
         have = 0
         for _ in range(max_tries):
             m = 2 * (batch_size - have) + 16
-            abs_row = torch.randint(oldest, self.written, (m,), device=self.device)
-            env = torch.randint(0, self.N, (m,), device=self.device)
+            if success_only:
+                i = torch.randint(0, marked.shape[0], (m,), device=self.device)
+                abs_row, env = marked_abs[i], marked[i, 1]
+            else:
+                abs_row = torch.randint(oldest, self.written, (m,), device=self.device)
+                env = torch.randint(0, self.N, (m,), device=self.device)
             w = self._window(abs_row, env)
             keep = w["valid"].nonzero().squeeze(1)[: batch_size - have]
             if keep.numel():

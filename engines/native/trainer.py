@@ -234,12 +234,16 @@ class NativeTrainer:
             fault[done_idx] = [bool(f.get("sim_fault", False)) for f in finals]
         final_obs = envio.final_obs_batch(next_obs, info, done_idx, dev, self.keys) if len(done_idx) else None
         self.replay.add(obs_t, action, reward, term, trunc, final_obs, cut=fault)
+        if cfg.use_self_imitation and len(done_idx):
+            won = [i for i, f in zip(done_idx, finals) if envio.scalar(f.get("task_success", 0.0)) > 0]
+            self.replay.mark_success(won)
         self.frames += N
         self._record_episodes(finals)
         if len(self.replay) >= self.learn_start:
             self.update_credit += N
         while self.updates < self.update_credit // cfg.update_every_steps:
-            batch = demos.mixed_sample(self.replay, self.demo_replay, cfg.batch_size, self.demo_ratio)
+            batch = demos.mixed_sample(self.replay, self.demo_replay, cfg.batch_size, self.demo_ratio,
+                                       cfg.use_self_imitation)
             out = self.agent.update(batch, self.frames)
             for k, v in out.items():
                 self._acc[k] = self._acc.get(k, 0.0) + v
@@ -269,6 +273,8 @@ class NativeTrainer:
                                "success_rate": float(np.mean(self.success_window)) if self.success_window else 0.0}
         if self.return_window:
             m["episode_return"] = float(np.mean(self.return_window))
+        if self.cfg.use_self_imitation:
+            m["self_imitation_transitions"] = self.replay.success_count()
         for term, window in self.term_windows.items():
             m[f"reward/{term}"] = float(np.mean(window))
         if self._acc_n:

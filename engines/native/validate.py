@@ -124,6 +124,9 @@ def validate_config(cfg: DictConfig) -> None:
         if ratio > 0 and demos == 0:
             raise ValueError(f"demo_ratio={_get(cfg, 'demo_ratio')!r} is invalid with demos=0: use demos > 0 "
                              "or demo_ratio=null")
+    if _bool(cfg, "use_self_imitation") and demos == 0:
+        raise ValueError("use_self_imitation=true is invalid with demos=0: successful episodes join the demos' "
+                         "share of each batch; use demos > 0 or use_self_imitation=false")
     pre = _int(cfg, "agent.bc_pretrain_steps", 0)
     if pre > 0 and demos == 0:
         raise ValueError(f"agent.bc_pretrain_steps={pre} is invalid with demos=0: BC pre-training needs demos; use "
