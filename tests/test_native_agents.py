@@ -110,3 +110,25 @@ def test_drqv2_low_dim_state_reaches_the_policy() -> None:
 def test_drqv2_refuses_state_only_observations() -> None:
     with pytest.raises(ValueError, match="pixels"):
         make_agent(tiny_cfg().agent, spec(False), FS, A, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("q_weight,actors_equal", [(0.0, True), (1.0, False)])
+def test_actor_q_weight_zero_makes_the_actor_learn_from_the_demo_rows_alone(q_weight: float,
+                                                                          actors_equal: bool) -> None:
+    """agent.actor_q_weight=0 with BC on: the actor's update does not depend on the critic
+    (two agents that differ only in their critics end with the same actor); at 1 it does."""
+    sp = spec(True)
+    cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.bc_weight": 1.0,
+                      "agent.actor_q_weight": q_weight})
+    torch.manual_seed(0)
+    a = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        for p in b.critic.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    batch = random_batch(sp)
+    batch.demo = torch.arange(B) < B // 2
+    for agent in (a, b):
+        torch.manual_seed(1)  # the same augmentation and noise draws for both
+        agent.update(batch, step=10)
+    assert (not params_changed(a.actor, b.actor)) == actors_equal

@@ -56,6 +56,7 @@ class TwinCriticAgent(nn.Module):
         self.features = ObsFeatures(spec, frame_stack)
         self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
         self.bc_weight = float(cfg.get("bc_weight", 0.0))
+        self.actor_q_weight = float(cfg.get("actor_q_weight", 1.0))
 
     def bc_loss(self, action: torch.Tensor, batch: Batch) -> torch.Tensor | None:
         """Weighted squared error of the actor's mean action (B, A) to the demo actions, over the
@@ -69,11 +70,13 @@ class TwinCriticAgent(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The actor loss with the BC term added, as TD3+BC (Fujimoto & Gu 2021) does: the policy
         term divided by the batch's mean |Q| (B,), so that bc_weight means the same whatever
-        the reward scale (v20 pays up to ~2000 at success). Unchanged when BC is off."""
+        the reward scale (v20 pays up to ~2000 at success), and weighted by `actor_q_weight`: at 0
+        the actor learns from the demo rows alone (and, with use_self_imitation, from its own
+        successful episodes), while the critic still trains the encoder. Unchanged when BC is off."""
         bc = self.bc_loss(mean_action, batch)
         if bc is None:
             return policy_loss, None
-        return policy_loss / q.abs().mean().detach().clamp_min(1e-6) + bc, bc
+        return self.actor_q_weight * policy_loss / q.abs().mean().detach().clamp_min(1e-6) + bc, bc
 
     def policy_mean(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor:
         """(B, A) mean action of the actor, through the encoder (if any), with gradients."""
