@@ -47,6 +47,7 @@ class LiftTask:
         self.roll_ref = torch.zeros(n, device=dev)
         self.q_cmd = torch.zeros(n, 6, device=dev)  # last joint position targets
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
+        self.cube_half = torch.full((n,), float(cfg.cube_half_size), device=dev)  # (N,) per env's cube
         self.ended = torch.ones(n, dtype=torch.bool, device=dev)  # terminated or truncated, not reset since
         self.fault_count = self.invalid_action_count = 0
         # Per-episode sums of each weighted term and of the return: columns of one (N, T+1) tensor.
@@ -204,6 +205,7 @@ class LiftTask:
                 st.cube_quat = yaw_quat(torch.atan2(jaw_x[:, 1], jaw_x[:, 0]))
         self.backend.set_state(ids, st)
         s = self.backend.read()
+        self.cube_half[ids] = st.cube_half_size.to(self.device, torch.float32)
         self.tcp_target[ids] = s.tcp_pos[ids]
         self.roll_ref[ids] = q[:, 4]
         self.q_cmd[ids] = q
@@ -310,7 +312,8 @@ class LiftTask:
             self.hold_count = torch.where(lifted, self.hold_count + 1, torch.zeros_like(self.hold_count))
         success = self.hold_count >= c.hold_steps
         return {
-            "cube_pos": s.cube_pos, "cube_z": cube_z, "gripper_pos": s.tcp_pos,
+            "cube_pos": s.cube_pos, "cube_z": cube_z, "cube_half_size": self.cube_half.clone(),
+            "gripper_pos": s.tcp_pos,
             "moving_finger_pos": s.moving_jaw_pos, "gripper_to_cube": s.cube_pos - s.tcp_pos,
             "gripper_state": grip, "is_closed": closed, "is_grasping": grasping,
             "prev_is_grasping": self.prev_grasp.clone(), "is_lifted": lifted,

@@ -16,8 +16,11 @@ from rewards.terms import Info, TermFn
 
 @dataclass(frozen=True)
 class Term:
+    """A named term's function, weight and own parameters (thresholds), as Isaac Lab's RewTerm."""
+
     fn: TermFn
     weight: float
+    params: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class RewardFn:
 
     def __call__(self, info: Info) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns total (N,) and {term: weighted value (N,)}."""
-        parts = {name: t.weight * t.fn(info, self.params) for name, t in self.terms.items()}
+        parts = {name: t.weight * t.fn(info, {**self.params, **t.params}) for name, t in self.terms.items()}
         total = torch.stack(list(parts.values()), 0).sum(0)
         return total, parts
 
@@ -80,12 +83,14 @@ class RewardFn:
                  f"{'term':<16} {'weight':>8}  function"]
         for name, t in self.terms.items():
             doc = (t.fn.__doc__ or "").strip().splitlines()
-            lines.append(f"{name:<16} {t.weight:>8.3g}  {t.fn.__name__}: {doc[0] if doc else ''}")
+            params = "".join(f" {k}={v:g}" for k, v in t.params.items())
+            lines.append(f"{name:<16} {t.weight:>8.3g}  {t.fn.__name__}{params}: {doc[0] if doc else ''}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {"version": self.version,
-                "terms": {n: {"weight": t.weight, "fn": t.fn.__name__} for n, t in self.terms.items()}}
+                "terms": {n: {"weight": t.weight, "fn": t.fn.__name__, **({"params": dict(t.params)} if t.params else {})}
+                          for n, t in self.terms.items()}}
 
 
 def get(version: str, lift_height: float = 0.08, gripper_closed_below: float = 0.25) -> RewardFn:

@@ -1,7 +1,10 @@
 """Reward term functions: each maps the per-env info dict to an unweighted (N,) tensor.
 
 Terms read only info keys that both backends fill (see ``envs/task.py``), so one
-implementation serves MuJoCo (a batch of one) and Genesis (a batch of N).
+implementation serves MuJoCo (a batch of one) and Genesis (a batch of N). Thresholds are
+parameters `p` on the term (`Term(fn, weight, params)`) or the task's (`lift_height`,
+`gripper_closed_below`); heights that are geometry are measured from where each env's cube
+rests, `cube_half_size` (N,), so they hold when the cube size is randomised.
 """
 from __future__ import annotations
 
@@ -36,9 +39,14 @@ def reach_with_moving_jaw(info: Info, p: Mapping[str, float]) -> torch.Tensor:
     return torch.where(r >= 0.7, 0.5 * (r + r_moving), r)
 
 
+def _clearance(info: Info) -> torch.Tensor:
+    """(N,) height of the cube's bottom face above the table: 0 at rest, whatever its size."""
+    return info["cube_z"] - info["cube_half_size"]
+
+
 def push_down(info: Info, p: Mapping[str, float]) -> torch.Tensor:
-    """(0.01 - z) when the cube is pushed below 1 cm (weight is negative)."""
-    return torch.clamp(0.01 - info["cube_z"], min=0.0)
+    """How far the cube is pressed more than p['sink'] below its rest height (weight is negative)."""
+    return torch.clamp(-p["sink"] - _clearance(info), min=0.0)
 
 
 def drop(info: Info, p: Mapping[str, float]) -> torch.Tensor:
@@ -72,28 +80,29 @@ def grasp(info: Info, p: Mapping[str, float]) -> torch.Tensor:
 
 
 def lift_progress(info: Info, p: Mapping[str, float]) -> torch.Tensor:
-    """max(0, z - 0.015) / (H - 0.015) while grasping."""
-    h = p["lift_height"]
-    prog = torch.clamp(info["cube_z"] - 0.015, min=0.0) / (h - 0.015)
+    """Share of the way from rest to the lift height H, while grasping (0 below rest)."""
+    rest = info["cube_half_size"]
+    prog = torch.clamp(info["cube_z"] - rest, min=0.0) / (p["lift_height"] - rest)
     return prog * _f(info["is_grasping"])
 
 
 def binary_lift(info: Info, p: Mapping[str, float]) -> torch.Tensor:
-    """v11: 1 when z > 0.02, grasp not needed (lets a pushed/tossed cube score)."""
-    return _f(info["cube_z"] > 0.02)
+    """v11: 1 when the cube is more than p['clearance'] off the table, grasp not needed
+    (lets a pushed/tossed cube score)."""
+    return _f(_clearance(info) > p["clearance"])
 
 
 def binary_lift_grasped(info: Info, p: Mapping[str, float]) -> torch.Tensor:
-    """v19: 1 when z > 0.02 AND grasping."""
-    return _f((info["cube_z"] > 0.02) & info["is_grasping"].bool())
+    """v19: 1 when the cube is more than p['clearance'] off the table AND grasped."""
+    return _f((_clearance(info) > p["clearance"]) & info["is_grasping"].bool())
 
 
 def threshold_ramp(info: Info, p: Mapping[str, float]) -> torch.Tensor:
-    """min(1, (z - 0.04) / (H - 0.04)) while grasping and z > 0.04."""
-    h = p["lift_height"]
+    """min(1, (z - z0) / (H - z0)) while grasping and z > z0 = p['from_z'] (cube centre height)."""
+    h, z0 = p["lift_height"], p["from_z"]
     z = info["cube_z"]
-    ramp = torch.clamp((z - 0.04) / (h - 0.04), max=1.0)
-    return ramp * _f(info["is_grasping"].bool() & (z > 0.04))
+    ramp = torch.clamp((z - z0) / (h - z0), max=1.0)
+    return ramp * _f(info["is_grasping"].bool() & (z > z0))
 
 
 def hold(info: Info, p: Mapping[str, float]) -> torch.Tensor:
@@ -105,9 +114,9 @@ def _action_delta_sq(info: Info) -> torch.Tensor:
     return ((info["action"] - info["prev_action"]) ** 2).sum(-1)  # (N,)
 
 
-def action_rate_above_6cm(info: Info, p: Mapping[str, float]) -> torch.Tensor:
-    """v11: ||a - a_prev||^2 when z > 0.06."""
-    return _action_delta_sq(info) * _f(info["cube_z"] > 0.06)
+def action_rate_above(info: Info, p: Mapping[str, float]) -> torch.Tensor:
+    """v11: ||a - a_prev||^2 when the cube centre is above p['above_z']."""
+    return _action_delta_sq(info) * _f(info["cube_z"] > p["above_z"])
 
 
 def action_rate_holding(info: Info, p: Mapping[str, float]) -> torch.Tensor:

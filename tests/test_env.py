@@ -132,9 +132,12 @@ def test_randomisation_applies_per_reset():
     g = env.unwrapped.backend._cube_geom
     seen = set()
     for seed in range(4):
-        env.reset(seed=seed)
+        _, info = env.reset(seed=seed)
         seen.add((round(float(m.geom_size[g, 0]), 5), round(float(m.geom_friction[g, 0]), 4)))
         assert 0.012 <= m.geom_size[g, 0] <= 0.018 and 0.5 <= m.geom_friction[g, 0] <= 1.5
+        # the rewards measure heights from where this cube rests
+        assert info["cube_half_size"] == pytest.approx(float(m.geom_size[g, 0]), abs=1e-6)
+        assert info["cube_z"] == pytest.approx(info["cube_half_size"], abs=2e-3)
     assert len(seen) == 4
     env.close()
 

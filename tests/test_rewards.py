@@ -11,11 +11,11 @@ import rewards
 H = 0.08
 
 
-def info(z=0.015, d=0.0, d_moving=0.0, grip=0.2, grasp=True, prev_grasp=True, hold=0,
+def info(z=0.015, half=0.015, d=0.0, d_moving=0.0, grip=0.2, grasp=True, prev_grasp=True, hold=0,
          success=False, a=(0.0, 0.0, 0.0, 0.0), a_prev=(0.0, 0.0, 0.0, 0.0), steps_left=100):
     cube = torch.tensor([[0.25, 0.0, z]])
     return {
-        "cube_pos": cube, "cube_z": cube[:, 2],
+        "cube_pos": cube, "cube_z": cube[:, 2], "cube_half_size": torch.tensor([half]),
         "gripper_to_cube": torch.tensor([[d, 0.0, 0.0]]),
         "moving_finger_pos": cube + torch.tensor([[0.0, d_moving, 0.0]]),
         "gripper_state": torch.tensor([grip]),
@@ -128,6 +128,27 @@ def test_binary_lift_v11_needs_no_grasp_v19_does():
     assert terms("v19", z=0.03, grasp=False)["binary_lift"] == 0.0
     assert terms("v19", z=0.03, grasp=True)["binary_lift"] == 1.0
     assert terms("v11", z=0.019)["binary_lift"] == 0.0
+
+
+@pytest.mark.parametrize("v", ["v11", "v19", "v20"])
+def test_heights_that_are_geometry_follow_the_cube_size(v):
+    """A 4.4 cm cube (half 0.022) rests at z = 0.022: at rest it is neither lifted nor pushed
+    down, and lift progress counts from there; the fixed 1.5 cm cube's golden values above
+    are unchanged."""
+    rest = terms(v, z=0.022, half=0.022)
+    assert rest["binary_lift"] == 0.0 and rest["push_down"] == 0.0 and rest["lift_progress"] == 0.0
+    assert terms(v, z=0.028, half=0.022)["binary_lift"] == 1.0          # 6 mm off the table
+    assert terms(v, z=0.012, half=0.022)["push_down"] == pytest.approx(-50 * 0.005)
+    w = 2.0 if v == "v11" else 4.0
+    assert terms(v, z=0.05, half=0.022)["lift_progress"] == pytest.approx(w * (0.05 - 0.022) / (H - 0.022))
+
+
+def test_term_parameters_are_data_on_the_version():
+    assert rewards.resolve_terms("v19")["binary_lift"].params == {"clearance": 0.005}
+    assert rewards.resolve_terms("v19")["threshold_ramp"].params == {"from_z": 0.04}
+    fn = rewards.get("v19")
+    assert "threshold_ramp" in fn.table() and "from_z=0.04" in fn.table()
+    assert fn.as_dict()["terms"]["push_down"]["params"] == {"sink": 0.005}
 
 
 def test_threshold_ramp_v19_only():
