@@ -21,6 +21,7 @@ from envs.config import BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_r
 from envs.geometry import quat_to_mat, rotvec_to_mat
 from envs.kinematics import ArmKinematics, Kinematics
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset, robot_model
+from envs.scene import CUBE_RGBA, CUBE_SPAWN_XY, FLOOR_RGB, SCENE_CAM_FOVY, SCENE_CAM_LOOKAT, SCENE_CAM_POS
 
 setup_headless_gl()
 
@@ -109,20 +110,20 @@ class GenesisBackend:
                 warnings.warn(f"Genesis BatchRenderer unavailable ({e}); using the rasterizer")
         if scene is None:
             scene = gs.Scene(**scene_kw)
-        scene.add_entity(gs.morphs.Plane(), surface=gs.surfaces.Default(color=(0.55, 0.55, 0.5)))
+        scene.add_entity(gs.morphs.Plane(), surface=gs.surfaces.Default(color=FLOOR_RGB))
         self.robot = scene.add_entity(gs.morphs.MJCF(file=str(robot_asset().mjcf)))
         h = cfg.cube_half_size
         self.cube = scene.add_entity(
-            gs.morphs.Box(size=(2 * h, 2 * h, 2 * h), pos=(0.25, 0.0, h)),
+            gs.morphs.Box(size=(2 * h, 2 * h, 2 * h), pos=(*CUBE_SPAWN_XY, h)),
             material=gs.materials.Rigid(friction=cfg.cube_friction, rho=cfg.cube_mass / (2 * h) ** 3),
-            surface=gs.surfaces.Default(color=(0.85, 0.1, 0.1)))
+            surface=gs.surfaces.Default(color=CUBE_RGBA[:3]))
         self.cam = None
         if cfg.pixels:
             # near=0.01: Genesis' default 0.1 m clips the jaws and the held cube away.
             self.cam = scene.add_camera(res=(cfg.image_size, cfg.image_size), fov=off["cam_fovy"], near=0.01,
                                         GUI=False)
-        self.scene_cam = scene.add_camera(res=(render_size[1], render_size[0]), pos=(0.62, 0.42, 0.38),
-                                          lookat=(0.25, 0.0, 0.04), fov=50, GUI=False)
+        self.scene_cam = scene.add_camera(res=(render_size[1], render_size[0]), pos=SCENE_CAM_POS,
+                                          lookat=SCENE_CAM_LOOKAT, fov=SCENE_CAM_FOVY, GUI=False)
         scene.build(n_envs=num_envs)
         self.scene = scene
         self.dofs = [self.robot.get_joint(n).dofs_idx_local[0] for n in JOINT_NAMES]

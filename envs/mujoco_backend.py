@@ -15,10 +15,11 @@ from envs.config import BACKEND_RANDOMISATIONS  # noqa: E402
 from envs.kinematics import Kinematics  # noqa: E402
 from envs.geometry import quat_to_mat  # noqa: E402
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset  # noqa: E402
+from envs.scene import (CUBE_RGBA, CUBE_SPAWN_XY, FLOOR_RGB, SCENE_CAM_FOVY, SCENE_CAM_LOOKAT,  # noqa: E402
+                        SCENE_CAM_POS)
 
 FIXED_JAW_GEOMS = ("fixed_jaw_pad",)
 MOVING_JAW_GEOMS = ("moving_jaw_pad",)
-SCENE_CAM = ((0.62, 0.42, 0.38), (0.25, 0.0, 0.04))  # position, look-at point
 
 
 def lookat_quat(pos, target) -> list[float]:
@@ -45,14 +46,14 @@ def build_model(cube_half_size: float, cube_mass: float, cube_friction: float,
     wb.add_light(name="sun", pos=[0.3, 0.0, 1.5], dir=[0.0, 0.0, -1.0], diffuse=[0.8, 0.8, 0.8],
                  castshadow=False)
     wb.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[1.0, 1.0, 0.05],
-                rgba=[0.55, 0.55, 0.5, 1.0], friction=[1.0, 0.05, 0.001])
-    cube = wb.add_body(name="cube", pos=[0.25, 0.0, cube_half_size])
+                rgba=[*FLOOR_RGB, 1.0], friction=[1.0, 0.05, 0.001])
+    cube = wb.add_body(name="cube", pos=[*CUBE_SPAWN_XY, cube_half_size])
     cube.add_freejoint(name="cube_joint")
     cube.add_geom(name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[cube_half_size] * 3,
-                  mass=cube_mass, rgba=[0.85, 0.1, 0.1, 1.0], condim=4,
+                  mass=cube_mass, rgba=list(CUBE_RGBA), condim=4,
                   friction=[cube_friction, 0.05, 0.001], solref=[0.01, 1.0])
-    pos, target = SCENE_CAM
-    wb.add_camera(name="scene_cam", pos=list(pos), quat=lookat_quat(pos, target), fovy=50)
+    wb.add_camera(name="scene_cam", pos=list(SCENE_CAM_POS), quat=lookat_quat(SCENE_CAM_POS, SCENE_CAM_LOOKAT),
+                  fovy=SCENE_CAM_FOVY)
     return spec.compile()
 
 

@@ -17,6 +17,7 @@ from envs.backend import Backend, PhysState, ResetState
 from envs.config import TaskConfig, check_randomization
 from envs.geometry import gripper_angle_for_gap, quat_to_euler, yaw_quat
 from envs.kinematics import Kinematics
+from envs.scene import CUBE_RGBA
 
 ARM = [0, 1, 2, 3]  # joints driven by IK (wrist roll optional, gripper separate)
 GRIPPER_OPEN = 1.0  # rad, target for action +1
@@ -100,7 +101,7 @@ class LiftTask:
         goal = torch.maximum(torch.minimum(goal, self.ws_high), self.ws_low)
         friction = (self._uniform(k, *rnd.cube_friction_range) if rnd.cube_friction
                     else torch.full((k,), c.cube_friction, device=dev))
-        rgba = torch.tensor([0.85, 0.1, 0.1, 1.0], device=dev).expand(k, 4).clone()
+        rgba = torch.tensor(CUBE_RGBA, device=dev).expand(k, 4).clone()
         if rnd.cube_color:
             rgba[:, :3] = torch.clamp(rgba[:, :3] + self._uniform(k, -0.15, 0.15, 3), 0, 1)
         cam = torch.zeros(k, 6, device=dev)
