@@ -54,6 +54,16 @@ def test_tiny_pixel_run_writes_logs_eval_video_and_snapshots(tmp_path: Path) -> 
     assert any((tmp_path / "tb").iterdir())
 
 
+def test_eval_at_start_evaluates_before_the_first_step_and_not_again_on_resume(tmp_path: Path) -> None:
+    cfg = tiny_cfg(**{"eval_every_steps": 60, "eval_at_start": True, "agent.name": "sac", "pixels": False})
+    NativeTrainer(cfg, FakeFactory(), tmp_path / "a").train()
+    assert [r["frames"] for r in read_csv(tmp_path / "a" / "eval.csv")] == ["0", "60", "120"]
+    more = tiny_cfg(**{"eval_every_steps": 60, "eval_at_start": True, "agent.name": "sac", "pixels": False,
+                       "num_train_frames": 180, "resume": str(tmp_path / "a")})
+    NativeTrainer(more, FakeFactory(), tmp_path / "a").train()
+    assert [r["frames"] for r in read_csv(tmp_path / "a" / "eval.csv")] == ["0", "60", "120", "180"]
+
+
 def test_sac_state_run_with_torch_observations(tmp_path: Path) -> None:
     cfg = tiny_cfg(**{"agent.name": "sac", "pixels": False})
     result = NativeTrainer(cfg, FakeFactory(torch_device="cpu", fault_prob=0.02), tmp_path).train()

@@ -163,6 +163,8 @@ class NativeTrainer:
                 cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + 2_000_000, self.spec,
                 self.frame_stack, self.action_shape, cfg.replay.nstep, cfg.replay.gamma, self.device)
             self._pretrain_bc(int(cfg.agent.get("bc_pretrain_steps", 0)))
+        if cfg.eval_at_start and self.frames == 0 and self.eval_env is not None:
+            self._evaluate()  # where the (BC pre-trained) policy starts
         self.replay.mark_episode_break()
         obs, _ = self.train_env.reset(seed=cfg.seed + self.frames if resumed else cfg.seed)
         self.torch_env = isinstance(obs[self.keys[0]], torch.Tensor)

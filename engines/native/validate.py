@@ -102,6 +102,7 @@ def validate_config(cfg: DictConfig) -> None:
     _int(cfg, "keep_snapshots", 0)
     _int(cfg, "log_every", 1)
     _bool(cfg, "log_eval_video")
+    _bool(cfg, "eval_at_start")
     _bool(cfg, "resume_replay")
     resume = _get(cfg, "resume")
     if resume is not None and (not isinstance(resume, str) or not resume.strip()):
