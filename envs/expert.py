@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from envs.task import LiftTask
+from envs.geometry import approach_axis
 
 APPROACH, DESCEND, CLOSE, LIFT = 0, 1, 2, 3
 
@@ -53,12 +53,12 @@ class ScriptedExpert:
     def grasp_point(self, cube: torch.Tensor) -> torch.Tensor:
         """(N, 3) TCP goal for the grasp: the cube centre, shifted for the gripper's tilt there.
 
-        Far out the jaws tilt outwards (see LiftTask._approach_goal) and the moving (outer) jaw
+        Far out the jaws tilt outwards (see envs.geometry.approach_axis) and the moving (outer) jaw
         rides high, so aim short of the cube: closing, the moving jaw drags the cube inwards
         against the fixed jaw. If it slips out, the cube has still come 1-3 cm nearer the base;
         `lost` sends the env back to APPROACH and the next try is at a smaller tilt.
         """
-        ax = LiftTask._approach_goal(cube)  # (N, 3) approach axis the IK aims for
+        ax = approach_axis(cube)  # (N, 3) approach axis the IK aims for
         tilt = torch.asin(ax[:, :2].norm(dim=1).clamp(max=1.0))  # (N,)
         r = cube[:, :2].norm(dim=1, keepdim=True).clamp_min(1e-6)
         g = cube.clone()

@@ -90,3 +90,16 @@ def gripper_angle_for_gap(gap: torch.Tensor) -> torch.Tensor:
     order = np.argsort(gaps)
     out = np.interp(gap.detach().cpu().numpy(), gaps[order], angles[order])
     return torch.as_tensor(out, dtype=torch.float32, device=gap.device)
+
+
+def approach_axis(tcp: torch.Tensor) -> torch.Tensor:
+    """Desired approach axis (N, 3) of the jaws at TCP position `tcp` (N, 3): straight down near
+    the base, tilted outwards with reach.
+
+    Beyond ~0.27 m from the base the SO-101 cannot point its jaws straight down (the wrist
+    hits its limit), so the goal tilts in the arm's plane, up to 0.6 rad at 0.47 m.
+    """
+    r = tcp[:, :2].norm(dim=1).clamp_min(1e-6)  # (N,)
+    radial = tcp[:, :2] / r[:, None]  # (N, 2)
+    tilt = ((r - 0.27) * 3.0).clamp(0.0, 0.6)
+    return torch.cat([radial * torch.sin(tilt)[:, None], -torch.cos(tilt)[:, None]], 1)

@@ -15,7 +15,7 @@ from gymnasium.error import ResetNeeded
 import rewards
 from envs.backend import Backend, PhysState, ResetState
 from envs.config import TaskConfig, check_randomization
-from envs.geometry import gripper_angle_for_gap, quat_to_euler, yaw_quat
+from envs.geometry import approach_axis, gripper_angle_for_gap, quat_to_euler, yaw_quat
 from envs.kinematics import Kinematics
 from envs.scene import CUBE_RGBA
 
@@ -142,7 +142,7 @@ class LiftTask:
             if dq_ahead is not None:
                 omega = (s.jac_rot @ dq_ahead.unsqueeze(-1)).squeeze(-1)  # (N, 3)
                 approach = approach + torch.linalg.cross(omega, approach)
-            down = self._approach_goal(s.tcp_pos)
+            down = approach_axis(s.tcp_pos)
             w = 0.1  # metres per radian: trades TCP position against orientation
             rows.append(w * jr)
             e.append(w * torch.linalg.cross(approach, down))
@@ -151,18 +151,6 @@ class LiftTask:
         lam2 = self.cfg.ik_damping ** 2
         jjt = jac @ jac.transpose(1, 2) + lam2 * torch.eye(jac.shape[1], device=err.device)
         return (jac.transpose(1, 2) @ torch.linalg.solve(jjt, ev)).squeeze(-1)  # (N, J)
-
-    @staticmethod
-    def _approach_goal(tcp: torch.Tensor) -> torch.Tensor:
-        """Desired approach axis (N, 3): straight down near the base, tilted outwards with reach.
-
-        Beyond ~0.27 m from the base the SO-101 cannot point its jaws straight down (the wrist
-        hits its limit), so the goal tilts in the arm's plane, up to 0.6 rad at 0.47 m.
-        """
-        r = tcp[:, :2].norm(dim=1).clamp_min(1e-6)  # (N,)
-        radial = tcp[:, :2] / r[:, None]  # (N, 2)
-        tilt = ((r - 0.27) * 3.0).clamp(0.0, 0.6)
-        return torch.cat([radial * torch.sin(tilt)[:, None], -torch.cos(tilt)[:, None]], 1)
 
     def _reset_ik(self, ids: torch.Tensor, q: torch.Tensor, goal: torch.Tensor, iters: int = 60) -> torch.Tensor:
         """Kinematic IK for the envs `ids` (no physics is stepped, other envs untouched)."""

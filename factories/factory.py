@@ -87,7 +87,7 @@ class _LiftFactory(_EnvFactoryBase):
     def collect_or_fetch_demos(self, cfg: DictConfig, num_demos: int) -> None:
         """Roll out the scripted expert; each demo is a list of RoboBase transitions."""
         env = self._single_env(cfg)
-        task = env.vec.task
+        task = env.task
         self._demos: list[list[tuple]] = []
         n = int(num_demos) if np.isfinite(num_demos) else 10
         for ep in range(n):

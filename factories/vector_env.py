@@ -239,6 +239,11 @@ class SingleEnvView(gym.Env):
         self.action_space = vec.single_action_space
         self.render_mode = "rgb_array"
 
+    @property
+    def task(self) -> LiftTask:
+        """The batched task (of one env) under this view: what the scripted expert reads."""
+        return self.vec.task
+
     @staticmethod
     def _first(x: Any) -> Any:
         """Env 0 of a vector obs or info (an info's `_k` masks dropped): as a single env gives it."""
