@@ -3,7 +3,8 @@
 From the same scripted-expert demos the trainer collects (same env, same seed), three
 policies are built and evaluated on the trainer's held-out eval episodes:
 - open loop: the demos' mean action at each step, observations ignored;
-- low-dim BC: an MLP on the frame-stacked `low_dim_state` alone (proprioception, no cube);
+- low-dim BC: an MLP on the frame-stacked `low_dim_state` alone (proprioception, no cube),
+  standardised by the demos' statistics;
 - image BC: the DrQ-v2 encoder and actor trained on the demos by regression (with the same
   random-shift augmentation), image and low-dim state as the agent sees them.
 If the blind two fail where image BC and the RL preset succeed, the camera is what is used.
@@ -78,14 +79,17 @@ class ResettingEnv:
 
 
 class LowDimBC(nn.Module):
-    """MLP on the flattened (F, 18) proprioceptive state."""
+    """MLP on the flattened (F, 18) proprioceptive state, standardised by the demos' mean and std."""
 
-    def __init__(self, in_dim: int, action_dim: int, hidden: int = 256) -> None:
+    def __init__(self, low: torch.Tensor, action_dim: int, hidden: int = 256) -> None:
         super().__init__()
-        self.net, self.action_dim = mlp(in_dim, hidden, action_dim), action_dim
+        flat = low.flatten(1).float()                                      # (T, F*D) of the demos
+        self.register_buffer("mean", flat.mean(0))
+        self.register_buffer("std", flat.std(0).clamp_min(1e-3))
+        self.net, self.action_dim = mlp(flat.shape[1], hidden, action_dim), action_dim
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:                 # (B, F, D) -> (B, A)
-        return torch.tanh(self.net(low.flatten(1)))
+        return torch.tanh(self.net((low.flatten(1) - self.mean) / self.std))
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
@@ -102,6 +106,7 @@ class ImageBC:
 
     def loss(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         a = self.agent
+        a.features.observe(obs)  # the low-dim standardisation, when the preset has it
         h = a.encoder(a.features.image(obs), a.aug)
         return F.mse_loss(a.actor(h, a.features.low(obs), 0.1).mean, action)
 
@@ -153,7 +158,7 @@ def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batc
 
         ol = OpenLoop(kept, action_dim)
         score("open_loop", ol, ResettingEnv(eval_env, ol), 0.0)
-        low = LowDimBC(fs * spec["low_dim_state"].frame_shape[0], action_dim)
+        low = LowDimBC(data["obs"]["low_dim_state"], action_dim)
         t = time.perf_counter()
         fit(list(low.parameters()), lambda o, a: F.mse_loss(low(o["low_dim_state"].float()), a), data,
             bc_steps, batch, 1e-3)

@@ -132,3 +132,37 @@ def test_actor_q_weight_zero_makes_the_actor_learn_from_the_demo_rows_alone(q_we
         torch.manual_seed(1)  # the same augmentation and noise draws for both
         agent.update(batch, step=10)
     assert (not params_changed(a.actor, b.actor)) == actors_equal
+
+
+def test_low_dim_standardisation_uses_running_stats_of_training_batches() -> None:
+    """agent.normalize_low_dim: the networks see the low-dim state standardised by the running
+    mean and variance of the batches trained on (merged exactly across batches); the stats
+    travel in the state dict (snapshots), and without the option the state passes unchanged."""
+    from engines.native.networks import ObsFeatures
+
+    sp = {"low_dim_state": KeySpec((2,), torch.float32)}
+    g = torch.Generator().manual_seed(0)
+    batches = [{"low_dim_state": torch.randn(n, FS, 2, generator=g) * torch.tensor([0.01, 3.0]) + torch.tensor([0.2, -5.0])}
+               for n in (7, 50, 13)]
+    feats = ObsFeatures(sp, FS, normalize_low=True)
+    assert torch.equal(feats.low(batches[0]), feats.raw_low(batches[0]))  # no stats yet: unchanged
+    for b in batches:
+        feats.observe(b)
+    every = torch.cat([feats.raw_low(b) for b in batches]).double()                 # (70, FS*2)
+    assert torch.allclose(feats.low_mean, every.mean(0)) and torch.allclose(feats.low_var, every.var(0, unbiased=False))
+    z = torch.cat([feats.low(b) for b in batches])
+    assert torch.allclose(z.mean(0), torch.zeros(FS * 2), atol=1e-4) and torch.allclose(z.std(0, unbiased=False),
+                                                                                   torch.ones(FS * 2), atol=1e-3)
+    plain = ObsFeatures(sp, FS)
+    plain.observe(batches[0])
+    assert torch.equal(plain.low(batches[1]), plain.raw_low(batches[1])) and not list(plain.buffers())
+
+    cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.normalize_low_dim": True})
+    sp = spec(True)
+    agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    batch = random_batch(sp)
+    agent.update(batch, step=10)
+    assert float(agent.features.low_count) == B
+    fresh = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    fresh.load_snapshot_state(agent.snapshot_state())
+    assert torch.equal(fresh.features.low(batch.obs), agent.features.low(batch.obs))

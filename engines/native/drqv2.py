@@ -53,7 +53,7 @@ class TwinCriticAgent(nn.Module):
     def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
                  device: torch.device) -> None:
         super().__init__()
-        self.features = ObsFeatures(spec, frame_stack)
+        self.features = ObsFeatures(spec, frame_stack, bool(cfg.get("normalize_low_dim", False)))
         self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
         self.bc_weight = float(cfg.get("bc_weight", 0.0))
         self.actor_q_weight = float(cfg.get("actor_q_weight", 1.0))
@@ -85,6 +85,7 @@ class TwinCriticAgent(nn.Module):
     def bc_step(self, batch: Batch) -> torch.Tensor:
         """One behaviour-cloning step on encoder and actor (BC pre-training on the demos):
         a policy that starts where the demos are, so RL refines instead of searching."""
+        self.features.observe(batch.obs)
         err = ((self.policy_mean(batch.obs, augment=True) - batch.action) ** 2).sum(-1).mean()
         opts = [o for k, o in self.optimizers().items() if k in ("encoder", "actor")]
         for o in opts:
@@ -153,6 +154,7 @@ class DrQV2Agent(TwinCriticAgent):
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """One critic + actor step. Returns detached 0-d tensors (no host sync per update)."""
         std = schedule(self.stddev_schedule, step)
+        self.features.observe(batch.obs)
         low, next_low = self.features.low(batch.obs), self.features.low(batch.next_obs)
         h = self.encoder(self.features.image(batch.obs), self.aug)       # (B, repr_dim), augmented
         with torch.no_grad():

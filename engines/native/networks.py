@@ -163,7 +163,7 @@ class ObsFeatures(nn.Module):
     DrQ-v2 trains it only through the critic.
     """
 
-    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int) -> None:
+    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, normalize_low: bool = False) -> None:
         super().__init__()
         self.image_keys, self.low_keys = split_spec(spec)
         self.image_shape: tuple[int, int, int] | None = None
@@ -172,6 +172,15 @@ class ObsFeatures(nn.Module):
             _, h, w = spec[self.image_keys[0]].frame_shape
             self.image_shape = (c, h, w)
         self.low_dim = sum(spec[k].frame_shape[0] for k in self.low_keys) * frame_stack
+        # Standardising the low-dim state: raw, it mixes metres (~0.01-0.3), radians and
+        # velocities, and next to 50 tanh image features a policy barely reads a few cm of
+        # height (docs/learning.md, pixels on a CPU). Stats are running over training batches
+        # and live in the state dict, so snapshots carry them.
+        self.normalize_low = bool(normalize_low) and self.low_dim > 0
+        if self.normalize_low:
+            self.register_buffer("low_mean", torch.zeros(self.low_dim, dtype=torch.float64))
+            self.register_buffer("low_var", torch.ones(self.low_dim, dtype=torch.float64))
+            self.register_buffer("low_count", torch.zeros((), dtype=torch.float64))
 
     def image(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.image_keys:
@@ -179,10 +188,35 @@ class ObsFeatures(nn.Module):
         parts = [obs[k].flatten(1, 2) for k in self.image_keys]    # (B, F*C, H, W) uint8
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]  # the encoder converts it to float
 
-    def low(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def raw_low(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(B, F*D) the low-dim keys as they are."""
         if not self.low_keys:
             return next(iter(obs.values())).new_zeros((next(iter(obs.values())).shape[0], 0), dtype=torch.float32)
-        return torch.cat([obs[k].flatten(1).float() for k in self.low_keys], dim=1)  # (B, F*D)
+        return torch.cat([obs[k].flatten(1).float() for k in self.low_keys], dim=1)
+
+    def low(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(B, F*D) low-dim input of the networks: standardised (clipped to +-10) if enabled;
+        unchanged until the first training batch has been seen."""
+        x = self.raw_low(obs)
+        if not self.normalize_low:
+            return x
+        std = (self.low_var + 1e-8).sqrt()
+        bound = torch.where(self.low_count > 0, 10.0, float("inf")).to(x.dtype)  # no host sync
+        return ((x - self.low_mean.to(x.dtype)) / std.to(x.dtype)).clamp(-bound, bound)
+
+    @torch.no_grad()
+    def observe(self, obs: Mapping[str, torch.Tensor]) -> None:
+        """Merge a training batch's low-dim mean and variance into the running stats (Chan et al.)."""
+        if not self.normalize_low:
+            return
+        x = self.raw_low(obs).double()                                  # (B, F*D)
+        b, n = x.shape[0], self.low_count
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        total = n + b
+        delta = mean - self.low_mean
+        self.low_var.copy_((self.low_var * n + var * b + delta ** 2 * n * b / total) / total)
+        self.low_mean.add_(delta * b / total)
+        self.low_count.fill_(total)
 
 
 class Trunk(nn.Module):

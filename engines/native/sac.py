@@ -89,6 +89,7 @@ class SACAgent(TwinCriticAgent):
 
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         alpha = self.log_alpha.exp().detach()
+        self.features.observe(batch.obs)
         low, next_low = self.features.low(batch.obs), self.features.low(batch.next_obs)
         h = self._encode(batch.obs, True)
         with torch.no_grad():

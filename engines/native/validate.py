@@ -137,6 +137,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ValueError(f"agent.bc_weight={_get(cfg, 'agent.bc_weight')!r} is invalid with demos=0: behaviour "
                          "cloning needs demos; use demos > 0 or agent.bc_weight=0")
     _num(cfg, "agent.actor_q_weight", 0.0, float("inf"))
+    _bool(cfg, "agent.normalize_low_dim")
     for key in ("wandb.use", "tb.use", "csv.use"):
         _bool(cfg, key)
     mode = _get(cfg, "wandb.mode")
