@@ -71,9 +71,13 @@ class RewardFn:
     terms: dict[str, Term]
     params: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Each term's parameters over the task's, merged once rather than on every step.
+        self._term_params = {name: {**self.params, **t.params} for name, t in self.terms.items()}
+
     def __call__(self, info: Info) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns total (N,) and {term: weighted value (N,)}."""
-        parts = {name: t.weight * t.fn(info, {**self.params, **t.params}) for name, t in self.terms.items()}
+        parts = {name: t.weight * t.fn(info, self._term_params[name]) for name, t in self.terms.items()}
         total = torch.stack(list(parts.values()), 0).sum(0)
         return total, parts
 

@@ -81,8 +81,7 @@ def grasp(info: Info, p: Mapping[str, float]) -> torch.Tensor:
 
 def lift_progress(info: Info, p: Mapping[str, float]) -> torch.Tensor:
     """Share of the way from rest to the lift height H, while grasping (0 below rest)."""
-    rest = info["cube_half_size"]
-    prog = torch.clamp(info["cube_z"] - rest, min=0.0) / (p["lift_height"] - rest)
+    prog = torch.clamp(_clearance(info), min=0.0) / (p["lift_height"] - info["cube_half_size"])
     return prog * _f(info["is_grasping"])
 
 
