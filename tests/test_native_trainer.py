@@ -64,6 +64,20 @@ def test_eval_at_start_evaluates_before_the_first_step_and_not_again_on_resume(t
     assert [r["frames"] for r in read_csv(tmp_path / "a" / "eval.csv")] == ["0", "60", "120", "180"]
 
 
+def test_train_minutes_stops_the_run_evaluates_and_resume_keeps_the_budget(tmp_path: Path) -> None:
+    budget = {"agent.name": "sac", "pixels": False, "num_train_frames": 10**7, "eval_every_steps": 10**6,
+              "train_minutes": 0.05}
+    result = NativeTrainer(tiny_cfg(**budget), FakeFactory(), tmp_path).train()
+    assert 0 < result["frames"] < 10**7 and not result["interrupted"]
+    evals = read_csv(tmp_path / "eval.csv")
+    assert [int(r["frames"]) for r in evals] == [result["frames"]]
+    assert float(evals[0]["eval/wall_s"]) >= 3.0
+    _, payload = read_snapshot(tmp_path)
+    assert payload["counters"]["frames"] == result["frames"] and payload["counters"]["wall_s"] >= 3.0
+    again = NativeTrainer(tiny_cfg(**budget, resume=str(tmp_path)), FakeFactory(), tmp_path).train()
+    assert again["frames"] == result["frames"] and len(read_csv(tmp_path / "eval.csv")) == 1
+
+
 def test_sac_state_run_with_torch_observations(tmp_path: Path) -> None:
     cfg = tiny_cfg(**{"agent.name": "sac", "pixels": False})
     result = NativeTrainer(cfg, FakeFactory(torch_device="cpu", fault_prob=0.02), tmp_path).train()

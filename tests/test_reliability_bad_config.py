@@ -31,7 +31,7 @@ INT_KEYS = ["seed", "frame_stack", "num_train_envs", "num_train_frames", "num_ex
             "num_eval_episodes", "snapshot_every_n", "log_every", "replay.size", "replay.nstep",
             "agent.feature_dim", "agent.hidden_dim", "action_sequence", "env.episode_length", "demos"]
 NUM_KEYS = ["replay.gamma", "agent.actor_lr", "agent.critic_lr", "agent.critic_target_tau",
-            "agent.alpha_lr", "agent.init_temperature", "demo_ratio", "agent.bc_weight", "agent.actor_q_weight"]
+            "agent.alpha_lr", "agent.init_temperature", "demo_ratio", "train_minutes", "agent.bc_weight", "agent.actor_q_weight"]
 BOOL_KEYS = ["save_snapshot", "resume_replay", "log_eval_video", "wandb.use", "csv.use", "tb.use",
              "agent.learnable_temperature", "use_self_imitation", "eval_at_start", "agent.normalize_low_dim"]
 STR_KEYS = ["device", "wandb.mode", "env.factory", "engine.name", "agent.name", "resume"]

@@ -149,7 +149,7 @@ class NativeTrainer:
 
     # ------------------------------------------------------------------- loop
     def train(self) -> dict[str, Any]:
-        """Train until num_train_frames (or a SIGINT/SIGTERM); returns the final metrics."""
+        """Train until num_train_frames, train_minutes or a SIGINT/SIGTERM; returns the final metrics."""
         cfg, N = self.cfg, self.num_envs
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricLogger(cfg, self.work_dir, self.wandb_run_id)
@@ -175,8 +175,9 @@ class NativeTrainer:
         bar = tqdm(total=cfg.num_train_frames, initial=min(self.frames, cfg.num_train_frames), unit="frame",
                    dynamic_ncols=True, mininterval=1.0, disable=None)
         self._bar_visible = not bar.disable
+        start_frames = self.frames
         try:
-            while self.frames < cfg.num_train_frames and self._stop is None:
+            while self.frames < cfg.num_train_frames and self._stop is None and not self._out_of_time():
                 obs = self._iteration(obs)
                 bar.update(N)
                 if self._crossed(cfg.log_every):
@@ -188,6 +189,10 @@ class NativeTrainer:
                     self.save_snapshot()
             if self._acc_n or not metrics:
                 metrics = self._log_train()
+            if self._out_of_time() and self.frames < cfg.num_train_frames and self.frames > start_frames:
+                say(f"[native] train_minutes={cfg.train_minutes} reached at {self.frames} frames")
+                if self.eval_env is not None and self._stop is None and not self._crossed(cfg.eval_every_steps):
+                    self._evaluate()  # the result the budget bought
             if cfg.save_snapshot or self._stop is not None:
                 path = self.save_snapshot()
                 if self._stop is not None:
@@ -213,6 +218,10 @@ class NativeTrainer:
     def wall_s(self) -> float:
         """Seconds this run has trained, over all its sessions (resumes add to it)."""
         return self.wall_before + time.perf_counter() - self._t0
+
+    def _out_of_time(self) -> bool:
+        """Has the run used its train_minutes of wall clock (over all sessions)?"""
+        return self.cfg.get("train_minutes") is not None and self.wall_s() >= 60.0 * float(self.cfg.train_minutes)
 
     def _crossed(self, every: int) -> bool:
         """Did the last iteration cross a multiple of `every` env frames?"""

@@ -91,6 +91,8 @@ def validate_config(cfg: DictConfig) -> None:
     _int(cfg, "frame_stack", 1)
     _int(cfg, "num_train_envs", 1)
     _int(cfg, "num_train_frames", 1)
+    if _get(cfg, "train_minutes") is not None:
+        _num(cfg, "train_minutes", 0.0, 1e6, low_open=True)
     _int(cfg, "num_explore_steps", 0)
     _int(cfg, "replay_size_before_train", 0)
     _int(cfg, "update_every_steps", 1)
