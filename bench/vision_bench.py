@@ -29,7 +29,7 @@ from engines.native import demos, envio
 from engines.native.agents import make_agent
 from engines.native.evaluation import evaluate
 from engines.native.networks import mlp
-from engines.native.validate import validate_config
+from engines.rules import validate_config
 
 EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000  # as the native trainer
 

@@ -77,7 +77,8 @@ def make_factory(cfg: DictConfig) -> Any:
 
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Every check that can fail before a simulator starts; returns the task kwargs."""
-    from factories.factory import _check_common, task_kwargs
+    from engines.rules import validate_config
+    from factories.factory import task_kwargs
 
     unknown = unknown_keys(cfg)
     if unknown:
@@ -94,7 +95,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         task = make_task_config(**kw)
     except ConfigError as e:
         raise ConfigError(full_key_path(str(e), cfg)) from None
-    _check_common(cfg)
+    validate_config(cfg, cfg.engine.name)
     check_env_keys(cfg)
     if kw.get("reward_version") in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
             and not cfg.get("allow_state_reward_with_pixels", False):
@@ -102,16 +103,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             f"reward_version={kw['reward_version']!r} was designed for state-based agents and, with the pixel "
             f"agent {cfg.agent.name!r}, regressed from reward 216 to 16 in earlier work. Use reward_version=v19, "
             "or pass allow_state_reward_with_pixels=true to run it anyway")
-    threads = cfg.get("torch_threads")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise ConfigError(f"torch_threads={threads!r} is invalid: allowed null or an integer >= 1")
     if cfg.engine.name == "native":
-        from engines.native.validate import validate_config
-
-        try:
-            validate_config(cfg)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
         check_device(cfg)
         check_memory_fits(cfg, task.image_size if task.pixels else 0)
     check_randomization(task.randomization, make_factory(cfg).backend)
@@ -182,7 +174,7 @@ def check_memory_fits(cfg: DictConfig, image_size: int) -> None:
     import psutil
     import torch
 
-    from engines.native.validate import ring_capacity
+    from engines.rules import ring_capacity
 
     size = ring_capacity(cfg)
     per = 3 * image_size * image_size + 4 * (21 + 4 + 4) + 16  # frame (0 if state only) + low-dim + action + flags

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from engines.rules import WRAPPER_KEYS, check_keys
 from envs.config import ConfigError, make_task_config
 from envs.expert import ScriptedExpert, batch_info
 from envs.task import LiftTask
@@ -57,18 +58,6 @@ def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return kw
 
 
-LIMITS = {"num_train_envs": 65536, "frame_stack": 32}
-
-
-def _check_common(cfg: DictConfig) -> None:
-    for key, top in LIMITS.items():
-        v = cfg.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= top:
-            raise ConfigError(f"{key}={v!r} is invalid: allowed an integer from 1 to {top}")
-    if cfg.get("action_sequence", 1) != 1:
-        raise ConfigError(f"action_sequence={cfg.action_sequence!r} is invalid: allowed 1")
-
-
 class _LiftFactory(_EnvFactoryBase):
     """Shared demo hooks: scripted-expert demonstrations in RoboBase's demo format."""
 
@@ -76,7 +65,7 @@ class _LiftFactory(_EnvFactoryBase):
         raise NotImplementedError
 
     def make_eval_env(self, cfg: DictConfig) -> gym.Env:
-        _check_common(cfg)
+        check_keys(cfg, WRAPPER_KEYS)
         return self._single_env(cfg)
 
     def make_expert(self, cfg: DictConfig, num_envs: int) -> ScriptedExpert:
@@ -137,7 +126,7 @@ class GenesisLiftFactory(_LiftFactory):
     backend = "Genesis"
 
     def make_train_env(self, cfg: DictConfig) -> WrappedGenesisVectorEnv:
-        _check_common(cfg)
+        check_keys(cfg, WRAPPER_KEYS)
         return WrappedGenesisVectorEnv(
             task_kwargs(cfg), num_envs=int(cfg.num_train_envs), frame_stack=int(cfg.frame_stack),
             action_sequence=int(cfg.get("action_sequence", 1)), sim_device=str(cfg.env.get("sim_device", "cpu")),
@@ -176,7 +165,7 @@ class MujocoLiftFactory(_LiftFactory):
     backend = "MuJoCo"
 
     def make_train_env(self, cfg: DictConfig) -> gym.vector.VectorEnv:
-        _check_common(cfg)
+        check_keys(cfg, WRAPPER_KEYS)
         kw = task_kwargs(cfg)
         make_task_config(**kw)  # validate in this process, before any worker starts
         fs, t, seed = int(cfg.frame_stack), int(cfg.get("action_sequence", 1)), int(cfg.seed)

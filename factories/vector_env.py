@@ -30,6 +30,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from engines.rules import check_value
 from envs.lift_env import observation_space
 from envs.task import LiftTask
 
@@ -47,11 +48,9 @@ def stacked_space(single: spaces.Dict, frame_stack: int) -> spaces.Dict:
 
 
 def check_wrapper_args(frame_stack: Any, action_sequence: Any) -> None:
-    """The wrapper chain's own parameters; called before any simulator is built."""
-    if not isinstance(frame_stack, int) or isinstance(frame_stack, bool) or frame_stack < 1:
-        raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
-    if action_sequence != 1:
-        raise ValueError(f"action_sequence={action_sequence!r} is invalid: allowed 1 (RL, no chunking)")
+    """The wrapper chain's own parameters, by the run keys' rules; called before any simulator is built."""
+    check_value("frame_stack", frame_stack)
+    check_value("action_sequence", action_sequence)
 
 
 def env_info(info: dict[str, torch.Tensor], i: int) -> dict[str, Any]:
@@ -215,8 +214,7 @@ class WrappedGenesisVectorEnv(WrappedVectorEnv):
         from envs.config import make_task_config
         from envs.genesis_env import make_genesis_backend
 
-        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
-            raise ValueError(f"num_train_envs={num_envs!r} is invalid: allowed an integer >= 1")
+        check_value("num_train_envs", num_envs)
         check_wrapper_args(frame_stack, action_sequence)
         cfg = make_task_config(**task_kwargs)  # validated before the simulator starts
         backend = make_genesis_backend(cfg, num_envs, sim_device, renderer)

@@ -26,8 +26,9 @@ def test_defaults_are_valid_and_hold_every_engine_key() -> None:
 
 
 @pytest.mark.parametrize("key,value,allowed", [
-    ("num_train_envs", 0, ">= 1"),
-    ("frame_stack", 0, ">= 1"),
+    ("num_train_envs", 0, "from 1 to 65536"),
+    ("frame_stack", 0, "from 1 to 32"),
+    ("train_minutes", 0, "null or a number in (0.0, "),
     ("batch_size", 0, ">= 1"),
     ("update_every_steps", 0, ">= 1"),
     ("num_train_frames", 2.5, "integer"),
@@ -46,6 +47,19 @@ def test_bad_values_name_key_value_and_allowed(key: str, value, allowed: str) ->
         validate_config(default_config(**{key: value}))
     msg = str(exc.value)
     assert key in msg and repr(value) in msg and allowed in msg
+
+
+@pytest.mark.parametrize("key,value", [("num_train_envs", 0), ("frame_stack", 33), ("action_sequence", 2)])
+def test_a_key_has_one_rule_whichever_entry_checks_it(key: str, value) -> None:
+    """The run's validation and the factory RoboBase calls refuse a bad value with one message."""
+    from factories import MujocoLiftFactory
+
+    cfg = default_config(**{key: value})
+    with pytest.raises(ValueError) as run_error:
+        validate_config(cfg)
+    with pytest.raises(ValueError) as factory_error:
+        MujocoLiftFactory().make_train_env(cfg)
+    assert str(run_error.value) == str(factory_error.value) and f"{key}={value!r}" in str(run_error.value)
 
 
 def test_agent_observation_pairing() -> None:

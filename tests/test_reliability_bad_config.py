@@ -188,6 +188,6 @@ def test_cli_bad_value_prints_error_line(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     r = run_train(run_dir, "batch_size=abc", timeout=120)
     assert r.returncode == 2, r.stderr[-3000:]
-    assert "error: batch_size='abc' is invalid" in r.stderr and "expected" in r.stderr, r.stderr[-3000:]
+    assert "error: batch_size='abc' is invalid" in r.stderr and "allowed" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
     assert not (run_dir / "snapshots").exists()

@@ -65,7 +65,7 @@ def test_joblib_sweep_with_one_bad_job_finishes_the_others(tmp_path: Path) -> No
     err = r.stderr
     assert r.returncode != 0, "a sweep with a failed job must not report success"
     # which job failed and why, without a stack trace
-    assert "num_train_frames=-5" in err and "expected an integer >= 1" in err, err[-3000:]
+    assert "num_train_frames=-5" in err and "allowed an integer >= 1" in err, err[-3000:]
     assert "Error executing job with overrides" in err and "#1" in err, err[-3000:]
     assert no_traceback(err) and no_traceback(r.stdout), err[-3000:]
     # the good job ran to the end and kept its results

@@ -6,6 +6,6 @@
 from engines.config import default_config
 from engines.native.replay import Batch, KeySpec, ReplayBuffer
 from engines.native.trainer import NativeTrainer
-from engines.native.validate import validate_config
+from engines.rules import validate_config
 
 __all__ = ["Batch", "KeySpec", "NativeTrainer", "ReplayBuffer", "default_config", "validate_config"]

@@ -31,7 +31,7 @@ from engines.native.replay import ReplayBuffer
 from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,
                                      merge_resume_config, prune_snapshots, read_snapshot, rng_state,
                                      set_rng_state)
-from engines.native.validate import ring_capacity, validate_config
+from engines.rules import ring_capacity, validate_config
 from engines.rundir import DiskFull, disk_full, free_space
 from engines.run_report import eval_line, say
 
