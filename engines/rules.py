@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from omegaconf import DictConfig, OmegaConf
 
 from envs.config import ConfigError
+from envs.genesis_backend import RENDERERS, SIM_DEVICES
 
 AGENTS = ("drqv2", "sac")
 MAX_DEMOS = 10_000  # expert episodes rolled out before training (each up to an episode of frames)
@@ -30,7 +31,7 @@ class Rule:
     ok: Callable[[Any], bool]
     allowed: str                 # what the error message offers instead
     native: bool = True          # False: both engines read the key
-    when: str | None = None      # "drqv2", "sac" or "pixels": read only then
+    when: str | None = None      # an agent name, "pixels" or an env name: read only then
 
 
 def _is_int(v: Any) -> bool:
@@ -82,6 +83,9 @@ RULES: dict[str, Rule] = {
     "frame_stack": integer(1, 32, native=False),
     "action_sequence": one_of(1, native=False),   # RL without action chunking
     "torch_threads": or_null(integer(1, native=False)),
+    "env.sim_device": one_of(*SIM_DEVICES, native=False, when="genesis_lift"),
+    "env.renderer": one_of(*RENDERERS, native=False, when="genesis_lift"),
+    "env.as_torch": boolean(native=False, when="genesis_lift"),
     # the native engine: what it is and how long it runs
     "pixels": boolean(),
     "agent.name": one_of(*AGENTS),
@@ -209,7 +213,7 @@ def validate_config(cfg: DictConfig, engine: str = "native") -> None:
     if native:
         check_keys(cfg, ("agent.name", "pixels"))
         _agent_fits_observations(cfg)
-    active = {None, cfg.agent.name, "pixels" if native and cfg.pixels else None}
+    active = {None, cfg.agent.name, cfg.env.name, "pixels" if native and cfg.pixels else None}
     check_keys(cfg, [k for k, r in RULES.items() if (native or not r.native) and r.when in active])
     if native:
         _relations(cfg)
