@@ -83,6 +83,7 @@ RULES: dict[str, Rule] = {
     "frame_stack": integer(1, 32, native=False),
     "action_sequence": one_of(1, native=False),   # RL without action chunking
     "torch_threads": or_null(integer(1, native=False)),
+    "allow_state_reward_with_pixels": boolean(native=False),
     "env.sim_device": one_of(*SIM_DEVICES, native=False, when="genesis_lift"),
     "env.renderer": one_of(*RENDERERS, native=False, when="genesis_lift"),
     "env.as_torch": boolean(native=False, when="genesis_lift"),
@@ -144,7 +145,6 @@ RULES: dict[str, Rule] = {
     "agent.channels_last": Rule(lambda v: v == "auto" or isinstance(v, bool), "'auto', true or false",
                                 when="pixels"),
 }
-OPTIONAL = frozenset({"agent.precision", "agent.encoder_chunk", "agent.channels_last"})  # default: fp32 path
 
 
 def _select(cfg: DictConfig, key: str) -> Any:
@@ -160,12 +160,10 @@ def check_value(key: str, value: Any) -> Any:
 
 
 def check_keys(cfg: DictConfig, keys: Iterable[str]) -> None:
-    """These keys of `cfg` by the table (a missing key is an error unless it is optional)."""
+    """These keys of `cfg` by the table; conf/ declares them all, so a missing one is an error."""
     for key in keys:
         value = _select(cfg, key)
         if value is _MISSING:
-            if key in OPTIONAL:
-                continue
             raise ConfigError(f"config key '{key}' is missing")
         check_value(key, value)
 

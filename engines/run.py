@@ -98,7 +98,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     validate_config(cfg, cfg.engine.name)
     check_env_keys(cfg)
     if kw.get("reward_version") in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
-            and not cfg.get("allow_state_reward_with_pixels", False):
+            and not cfg.allow_state_reward_with_pixels:
         raise ConfigError(
             f"reward_version={kw['reward_version']!r} was designed for state-based agents and, with the pixel "
             f"agent {cfg.agent.name!r}, regressed from reward 216 to 16 in earlier work. Use reward_version=v19, "
@@ -140,7 +140,7 @@ def check_env_keys(cfg: DictConfig) -> None:
 def check_device(cfg: DictConfig) -> None:
     import torch
 
-    dev = str(cfg.get("device", "auto"))
+    dev = str(cfg.device)
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={dev!r} is invalid here: this torch ({torch.__version__}) sees no CUDA device; "
                           "allowed auto or cpu")
@@ -168,7 +168,7 @@ def check_memory_fits(cfg: DictConfig, image_size: int) -> None:
 
     size = ring_capacity(cfg)
     per = 3 * image_size * image_size + 4 * (21 + 4 + 4) + 16  # frame (0 if state only) + low-dim + action + flags
-    dev = str(cfg.get("device", "auto"))
+    dev = str(cfg.device)
     if dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available()):
         free = torch.cuda.mem_get_info()[0]
         where = "free GPU memory"

@@ -162,7 +162,7 @@ class NativeTrainer:
             self.demo_replay = demos.load_demos(
                 cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + 2_000_000, self.spec,
                 self.frame_stack, self.action_shape, cfg.replay.nstep, cfg.replay.gamma, self.device)
-            self._pretrain_bc(int(cfg.agent.get("bc_pretrain_steps", 0)))
+            self._pretrain_bc(cfg.agent.bc_pretrain_steps)
         if cfg.eval_at_start and self.frames == 0 and self.eval_env is not None:
             self._evaluate()  # where the (BC pre-trained) policy starts
         self.replay.mark_episode_break()
@@ -221,7 +221,7 @@ class NativeTrainer:
 
     def _out_of_time(self) -> bool:
         """Has the run used its train_minutes of wall clock (over all sessions)?"""
-        return self.cfg.get("train_minutes") is not None and self.wall_s() >= 60.0 * float(self.cfg.train_minutes)
+        return self.cfg.train_minutes is not None and self.wall_s() >= 60.0 * float(self.cfg.train_minutes)
 
     def _crossed(self, every: int) -> bool:
         """Did the last iteration cross a multiple of `every` env frames?"""
@@ -352,7 +352,7 @@ class NativeTrainer:
                            f"({free_space(snap_dir)} free); {kept}. Free some space, then resume with "
                            f"resume={self.work_dir}") from None
         self._saved_frames = self.frames
-        prune_snapshots(snap_dir, int(self.cfg.get("keep_snapshots", 0)))
+        prune_snapshots(snap_dir, self.cfg.keep_snapshots)
         return latest
 
     # ---------------------------------------------------------------- signals
