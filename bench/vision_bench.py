@@ -27,7 +27,7 @@ import envs  # noqa: F401  (headless GL before mujoco)
 from engines.config import compose_train
 from engines.native import demos, envio
 from engines.native.agents import make_agent
-from engines.native.evaluation import evaluate
+from engines.evaluation import evaluate
 from engines.native.networks import mlp
 from engines.rules import validate_config
 

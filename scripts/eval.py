@@ -18,12 +18,12 @@ from omegaconf import DictConfig  # noqa: E402
 
 from engines.cli import quote_numeric_group_overrides  # noqa: E402
 from envs.config import ConfigError  # noqa: E402
-from envs.evaluate import format_block  # noqa: E402
+from engines.evaluation import format_block  # noqa: E402
 
 
 @hydra.main(config_path="../conf", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from engines.evaluate_checkpoint import evaluate_checkpoint
+    from engines.evaluation import evaluate_checkpoint
 
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     overrides = {}

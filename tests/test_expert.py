@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from envs.evaluate import run_expert_episodes
+from engines.evaluation import run_expert_episodes
 
 EPISODES = 20
 

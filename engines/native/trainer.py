@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from engines.native import demos, envio
 from engines.native.agents import make_agent
-from engines.native.evaluation import evaluate
+from engines.evaluation import evaluate
 from engines.native.logger import MetricLogger
 from engines.native.replay import ReplayBuffer
 from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,

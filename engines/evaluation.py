@@ -1,0 +1,206 @@
+"""Episodes with a fixed policy on the single (unbatched) eval env, and their statistics.
+
+One episode loop serves the trainer's periodic evaluation (the agent's mean action),
+`scripts/eval.py` (a saved agent) and `scripts/record_expert.py` (the scripted expert), so a
+success rate or max cube height means the same thing wherever it is printed.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+
+class Policy(Protocol):
+    def reset(self, info: dict[str, Any]) -> None: ...
+
+    def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any: ...
+
+
+class AgentPolicy:
+    """The agent's mean action, shaped as the env takes it (tensor in, tensor out)."""
+
+    def __init__(self, agent: Any, env: Any, frames: int, keys: Any, device: torch.device) -> None:
+        self.agent, self.frames, self.keys, self.device = agent, frames, list(keys), device
+        self.action_shape = getattr(env.action_space, "shape", None) or (1, agent.action_dim)
+
+    def reset(self, info: dict[str, Any]) -> None:
+        pass
+
+    def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
+        from engines.native.replay import as_tensor
+
+        batch = {k: as_tensor(obs[k], self.device)[None] for k in self.keys}     # (1, F, ...)
+        action = self.agent.act(batch, self.frames, eval_mode=True)[0].reshape(self.action_shape)
+        return action if isinstance(obs[self.keys[0]], torch.Tensor) else action.cpu().numpy()
+
+
+class ExpertPolicy:
+    """The scripted expert of the env's task, one env."""
+
+    def __init__(self, cfg: Any) -> None:
+        from envs.expert import ScriptedExpert
+
+        self.expert = ScriptedExpert(1, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
+
+    def reset(self, info: dict[str, Any]) -> None:
+        from envs.expert import batch_info
+
+        self.expert.reset(batch_info(info))
+
+    def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
+        from envs.expert import batch_info
+
+        return self.expert.act(batch_info(info))[0].numpy()
+
+
+def run_episode(policy: Policy, env: Any, seed: int, record: bool = False, max_steps: int = 100_000,
+                stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+    """One episode. Success: `task_success` reached at any step; max cube z counts the rest height.
+    None when `stop()` turned true mid-episode (a stop signal: the caller snapshots at once)."""
+    obs, info = env.reset(seed=seed)
+    policy.reset(info)
+    video = [env.render()] if record else []
+    total, success, z, grasps, steps, done = 0.0, 0.0, float(info["cube_z"]), 0, 0, False
+    while not done and steps < max_steps:
+        if stop is not None and stop():
+            return None
+        obs, reward, terminated, truncated, info = env.step(policy(obs, info))
+        total += float(reward)
+        success = max(success, float(info["task_success"]))
+        z = max(z, float(info["cube_z"]))
+        grasps += int(bool(info["is_grasping"]))
+        steps += 1
+        done = bool(terminated) or bool(truncated)
+        if record:
+            video.append(env.render())
+    return {"return": total, "success": success, "max_cube_z": z, "length": steps, "grasp_steps": grasps,
+            "video": video}
+
+
+def summarize(eps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means (and spreads) over episodes, under the names eval.json and the block use."""
+    col = {k: np.array([e[k] for e in eps], dtype=np.float64) for k in
+           ("return", "success", "max_cube_z", "grasp_steps", "length")}
+    return {"episodes": len(eps), "mean_reward": float(col["return"].mean()), "std_reward": float(col["return"].std()),
+            "success_rate": float(col["success"].mean()), "max_cube_z": float(col["max_cube_z"].mean()),
+            "std_max_cube_z": float(col["max_cube_z"].std()), "mean_grasp_steps": float(col["grasp_steps"].mean()),
+            "mean_length": float(col["length"].mean()), "successes": [bool(s) for s in col["success"]]}
+
+
+def run_episodes(policy: Policy, env: Any, episodes: int, seed: int, record: int = 0
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`episodes` episodes from seeds seed, seed+1, ..., the first `record` with video frames;
+    (statistics, episodes). A line per episode on stderr: these are the slow scripts' progress."""
+    eps = []
+    for ep in range(episodes):
+        e = run_episode(policy, env, seed + ep, record=ep < record)
+        eps.append(e)
+        print(f"episode {ep + 1}/{episodes}: return {e['return']:.1f}, success {bool(e['success'])}, "
+              f"max cube z {e['max_cube_z']:.3f} m, {e['length']} steps", file=sys.stderr, flush=True)
+    return summarize(eps), eps
+
+
+def evaluate(agent: Any, env: Any, num_episodes: int, frames: int, seed: int, keys: Any,
+             device: torch.device, video_path: Path | None = None, max_steps: int = 100_000,
+             stop: Callable[[], bool] | None = None) -> tuple[dict[str, float] | None, Path | None]:
+    """The trainer's evaluation: (eval/* metrics, written video path or None). Metrics are None
+    when `stop()` aborted it (a partial evaluation would mislead)."""
+    policy = AgentPolicy(agent, env, frames, keys, device)
+    eps = []
+    for ep in range(num_episodes):
+        e = run_episode(policy, env, seed + ep, video_path is not None and ep == 0, max_steps, stop)
+        if e is None:
+            return None, None
+        eps.append(e)
+    if not eps:
+        return {"eval/success_rate": 0.0, "eval/episode_reward": 0.0, "eval/episode_length": 0.0}, None
+    s = summarize(eps)
+    metrics = {"eval/success_rate": s["success_rate"], "eval/episode_reward": s["mean_reward"],
+               "eval/episode_length": s["mean_length"], "eval/max_cube_z": s["max_cube_z"]}
+    written = write_video(eps[0]["video"], video_path) if video_path is not None else None
+    return metrics, written
+
+
+def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path, video_episodes: int,
+                        device: str = "cpu", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """scripts/eval.py: the snapshot's policy (mean action) on its own eval env."""
+    from omegaconf import OmegaConf
+
+    from engines.native import envio
+    from engines.native.agents import make_agent
+    from engines.native.snapshot import check_obs_spec, read_snapshot
+    from engines.run import make_factory
+
+    for key, value, low in (("episodes", episodes, 1), ("seed", seed, 0), ("video_episodes", video_episodes, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{key}={value!r} is invalid: allowed an integer >= {low}")
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device={device!r} is invalid: allowed cpu or cuda[:index]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} is invalid here: this torch ({torch.__version__}) sees no CUDA device; "
+                         "allowed cpu")
+    path, payload = read_snapshot(checkpoint, key="checkpoint")
+    cfg = OmegaConf.create(payload["config"])
+    for k, v in (overrides or {}).items():
+        OmegaConf.update(cfg, k, v, merge=True)
+    env = make_factory(cfg).make_eval_env(cfg)
+    spec, frame_stack = envio.obs_spec(env.observation_space)
+    check_obs_spec(payload["obs_spec"], envio.spec_signature(spec, frame_stack), path)
+    dev = torch.device(device)
+    agent = make_agent(cfg.agent, spec, frame_stack, int(env.action_space.shape[-1]), dev)
+    agent.load_snapshot_state(payload["agent"])
+    frames = int(payload["counters"]["frames"])
+    stats, eps = run_episodes(AgentPolicy(agent, env, frames, list(spec), dev), env, episodes, seed, video_episodes)
+    videos = [write_video(e["video"], out_dir / f"episode_{i:03d}.mp4") for i, e in enumerate(eps[:video_episodes])]
+    env.close()
+    return {"checkpoint": str(path), "frames": frames, **stats, "videos": [str(v) if v else None for v in videos]}
+
+
+def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = None,
+                        video_episodes: int = 1, **task_kwargs: Any) -> dict[str, Any]:
+    """scripts/record_expert.py: the scripted expert in `LiftCube-MuJoCo-v0`; one mp4 of the first
+    `video_episodes` episodes at `video_path`."""
+    import gymnasium as gym
+
+    env = gym.make("LiftCube-MuJoCo-v0", **task_kwargs)
+    cfg = env.unwrapped.cfg
+    stats, eps = run_episodes(ExpertPolicy(cfg), env, episodes, seed, video_episodes if video_path else 0)
+    env.close()
+    if video_path:
+        write_video([f for e in eps for f in e["video"]], Path(video_path))
+    return {**stats, "curriculum_stage": cfg.curriculum_stage, "reward_version": cfg.reward_version}
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: int = 50) -> Path | None:
+    """HxWx3 uint8 frames -> mp4 (imageio-ffmpeg) at the 50 Hz control rate, so it plays in real time.
+    Returns None (with a warning) if writing fails."""
+    if not frames:
+        return None
+    try:
+        import imageio.v2 as imageio
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        imageio.mimsave(str(path), [np.asarray(f, dtype=np.uint8) for f in frames], fps=fps,
+                        macro_block_size=1)
+        return path
+    except Exception as exc:
+        warnings.warn(f"eval video not written ({exc!r})")
+        return None
+
+
+def format_block(s: dict[str, Any]) -> str:
+    """The familiar block printed by scripts/eval.py and scripts/record_expert.py."""
+    return "\n".join([
+        "=" * 44,
+        f"Episodes:          {s['episodes']}",
+        f"Mean Reward:       {s['mean_reward']:.2f} +- {s['std_reward']:.2f}",
+        f"Success Rate:      {100 * s['success_rate']:.1f} %",
+        f"Max Cube Z:        {s['max_cube_z']:.3f} +- {s['std_max_cube_z']:.3f} m",
+        f"Mean Grasp Steps:  {s['mean_grasp_steps']:.1f}",
+        "=" * 44,
+    ])
