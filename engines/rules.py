@@ -129,6 +129,7 @@ RULES: dict[str, Rule] = {
     "agent.bc_pretrain_steps": integer(0),
     "agent.actor_q_weight": number(0.0),
     "agent.normalize_low_dim": boolean(),
+    "agent.critic_layer_norm": boolean(),
     # one agent's own keys (each agent yaml carries them)
     "agent.stddev_schedule": Rule(_schedule, "a stddev >= 0 or 'linear(init,final,duration)' with a positive "
                                              "duration in env frames", when="drqv2"),

@@ -166,3 +166,24 @@ def test_low_dim_standardisation_uses_running_stats_of_training_batches() -> Non
     fresh = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
     fresh.load_snapshot_state(agent.snapshot_state())
     assert torch.equal(fresh.features.low(batch.obs), agent.features.low(batch.obs))
+
+
+def test_critic_layer_norm_keeps_q_bounded_far_from_the_data() -> None:
+    """agent.critic_layer_norm (RLPD): normalised hidden layers bound |Q| by the output layer's
+    weights whatever the input, so a low-dim state 10^4 times too large cannot blow up DrQ-v2's
+    TD error; without it the error grows with the input. The option is kept in snapshots.
+    (SAC's target adds the actor's entropy, which the critic's norm does not bound.)"""
+    name, pixels = "drqv2", True
+    sp = spec(pixels)
+    batch = random_batch(sp)
+    for obs in (batch.obs, batch.next_obs):
+        obs["low_dim_state"] = obs["low_dim_state"] * 1e4
+    loss = {}
+    for ln in (False, True):
+        cfg = tiny_cfg(**{"agent.name": name, "pixels": pixels, "agent.critic_layer_norm": ln})
+        torch.manual_seed(0)
+        agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+        loss[ln] = float(agent.update(batch, step=10)["critic_loss"])
+        fresh = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+        fresh.load_snapshot_state(agent.snapshot_state())
+    assert loss[True] < 1e3 < loss[False], loss

@@ -33,7 +33,8 @@ INT_KEYS = ["seed", "frame_stack", "num_train_envs", "num_train_frames", "num_ex
 NUM_KEYS = ["replay.gamma", "agent.actor_lr", "agent.critic_lr", "agent.critic_target_tau",
             "agent.alpha_lr", "agent.init_temperature", "demo_ratio", "train_minutes", "agent.bc_weight", "agent.actor_q_weight"]
 BOOL_KEYS = ["save_snapshot", "resume_replay", "log_eval_video", "wandb.use", "csv.use", "tb.use",
-             "agent.learnable_temperature", "use_self_imitation", "eval_at_start", "agent.normalize_low_dim"]
+             "agent.learnable_temperature", "use_self_imitation", "eval_at_start", "agent.normalize_low_dim",
+             "agent.critic_layer_norm"]
 STR_KEYS = ["device", "wandb.mode", "env.factory", "engine.name", "agent.name", "resume"]
 TASK_KEYS = ["hold_steps", "cube_mass", "lift_height", "action_scale", "physics_dt", "cube_half_size",
              "ik_damping", "lock_wrist_roll", "foo", "randomization.cube_xy", "randomization.joint_noise_range"]

@@ -33,11 +33,12 @@ class Actor(nn.Module):
 class Critic(nn.Module):
     """Twin Q heads on a shared trunk."""
 
-    def __init__(self, repr_dim: int, low_dim: int, action_dim: int, feature_dim: int, hidden_dim: int) -> None:
+    def __init__(self, repr_dim: int, low_dim: int, action_dim: int, feature_dim: int, hidden_dim: int,
+                 layer_norm: bool = False) -> None:
         super().__init__()
         self.trunk = Trunk(repr_dim, low_dim, feature_dim)
-        self.q1 = mlp(self.trunk.out_dim + action_dim, hidden_dim, 1)
-        self.q2 = mlp(self.trunk.out_dim + action_dim, hidden_dim, 1)
+        self.q1 = mlp(self.trunk.out_dim + action_dim, hidden_dim, 1, layer_norm=layer_norm)
+        self.q2 = mlp(self.trunk.out_dim + action_dim, hidden_dim, 1, layer_norm=layer_norm)
         self.apply(weight_init)
 
     def forward(self, h: torch.Tensor | None, low: torch.Tensor, action: torch.Tensor
@@ -57,6 +58,7 @@ class TwinCriticAgent(nn.Module):
         self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
         self.bc_weight = float(cfg.get("bc_weight", 0.0))
         self.actor_q_weight = float(cfg.get("actor_q_weight", 1.0))
+        self.critic_layer_norm = bool(cfg.get("critic_layer_norm", False))  # absent from older snapshots' configs
 
     def bc_loss(self, action: torch.Tensor, batch: Batch) -> torch.Tensor | None:
         """Weighted squared error of the actor's mean action (B, A) to the demo actions, over the
@@ -96,8 +98,8 @@ class TwinCriticAgent(nn.Module):
         return err.detach()
 
     def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
-        self.critic = Critic(rd, ld, action_dim, fd, hd)
-        self.critic_target = Critic(rd, ld, action_dim, fd, hd)
+        self.critic = Critic(rd, ld, action_dim, fd, hd, self.critic_layer_norm)
+        self.critic_target = Critic(rd, ld, action_dim, fd, hd, self.critic_layer_norm)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
 

@@ -28,11 +28,14 @@ def weight_init(m: nn.Module) -> None:
             m.bias.data.fill_(0.0)
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2) -> nn.Sequential:
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2, layer_norm: bool = False) -> nn.Sequential:
+    """`depth` hidden ReLU layers; with `layer_norm`, each normalised before its ReLU (RLPD's critic:
+    it keeps Q from extrapolating far beyond the data, Ball et al. 2023)."""
     layers: list[nn.Module] = []
     d = in_dim
     for _ in range(depth):
-        layers += [nn.Linear(d, hidden_dim), nn.ReLU(inplace=True)]
+        layers += [nn.Linear(d, hidden_dim), *([nn.LayerNorm(hidden_dim)] if layer_norm else []),
+                   nn.ReLU(inplace=True)]
         d = hidden_dim
     layers.append(nn.Linear(d, out_dim))
     return nn.Sequential(*layers)

@@ -23,7 +23,7 @@ VERSION = 1
 LATEST = "latest_snapshot.pt"
 # Keys that define tensor shapes: a resumed run keeps the snapshot's values for these.
 SHAPE_KEYS = ("pixels", "frame_stack", "num_train_envs", "replay.size", "agent.feature_dim", "agent.hidden_dim",
-              "agent.normalize_low_dim")
+              "agent.normalize_low_dim", "agent.critic_layer_norm")
 
 
 class SnapshotError(ValueError):
