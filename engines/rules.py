@@ -86,7 +86,8 @@ RULES: dict[str, Rule] = {
     "allow_state_reward_with_pixels": boolean(native=False),
     "env.sim_device": one_of(*SIM_DEVICES, native=False, when="genesis_lift"),
     "env.renderer": one_of(*RENDERERS, native=False, when="genesis_lift"),
-    "env.as_torch": boolean(native=False, when="genesis_lift"),
+    "env.as_torch": Rule(lambda v: v == "auto" or isinstance(v, bool), "'auto', true or false", native=False,
+                         when="genesis_lift"),
     # the native engine: what it is and how long it runs
     "pixels": boolean(),
     "agent.name": one_of(*AGENTS),
@@ -216,3 +217,6 @@ def validate_config(cfg: DictConfig, engine: str = "native") -> None:
     check_keys(cfg, [k for k, r in RULES.items() if (native or not r.native) and r.when in active])
     if native:
         _relations(cfg)
+    elif cfg.env.name == "genesis_lift" and cfg.env.as_torch is True:
+        raise ConfigError(f"env.as_torch=true is invalid with engine={engine}: RoboBase takes NumPy; allowed auto "
+                          "or false")

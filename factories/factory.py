@@ -120,6 +120,13 @@ def _last_frame(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v[-1] for k, v in obs.items()}
 
 
+def wants_torch(cfg: DictConfig) -> bool:
+    """env.as_torch: `auto` gives the native engine tensors on the sim device (no NumPy on its hot
+    path) and RoboBase, or anyone else calling the factory, NumPy."""
+    value = cfg.env.get("as_torch", "auto")
+    return OmegaConf.select(cfg, "engine.name") == "native" if value == "auto" else bool(value)
+
+
 class GenesisLiftFactory(_LiftFactory):
     """N envs in one Genesis scene (WrappedGenesisVectorEnv); eval: the same with N = 1."""
 
@@ -130,7 +137,7 @@ class GenesisLiftFactory(_LiftFactory):
         return WrappedGenesisVectorEnv(
             task_kwargs(cfg), num_envs=int(cfg.num_train_envs), frame_stack=int(cfg.frame_stack),
             action_sequence=int(cfg.get("action_sequence", 1)), sim_device=str(cfg.env.get("sim_device", "cpu")),
-            seed=int(cfg.seed), as_torch=bool(cfg.env.get("as_torch", False)),
+            seed=int(cfg.seed), as_torch=wants_torch(cfg),
             renderer=str(cfg.env.get("renderer", "auto")))
 
     def _single_env(self, cfg: DictConfig) -> SingleEnvView:

@@ -26,3 +26,25 @@ def test_native_engine_trains_on_mujoco_factory(tmp_path: Path, pixels: bool, ag
     assert "eval/success_rate" in result and "eval/max_cube_z" in result
     _, payload = read_snapshot(tmp_path)
     assert payload["counters"]["frames"] == 24
+
+
+@pytest.mark.slow
+def test_native_engine_trains_on_genesis_with_tensors_end_to_end(tmp_path: Path) -> None:
+    """The native engine's default (env.as_torch=auto) keeps Genesis observations, rewards and
+    flags as tensors on the sim device; a short pixel run trains, evaluates and snapshots on them."""
+    import torch
+
+    cfg = tiny_cfg(num_train_envs=2, num_train_frames=24, num_explore_steps=8, replay_size_before_train=8,
+                   update_every_steps=4, eval_every_steps=24, num_eval_episodes=1, snapshot_every_n=24,
+                   log_every=8, pixels=True, **{"agent.name": "drqv2", "env.name": "genesis_lift",
+                                               "env.factory": "factories.GenesisLiftFactory",
+                                               "env.as_torch": "auto", "env.sim_device": "cpu",
+                                               "env.renderer": "auto"})
+    cfg.env.task = {"image_size": 32, "episode_length": 12}
+    env = factories.GenesisLiftFactory().make_train_env(cfg)
+    obs, _ = env.reset(seed=0)
+    step = env.step(torch.zeros(2, 1, 4))
+    assert all(isinstance(v, torch.Tensor) for v in (*obs.values(), *step[1:4])), [type(v) for v in step]
+    env.close()
+    result = NativeTrainer(cfg, factories.GenesisLiftFactory(), tmp_path).train()
+    assert result["frames"] == 24 and result["updates"] > 0 and "eval/success_rate" in result

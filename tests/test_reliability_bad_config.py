@@ -168,7 +168,8 @@ def test_unknown_group_option_names_group_and_lists_options(group: str, option: 
     (["env=genesis_lift", "task.randomization.cube_color=true"], "cube_color", "Genesis"),
     (["env=genesis_lift", "env.sim_device=tpu"], "env.sim_device", "'tpu' is invalid: allowed 'cpu', 'gpu'"),
     (["env=genesis_lift", "env.renderer=ray"], "env.renderer", "'ray' is invalid: allowed 'auto'"),
-    (["env=genesis_lift", "env.as_torch=1"], "env.as_torch", "1 is invalid: allowed true or false"),
+    (["env=genesis_lift", "env.as_torch=1"], "env.as_torch", "1 is invalid: allowed 'auto', true or false"),
+    (["engine=robobase", "env=genesis_lift", "env.as_torch=true"], "env.as_torch", "invalid with engine=robobase"),
     (["engine=robobase", "frame_stack=0"], "frame_stack", "0 is invalid: allowed an integer from 1 to 32"),
     (["train_minutes=-1"], "train_minutes", "-1 is invalid: allowed null or a number"),
 ])
