@@ -213,10 +213,10 @@ def validate_config(cfg: DictConfig, engine: str = "native") -> None:
     if native:
         check_keys(cfg, ("agent.name", "pixels"))
         _agent_fits_observations(cfg)
-    active = {None, cfg.agent.name, cfg.env.name, "pixels" if native and cfg.pixels else None}
+    active = {None, cfg.agent.name, OmegaConf.select(cfg, "env.name"), "pixels" if native and cfg.pixels else None}
     check_keys(cfg, [k for k, r in RULES.items() if (native or not r.native) and r.when in active])
     if native:
         _relations(cfg)
-    elif cfg.env.name == "genesis_lift" and cfg.env.as_torch is True:
+    elif OmegaConf.select(cfg, "env.name") == "genesis_lift" and cfg.env.as_torch is True:
         raise ConfigError(f"env.as_torch=true is invalid with engine={engine}: RoboBase takes NumPy; allowed auto "
                           "or false")

@@ -20,7 +20,7 @@ def test_native_engine_trains_on_mujoco_factory(tmp_path: Path, pixels: bool, ag
     cfg = tiny_cfg(num_train_envs=1, num_train_frames=24, num_explore_steps=8, replay_size_before_train=8,
                    update_every_steps=4, eval_every_steps=24, num_eval_episodes=1, snapshot_every_n=24,
                    log_every=8, pixels=pixels, **{"agent.name": agent})
-    cfg.env = {"task": {"image_size": 32, "episode_length": 12}}
+    cfg.env.task, cfg.env.episode_length = {"image_size": 32}, 12
     result = NativeTrainer(cfg, factories.MujocoLiftFactory(), tmp_path).train()
     assert result["frames"] == 24 and result["updates"] > 0 and result["episodes"] >= 1
     assert "eval/success_rate" in result and "eval/max_cube_z" in result
@@ -40,7 +40,7 @@ def test_native_engine_trains_on_genesis_with_tensors_end_to_end(tmp_path: Path)
                                                "env.factory": "factories.GenesisLiftFactory",
                                                "env.as_torch": "auto", "env.sim_device": "cpu",
                                                "env.renderer": "auto"})
-    cfg.env.task = {"image_size": 32, "episode_length": 12}
+    cfg.env.task, cfg.env.episode_length = {"image_size": 32}, 12
     env = factories.GenesisLiftFactory().make_train_env(cfg)
     obs, _ = env.reset(seed=0)
     step = env.step(torch.zeros(2, 1, 4))
