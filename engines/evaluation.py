@@ -92,34 +92,34 @@ def summarize(eps: list[dict[str, Any]]) -> dict[str, Any]:
             "mean_length": float(col["length"].mean()), "successes": [bool(s) for s in col["success"]]}
 
 
-def run_episodes(policy: Policy, env: Any, episodes: int, seed: int, record: int = 0
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """`episodes` episodes from seeds seed, seed+1, ..., the first `record` with video frames;
-    (statistics, episodes). A line per episode on stderr: these are the slow scripts' progress."""
+def run_episodes(policy: Policy, env: Any, episodes: int, seed: int, record: int = 0, progress: bool = True,
+                 stop: Callable[[], bool] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """`episodes` (>= 1) episodes from seeds seed, seed+1, ..., the first `record` with video frames;
+    (statistics, episodes), or None when `stop()` aborted one. With `progress`, a line per episode
+    on stderr (the scripts'; the trainer prints one line per evaluation)."""
     eps = []
     for ep in range(episodes):
-        e = run_episode(policy, env, seed + ep, record=ep < record)
+        e = run_episode(policy, env, seed + ep, record=ep < record, stop=stop)
+        if e is None:
+            return None
         eps.append(e)
-        print(f"episode {ep + 1}/{episodes}: return {e['return']:.1f}, success {bool(e['success'])}, "
-              f"max cube z {e['max_cube_z']:.3f} m, {e['length']} steps", file=sys.stderr, flush=True)
+        if progress:
+            print(f"episode {ep + 1}/{episodes}: return {e['return']:.1f}, success {bool(e['success'])}, "
+                  f"max cube z {e['max_cube_z']:.3f} m, {e['length']} steps", file=sys.stderr, flush=True)
     return summarize(eps), eps
 
 
 def evaluate(agent: Any, env: Any, num_episodes: int, frames: int, seed: int, keys: Any,
-             device: torch.device, video_path: Path | None = None, max_steps: int = 100_000,
-             stop: Callable[[], bool] | None = None) -> tuple[dict[str, float] | None, Path | None]:
+             device: torch.device, video_path: Path | None = None, stop: Callable[[], bool] | None = None) -> tuple[dict[str, float] | None, Path | None]:
     """The trainer's evaluation: (eval/* metrics, written video path or None). Metrics are None
     when `stop()` aborted it (a partial evaluation would mislead)."""
-    policy = AgentPolicy(agent, env, frames, keys, device)
-    eps = []
-    for ep in range(num_episodes):
-        e = run_episode(policy, env, seed + ep, video_path is not None and ep == 0, max_steps, stop)
-        if e is None:
-            return None, None
-        eps.append(e)
-    if not eps:
+    if num_episodes == 0:
         return {"eval/success_rate": 0.0, "eval/episode_reward": 0.0, "eval/episode_length": 0.0}, None
-    s = summarize(eps)
+    out = run_episodes(AgentPolicy(agent, env, frames, keys, device), env, num_episodes, seed,
+                       record=int(video_path is not None), progress=False, stop=stop)
+    if out is None:
+        return None, None
+    s, eps = out
     metrics = {"eval/success_rate": s["success_rate"], "eval/episode_reward": s["mean_reward"],
                "eval/episode_length": s["mean_length"], "eval/max_cube_z": s["max_cube_z"]}
     written = write_video(eps[0]["video"], video_path) if video_path is not None else None
