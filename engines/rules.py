@@ -135,6 +135,8 @@ RULES: dict[str, Rule] = {
     "agent.stddev_schedule": Rule(_schedule, "a stddev >= 0 or 'linear(init,final,duration)' with a positive "
                                              "duration in env frames", when="drqv2"),
     "agent.stddev_clip": number(0.0, when="drqv2"),
+    "agent.privileged_critic": boolean(when="drqv2"),
+    "agent.aux_weight": number(0.0, when="drqv2"),
     "agent.alpha_lr": number(0.0, 1.0, low_open=True, when="sac"),
     "agent.init_temperature": number(0.0, low_open=True, when="sac"),
     "agent.learnable_temperature": boolean(when="sac"),
@@ -192,6 +194,13 @@ def _relations(cfg: DictConfig) -> None:
     if ring_capacity(cfg) // cfg.num_train_envs < nstep + stack + 1:
         raise ConfigError(f"replay.size={cfg.replay.size} is invalid: with num_train_envs={cfg.num_train_envs} "
                           f"it must hold at least replay.nstep + frame_stack + 1 = {nstep + stack + 1} steps per env")
+    privileged = OmegaConf.select(cfg, "task.privileged_state", default=False) is True
+    if cfg.agent.name == "drqv2" and not privileged:
+        for key, used in (("agent.privileged_critic", cfg.agent.privileged_critic is True),
+                          ("agent.aux_weight", cfg.agent.aux_weight > 0)):
+            if used:
+                raise ConfigError(f"{key}={OmegaConf.select(cfg, key)} is invalid with task.privileged_state=false: "
+                                  f"it reads the cube pose the env gives only with task.privileged_state=true")
     if cfg.demos > 0:
         return
     for key, used, what, off in (
@@ -217,6 +226,9 @@ def validate_config(cfg: DictConfig, engine: str = "native") -> None:
     check_keys(cfg, [k for k, r in RULES.items() if (native or not r.native) and r.when in active])
     if native:
         _relations(cfg)
+    elif OmegaConf.select(cfg, "task.privileged_state", default=False) is True:
+        raise ConfigError(f"task.privileged_state=true is invalid with engine={engine}: RoboBase's agents would "
+                          "read the cube pose as an observation; allowed false")
     elif OmegaConf.select(cfg, "env.name") == "genesis_lift" and cfg.env.as_torch is True:
         raise ConfigError(f"env.as_torch=true is invalid with engine={engine}: RoboBase takes NumPy; allowed auto "
                           "or false")

@@ -79,6 +79,7 @@ class TaskConfig:
     curriculum_stage: int = 3
     reward_version: str = "v19"
     pixels: bool = True  # False: state only (21 values, no camera)
+    privileged_state: bool = False  # also observe the cube pose, for a critic that trains in simulation only
     image_size: int = 84
     frame_skip_dt: float = 0.02  # one env step = 20 ms (50 Hz control)
     physics_dt: float = 0.002
@@ -131,6 +132,7 @@ class TaskConfig:
         _check(self.reward_version in available(), "reward_version", self.reward_version,
                f"one of {', '.join(available())}")
         _check(isinstance(self.pixels, bool), "pixels", self.pixels, "true or false")
+        _check(isinstance(self.privileged_state, bool), "privileged_state", self.privileged_state, "true or false")
         _check(_is_int(self.image_size) and 8 <= self.image_size <= 1024, "image_size",
                self.image_size, "an integer from 8 to 1024")
         _check(_is_num(self.physics_dt) and 0 < self.physics_dt <= 0.02, "physics_dt",

@@ -324,9 +324,19 @@ class LiftTask:
             parts.append(s.cube_pos)
         return torch.nan_to_num(torch.cat(parts, 1).to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
+    def privileged(self, s: PhysState | None = None) -> torch.Tensor:
+        """(N, 7) what a camera-free policy cannot know: cube position, cube minus TCP position and
+        the cube's half size. Only critics and auxiliary losses read it; a deployed policy cannot."""
+        s = s or self.state
+        parts = [s.cube_pos, s.cube_pos - s.tcp_pos, self.cube_half[:, None]]
+        return torch.nan_to_num(torch.cat(parts, 1).to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
     def observe(self) -> dict[str, torch.Tensor]:
-        """{'low_dim_state': (N, D) float32, 'rgb_wrist': (N, 3, H, W) uint8 if pixels}."""
+        """{'low_dim_state': (N, D) float32, 'rgb_wrist': (N, 3, H, W) uint8 if pixels,
+        'privileged_state': (N, 7) float32 if privileged_state}."""
         obs = {"low_dim_state": self.low_dim()}
+        if self.cfg.privileged_state:
+            obs["privileged_state"] = self.privileged()
         if self.cfg.pixels:
             obs["rgb_wrist"] = self.backend.render().permute(0, 3, 1, 2).contiguous()
         return obs

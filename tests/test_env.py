@@ -29,6 +29,23 @@ def test_gymnasium_env_checker_state_only():
     env.close()
 
 
+def test_privileged_state_is_the_cube_pose_the_info_reports():
+    """task.privileged_state adds (7,) float32: cube position, cube minus TCP position and the
+    cube's half size, the same values the info dict carries, at reset and after a step."""
+    env = gym.make("LiftCube-MuJoCo-v0", pixels=False, privileged_state=True, curriculum_stage=4,
+                   randomization={"cube_size": True})
+    check_env(env.unwrapped)
+    obs, info = env.reset(seed=3)
+    for _ in range(2):
+        p = obs["privileged_state"]
+        assert p.shape == (7,) and p.dtype == np.float32
+        np.testing.assert_allclose(p[:3], info["cube_pos"], atol=1e-6)
+        np.testing.assert_allclose(p[3:6], info["gripper_to_cube"], atol=1e-6)
+        assert p[6] == pytest.approx(float(info["cube_half_size"])) and p[6] != 0.015
+        obs, _, _, _, info = env.step(env.action_space.sample())
+    env.close()
+
+
 def test_spaces_and_observation(pixel_env):
     obs, info = pixel_env.reset(seed=1)
     assert obs["rgb_wrist"].shape == (3, 84, 84) and obs["rgb_wrist"].dtype == np.uint8

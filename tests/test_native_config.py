@@ -70,6 +70,15 @@ def test_agent_observation_pairing() -> None:
     validate_config(default_config(**{"agent.name": "sac", "pixels": True, "agent.allow_pixels": True}))
 
 
+def test_privileged_critic_needs_the_privileged_state_and_robobase_refuses_it() -> None:
+    for key, value in (("agent.privileged_critic", True), ("agent.aux_weight", 0.5)):
+        with pytest.raises(ValueError, match=rf"{key}={value}.*task.privileged_state=true"):
+            validate_config(default_config(**{key: value}))
+        validate_config(default_config(**{key: value, "task.privileged_state": True}))
+    with pytest.raises(ValueError, match="task.privileged_state=true is invalid with engine=robobase"):
+        validate_config(default_config(**{"task.privileged_state": True}), engine="robobase")
+
+
 def test_trainer_validates_before_building_anything(tmp_path: Path) -> None:
     class Exploding:
         def make_train_env(self, cfg):

@@ -3,6 +3,11 @@
 As published: random-shift augmentation of obs and next obs, a conv encoder trained only by
 the critic loss, deterministic actor + clipped Gaussian noise whose stddev follows a schedule
 (here in env frames), twin critics with a soft-updated target, n-step targets from the replay.
+
+With `agent.privileged_critic` the critic is asymmetric (Pinto et al. 2018): it sees the
+simulator's cube pose and the low-dim state instead of the image, so its values do not wait for
+the encoder to learn where the cube is; the encoder then learns through the actor's loss. With
+`agent.aux_weight` the encoder also regresses the privileged state from the image, on every row.
 """
 from __future__ import annotations
 
@@ -126,13 +131,25 @@ class DrQV2Agent(TwinCriticAgent):
         if self.features.image_shape is None:
             raise ValueError("drqv2 needs an image observation (pixels=true)")
         self.stddev_schedule, self.stddev_clip = cfg.stddev_schedule, float(cfg.stddev_clip)
+        self.privileged_critic = bool(cfg.get("privileged_critic", False))
+        self.aux_weight = float(cfg.get("aux_weight", 0.0))
+        p_dim = self.features.privileged_dim
+        if (self.privileged_critic or self.aux_weight > 0) and p_dim == 0:
+            raise ValueError("agent.privileged_critic and agent.aux_weight need the privileged state in the "
+                             "observations (task.privileged_state=true)")
         self.encoder = Encoder(*self.features.image_shape, **encoder_options(cfg, device))
         rd, ld, fd, hd = self.encoder.repr_dim, self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
         self.actor = Actor(rd, ld, action_dim, fd, hd)
-        self._build_critics(rd, ld, action_dim, fd, hd)
+        if self.privileged_critic:
+            self._build_critics(0, ld + p_dim, action_dim, fd, hd)   # state only: no image trunk
+        else:
+            self._build_critics(rd, ld, action_dim, fd, hd)
+        # the last frame's privileged state, read linearly off the conv features
+        self.aux_head = nn.Linear(rd, p_dim // frame_stack) if self.aux_weight > 0 else None
         self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
         self.to(device)
-        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.encoder_lr)
+        enc_params = list(self.encoder.parameters()) + (list(self.aux_head.parameters()) if self.aux_head else [])
+        self.encoder_opt = torch.optim.Adam(enc_params, lr=cfg.encoder_lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.train(True)
@@ -153,38 +170,77 @@ class DrQV2Agent(TwinCriticAgent):
         action = dist.mean if eval_mode else dist.sample(clip=None)
         return action.clamp(-1.0, 1.0)
 
+    def critic_inputs(self, h: torch.Tensor | None, obs: Mapping[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """What the critic reads: image features and low-dim state, or (privileged critic) no image
+        and the low-dim state with the privileged state (B, F*(D+P))."""
+        if self.privileged_critic:
+            return None, torch.cat([self.features.low(obs), self.features.privileged(obs)], dim=-1)
+        return h, self.features.low(obs)
+
+    def aux_loss(self, h: torch.Tensor, obs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """Weighted squared error of the privileged state (last frame, standardised) read off the
+        features (B, repr_dim); None when off."""
+        if self.aux_head is None:
+            return None
+        target = self.features.privileged(obs)[:, -self.aux_head.out_features:]    # (B, P)
+        return self.aux_weight * ((self.aux_head(h) - target) ** 2).sum(-1).mean()
+
+    def update_critic(self, h: torch.Tensor, batch: Batch, std: float) -> dict[str, torch.Tensor]:
+        """TD step of the critic on n-step targets. The encoder steps with it (and the auxiliary
+        loss) unless the critic is privileged, which does not read the image."""
+        with torch.no_grad():
+            next_h = self.encoder(self.features.image(batch.next_obs), self.aug)
+            next_action = self.actor(next_h, self.features.low(batch.next_obs), std).sample(clip=self.stddev_clip)
+            tq1, tq2 = self.critic_target(*self.critic_inputs(next_h, batch.next_obs), next_action)
+            target_q = batch.reward + batch.discount * torch.min(tq1, tq2)  # (B,)
+        q1, q2 = self.critic(*self.critic_inputs(h, batch.obs), batch.action)
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        aux = None if self.privileged_critic else self.aux_loss(h, batch.obs)
+        self.critic_opt.zero_grad(set_to_none=True)
+        if self.privileged_critic:
+            critic_loss.backward()
+        else:
+            self.encoder_opt.zero_grad(set_to_none=True)
+            (critic_loss + aux if aux is not None else critic_loss).backward()
+            self.encoder_opt.step()
+        self.critic_opt.step()
+        out = {"critic_loss": critic_loss.detach(), "critic_q1": q1.mean().detach(),
+               "critic_target_q": target_q.mean().detach()}
+        if aux is not None:
+            out["aux_loss"] = aux.detach()
+        return out
+
+    def update_actor(self, h: torch.Tensor, batch: Batch, std: float) -> dict[str, torch.Tensor]:
+        """Deterministic policy gradient through the critic (+ BC). Features (B, repr_dim) come
+        detached, except with a privileged critic, whose actor loss is what trains the encoder."""
+        dist = self.actor(h, self.features.low(batch.obs), std)
+        action = dist.sample(clip=self.stddev_clip)
+        aq1, aq2 = self.critic(*self.critic_inputs(h, batch.obs), action)
+        q = torch.min(aq1, aq2)                                           # (B,)
+        actor_loss, bc = self.with_bc(-q.mean(), q, dist.mean, batch)
+        aux = self.aux_loss(h, batch.obs) if self.privileged_critic else None
+        self.actor_opt.zero_grad(set_to_none=True)
+        if self.privileged_critic:
+            self.encoder_opt.zero_grad(set_to_none=True)
+        (actor_loss + aux if aux is not None else actor_loss).backward()
+        self.actor_opt.step()
+        if self.privileged_critic:
+            self.encoder_opt.step()
+        out = {"actor_loss": actor_loss.detach()}
+        if bc is not None:
+            out["bc_loss"] = bc.detach()
+        if aux is not None:
+            out["aux_loss"] = aux.detach()
+        return out
+
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """One critic + actor step. Returns detached 0-d tensors (no host sync per update)."""
         std = schedule(self.stddev_schedule, step)
         self.features.observe(batch.obs)
-        low, next_low = self.features.low(batch.obs), self.features.low(batch.next_obs)
         h = self.encoder(self.features.image(batch.obs), self.aug)       # (B, repr_dim), augmented
-        with torch.no_grad():
-            next_h = self.encoder(self.features.image(batch.next_obs), self.aug)
-            next_action = self.actor(next_h, next_low, std).sample(clip=self.stddev_clip)
-            tq1, tq2 = self.critic_target(next_h, next_low, next_action)
-            target_q = batch.reward + batch.discount * torch.min(tq1, tq2)  # (B,)
-        q1, q2 = self.critic(h, low, batch.action)
-        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        self.encoder_opt.zero_grad(set_to_none=True)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        self.encoder_opt.step()
-
-        h = h.detach()
-        dist = self.actor(h, low, std)
-        action = dist.sample(clip=self.stddev_clip)
-        aq1, aq2 = self.critic(h, low, action)
-        q = torch.min(aq1, aq2)                                           # (B,)
-        actor_loss, bc = self.with_bc(-q.mean(), q, dist.mean, batch)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        out = self.update_critic(h, batch, std)
+        out.update(self.update_actor(h if self.privileged_critic else h.detach(), batch, std))
         soft_update(self.critic, self.critic_target, self.tau)
-        out = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
-               "critic_q1": q1.mean().detach(), "critic_target_q": target_q.mean().detach(),
-               "batch_reward": batch.reward.mean().detach(), "stddev": torch.tensor(std)}
-        if bc is not None:
-            out["bc_loss"] = bc.detach()
+        out.update(batch_reward=batch.reward.mean().detach(), stddev=torch.tensor(std))
         return out

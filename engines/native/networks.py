@@ -151,15 +151,48 @@ def encoder_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, A
             "channels_last": cpu if channels_last == "auto" else bool(channels_last)}
 
 
+PRIVILEGED_KEY = "privileged_state"  # the simulator's cube pose (task.privileged_state): for critics only
+
+
 def split_spec(spec: Mapping[str, KeySpec]) -> tuple[list[str], list[str]]:
-    """Image keys (uint8 (C, H, W) frames) and low-dim keys (1-D float frames)."""
+    """Image keys (uint8 (C, H, W) frames) and low-dim keys (1-D float frames) a policy may see:
+    the privileged state is neither, since a deployed policy has no simulator to read it from."""
     images = [k for k, s in spec.items() if len(s.frame_shape) == 3]
-    low = [k for k, s in spec.items() if len(s.frame_shape) == 1]
+    low = [k for k, s in spec.items() if len(s.frame_shape) == 1 and k != PRIVILEGED_KEY]
     return images, low
 
 
+class RunningNorm(nn.Module):
+    """Standardises (B, D) by the running mean and variance of every batch passed to `observe`,
+    merged exactly across batches (Chan et al.), clipped to +-10. Unchanged until the first batch;
+    the stats are buffers, so snapshots carry them."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = (self.var + 1e-8).sqrt()
+        bound = torch.where(self.count > 0, 10.0, float("inf")).to(x.dtype)  # no host sync
+        return ((x - self.mean.to(x.dtype)) / std.to(x.dtype)).clamp(-bound, bound)
+
+    @torch.no_grad()
+    def observe(self, x: torch.Tensor) -> None:
+        x = x.double()
+        b, n = x.shape[0], self.count
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        total = n + b
+        delta = mean - self.mean
+        self.var.copy_((self.var * n + var * b + delta ** 2 * n * b / total) / total)
+        self.mean.add_(delta * b / total)
+        self.count.fill_(total)
+
+
 class ObsFeatures(nn.Module):
-    """Frame-stacked obs dict -> (image tensor (B, F*C, H, W) float, low-dim (B, F*D)).
+    """Frame-stacked obs dict -> image tensor (B, F*C, H, W), low-dim (B, F*D) and, where the env
+    gives it, the privileged state (B, F*P).
 
     Image keys are concatenated on channels (all cameras share H, W); low-dim keys are
     flattened and concatenated. No parameters: the conv encoder is a separate module because
@@ -175,15 +208,21 @@ class ObsFeatures(nn.Module):
             _, h, w = spec[self.image_keys[0]].frame_shape
             self.image_shape = (c, h, w)
         self.low_dim = sum(spec[k].frame_shape[0] for k in self.low_keys) * frame_stack
+        self.privileged_dim = spec[PRIVILEGED_KEY].frame_shape[0] * frame_stack if PRIVILEGED_KEY in spec else 0
         # Standardising the low-dim state: raw, it mixes metres (~0.01-0.3), radians and
         # velocities, and next to 50 tanh image features a policy barely reads a few cm of
-        # height (docs/learning.md, pixels on a CPU). Stats are running over training batches
-        # and live in the state dict, so snapshots carry them.
+        # height (docs/learning.md, pixels on a CPU). The privileged state (metres) likewise.
         self.normalize_low = bool(normalize_low) and self.low_dim > 0
-        if self.normalize_low:
-            self.register_buffer("low_mean", torch.zeros(self.low_dim, dtype=torch.float64))
-            self.register_buffer("low_var", torch.ones(self.low_dim, dtype=torch.float64))
-            self.register_buffer("low_count", torch.zeros((), dtype=torch.float64))
+        self.low_norm = RunningNorm(self.low_dim) if self.normalize_low else None
+        self.privileged_norm = RunningNorm(self.privileged_dim) if normalize_low and self.privileged_dim else None
+        self._register_load_state_dict_pre_hook(self._rename_old_stats)
+
+    @staticmethod
+    def _rename_old_stats(state: dict, prefix: str, *args: Any) -> None:
+        """Snapshots written before RunningNorm held the stats as low_mean/low_var/low_count."""
+        for old, new in (("low_mean", "low_norm.mean"), ("low_var", "low_norm.var"), ("low_count", "low_norm.count")):
+            if prefix + old in state:
+                state[prefix + new] = state.pop(prefix + old)
 
     def image(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.image_keys:
@@ -198,28 +237,22 @@ class ObsFeatures(nn.Module):
         return torch.cat([obs[k].flatten(1).float() for k in self.low_keys], dim=1)
 
     def low(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, F*D) low-dim input of the networks: standardised (clipped to +-10) if enabled;
-        unchanged until the first training batch has been seen."""
+        """(B, F*D) low-dim input of the networks: standardised if enabled."""
         x = self.raw_low(obs)
-        if not self.normalize_low:
-            return x
-        std = (self.low_var + 1e-8).sqrt()
-        bound = torch.where(self.low_count > 0, 10.0, float("inf")).to(x.dtype)  # no host sync
-        return ((x - self.low_mean.to(x.dtype)) / std.to(x.dtype)).clamp(-bound, bound)
+        return self.low_norm(x) if self.low_norm is not None else x
+
+    def privileged(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(B, F*P) the privileged state, standardised with the low-dim state; KeyError without it."""
+        x = obs[PRIVILEGED_KEY].flatten(1).float()
+        return self.privileged_norm(x) if self.privileged_norm is not None else x
 
     @torch.no_grad()
     def observe(self, obs: Mapping[str, torch.Tensor]) -> None:
-        """Merge a training batch's low-dim mean and variance into the running stats (Chan et al.)."""
-        if not self.normalize_low:
-            return
-        x = self.raw_low(obs).double()                                  # (B, F*D)
-        b, n = x.shape[0], self.low_count
-        mean, var = x.mean(0), x.var(0, unbiased=False)
-        total = n + b
-        delta = mean - self.low_mean
-        self.low_var.copy_((self.low_var * n + var * b + delta ** 2 * n * b / total) / total)
-        self.low_mean.add_(delta * b / total)
-        self.low_count.fill_(total)
+        """Merge a training batch into the running stats (when standardising)."""
+        if self.low_norm is not None:
+            self.low_norm.observe(self.raw_low(obs))
+        if self.privileged_norm is not None:
+            self.privileged_norm.observe(obs[PRIVILEGED_KEY].flatten(1))
 
 
 class Trunk(nn.Module):
