@@ -137,6 +137,7 @@ RULES: dict[str, Rule] = {
     "agent.stddev_clip": number(0.0, when="drqv2"),
     "agent.privileged_critic": boolean(when="drqv2"),
     "agent.aux_weight": number(0.0, when="drqv2"),
+    "agent.actor_objective": one_of("dpg", "crr", when="drqv2"),
     "agent.alpha_lr": number(0.0, 1.0, low_open=True, when="sac"),
     "agent.init_temperature": number(0.0, low_open=True, when="sac"),
     "agent.learnable_temperature": boolean(when="sac"),

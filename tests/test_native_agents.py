@@ -220,3 +220,37 @@ def test_privileged_critic_values_the_cube_pose_and_the_policy_never_reads_it() 
         assert torch.isfinite(out["aux_loss"]) and float(out["aux_loss"]) > 0
         for name in ("encoder", "actor", "critic"):
             assert params_changed(getattr(before, name), getattr(agent, name)), (privileged, name)
+
+
+@pytest.mark.parametrize("target_is_best", [True, False])
+def test_crr_actor_regresses_only_onto_actions_the_critic_prefers(target_is_best: bool) -> None:
+    """agent.actor_objective=crr: the mean action moves toward replay actions rated above the
+    policy's own action and ignores the others. With a critic that peaks at a*, half the batch
+    holding a* pulls the policy to it; with one that is lowest at a*, nothing pulls it there."""
+    cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.actor_objective": "crr",
+                      "agent.actor_lr": 1e-3})
+    sp = spec(True)
+    torch.manual_seed(0)
+    agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    best = torch.tensor([0.6, -0.6, 0.6, -0.6])
+    sign = -1.0 if target_is_best else 1.0
+
+    class PeakCritic(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.offset = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, h, low, action):
+            q = sign * ((action - best) ** 2).sum(-1) + 0.0 * h.sum(-1) + self.offset
+            return q, q
+
+    agent.critic = agent.critic_target = PeakCritic()
+    batch = random_batch(sp)
+    batch.action[: B // 2] = best
+    batch.action[B // 2:] = -best
+    dist0 = float((agent.act(batch.obs, 0, eval_mode=True) - best).norm(dim=-1).mean())
+    for _ in range(60):
+        out = agent.update(batch, step=10)
+        assert 0.0 <= float(out["crr_accepted"]) <= 1.0
+    dist1 = float((agent.act(batch.obs, 0, eval_mode=True) - best).norm(dim=-1).mean())
+    assert (dist1 < 0.5 * dist0) == target_is_best, (dist0, dist1)

@@ -133,6 +133,7 @@ class DrQV2Agent(TwinCriticAgent):
         self.stddev_schedule, self.stddev_clip = cfg.stddev_schedule, float(cfg.stddev_clip)
         self.privileged_critic = bool(cfg.get("privileged_critic", False))
         self.aux_weight = float(cfg.get("aux_weight", 0.0))
+        self.actor_objective = str(cfg.get("actor_objective", "dpg"))
         p_dim = self.features.privileged_dim
         if (self.privileged_critic or self.aux_weight > 0) and p_dim == 0:
             raise ValueError("agent.privileged_critic and agent.aux_weight need the privileged state in the "
@@ -212,13 +213,29 @@ class DrQV2Agent(TwinCriticAgent):
         return out
 
     def update_actor(self, h: torch.Tensor, batch: Batch, std: float) -> dict[str, torch.Tensor]:
-        """Deterministic policy gradient through the critic (+ BC). Features (B, repr_dim) come
-        detached, except with a privileged critic, whose actor loss is what trains the encoder."""
+        """Deterministic policy gradient through the critic (+ BC), or with `actor_objective=crr`
+        (Critic Regularized Regression, Wang et al. 2020, binary filter) regression of the mean
+        action onto every replay action the critic rates above the policy's own: the actor never
+        leaves the actions it has data for, where a critic's extrapolation is least trusted.
+        Features (B, repr_dim) come detached, except with a privileged critic, whose actor loss
+        is what trains the encoder."""
         dist = self.actor(h, self.features.low(batch.obs), std)
-        action = dist.sample(clip=self.stddev_clip)
-        aq1, aq2 = self.critic(*self.critic_inputs(h, batch.obs), action)
-        q = torch.min(aq1, aq2)                                           # (B,)
-        actor_loss, bc = self.with_bc(-q.mean(), q, dist.mean, batch)
+        critic_in = self.critic_inputs(h.detach(), batch.obs)
+        out: dict[str, torch.Tensor] = {}
+        if self.actor_objective == "crr":
+            with torch.no_grad():
+                better = torch.min(*self.critic(*critic_in, batch.action)) > \
+                    torch.min(*self.critic(*critic_in, dist.mean))       # (B,) the row's action beats the policy's
+            err = ((dist.mean - batch.action) ** 2).sum(-1)               # (B,)
+            actor_loss = (better * err).mean()
+            bc = self.bc_loss(dist.mean, batch)
+            actor_loss = actor_loss + bc if bc is not None else actor_loss
+            out["crr_accepted"] = better.float().mean()
+        else:
+            action = dist.sample(clip=self.stddev_clip)
+            aq1, aq2 = self.critic(*self.critic_inputs(h, batch.obs), action)
+            q = torch.min(aq1, aq2)                                       # (B,)
+            actor_loss, bc = self.with_bc(-q.mean(), q, dist.mean, batch)
         aux = self.aux_loss(h, batch.obs) if self.privileged_critic else None
         self.actor_opt.zero_grad(set_to_none=True)
         if self.privileged_critic:
@@ -227,7 +244,7 @@ class DrQV2Agent(TwinCriticAgent):
         self.actor_opt.step()
         if self.privileged_critic:
             self.encoder_opt.step()
-        out = {"actor_loss": actor_loss.detach()}
+        out["actor_loss"] = actor_loss.detach()
         if bc is not None:
             out["bc_loss"] = bc.detach()
         if aux is not None:
