@@ -24,7 +24,7 @@ from engines.run_report import say
 from engines.rundir import (SAVED, RunLock, remove_if_untouched, remove_stale_temp_files, save_composition,
                             saved_overrides)
 from engines.schema import nearest, unknown_keys
-from envs.config import ConfigError, check_randomization, make_task_config
+from envs.config import ConfigError, check_cameras, check_randomization, make_task_config
 
 log = logging.getLogger(__name__)
 FACTORIES = ("factories.MujocoLiftFactory", "factories.GenesisLiftFactory")
@@ -105,8 +105,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             "or pass allow_state_reward_with_pixels=true to run it anyway")
     if cfg.engine.name == "native":
         check_device(cfg)
-        check_memory_fits(cfg, task.image_size if task.pixels else 0)
+        check_memory_fits(cfg, task.image_size if task.pixels else 0, len(task.cameras))
     check_randomization(task.randomization, make_factory(cfg).backend)
+    check_cameras(task.cameras, make_factory(cfg).backend)
     return kw
 
 
@@ -146,18 +147,18 @@ def check_device(cfg: DictConfig) -> None:
                           "allowed auto or cpu")
 
 
-def update_bytes_per_sample(cfg: DictConfig, image_size: int) -> int:
+def update_bytes_per_sample(cfg: DictConfig, image_size: int, cameras: int = 1) -> int:
     """Rough peak bytes one batch row costs an update: obs and next obs as uint8, float and
     shifted copies; conv activations and their gradients; the MLPs' activations."""
     f, hidden = int(cfg.frame_stack), int(cfg.agent.hidden_dim)
     per = 2 * 4 * (f * 21 + 4) + 6 * 3 * 4 * hidden               # low-dim + action; 3 MLPs fwd/bwd
     if image_size:
-        per += 2 * f * 3 * image_size ** 2 * (1 + 4 + 4)              # (F*3, H, W) obs and next obs
+        per += 2 * f * 3 * cameras * image_size ** 2 * (1 + 4 + 4)    # (F*3*cameras, H, W) obs and next obs
         per += 3 * 4 * 4 * 32 * (image_size // 2) ** 2                # 4 conv layers x 32 ch, act + grad
     return per
 
 
-def check_memory_fits(cfg: DictConfig, image_size: int) -> None:
+def check_memory_fits(cfg: DictConfig, image_size: int, cameras: int = 1) -> None:
     """The native replay is allocated up front and an update's batch at once: refuse what
     cannot fit, before starting. (A 1M-transition pixel replay is ~21 GB; batch_size=1e8 grew
     to 13 GB before it was killed.)"""
@@ -167,7 +168,7 @@ def check_memory_fits(cfg: DictConfig, image_size: int) -> None:
     from engines.rules import ring_capacity
 
     size = ring_capacity(cfg)
-    per = 3 * image_size * image_size + 4 * (21 + 4 + 4) + 16  # frame (0 if state only) + low-dim + action + flags
+    per = 3 * cameras * image_size ** 2 + 4 * (21 + 4 + 4) + 16  # frames (0 if state only) + low-dim + action + flags
     dev = str(cfg.device)
     if dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available()):
         free = torch.cuda.mem_get_info()[0]
@@ -180,7 +181,7 @@ def check_memory_fits(cfg: DictConfig, image_size: int) -> None:
         raise ConfigError(f"replay.size={int(cfg.replay.size)} is invalid here: {size} transitions need "
                           f"{size * per / 2**30:.1f} GiB but {where} is {free / 2**30:.1f} GiB; allowed at most "
                           f"about {fits} transitions on this machine")
-    batch, row = int(cfg.batch_size), update_bytes_per_sample(cfg, image_size)
+    batch, row = int(cfg.batch_size), update_bytes_per_sample(cfg, image_size, cameras)
     left = 0.8 * free - size * per
     if batch * row > left:
         raise ConfigError(f"batch_size={batch} is invalid here: one update needs about {batch * row / 2**30:.1f} GiB "

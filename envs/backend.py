@@ -68,8 +68,8 @@ class Backend(Protocol):
 
     def read(self) -> PhysState: ...
 
-    def render(self) -> torch.Tensor:
-        """Wrist camera images of all envs, (N, H, W, 3) uint8."""
+    def render(self, camera: str = "wrist") -> torch.Tensor:
+        """One camera's images of all envs (envs.config.CAMERAS), (N, H, W, 3) uint8."""
 
     def render_scene(self, env: int = 0) -> "object":
         """A third-person HxWx3 uint8 NumPy frame of one env, for videos."""

@@ -23,6 +23,11 @@ BACKEND_RANDOMISATIONS = {
 }
 
 
+# Cameras a backend can give as observations (`rgb_<name>`); Genesis builds the wrist camera only.
+CAMERAS = ("wrist", "front")
+BACKEND_CAMERAS = {"MuJoCo": CAMERAS, "Genesis": ("wrist",)}
+
+
 class ConfigError(ValueError):
     """A task/config value is invalid. The message names key, value and allowed values."""
 
@@ -79,6 +84,7 @@ class TaskConfig:
     curriculum_stage: int = 3
     reward_version: str = "v19"
     pixels: bool = True  # False: state only (21 values, no camera)
+    cameras: tuple[str, ...] = ("wrist",)  # image observations rgb_<camera>, with pixels
     privileged_state: bool = False  # also observe the cube pose, for a critic that trains in simulation only
     image_size: int = 84
     frame_skip_dt: float = 0.02  # one env step = 20 ms (50 Hz control)
@@ -103,7 +109,7 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if isinstance(self.randomization, Mapping):
             self.randomization = RandomizationConfig(**dict(self.randomization))
-        for name in ("cube_xy_stage0", "cube_xy", "workspace_low", "workspace_high"):
+        for name in ("cube_xy_stage0", "cube_xy", "workspace_low", "workspace_high", "cameras"):
             v = getattr(self, name)
             if isinstance(v, (list, tuple)):
                 setattr(self, name, tuple(v))
@@ -132,6 +138,9 @@ class TaskConfig:
         _check(self.reward_version in available(), "reward_version", self.reward_version,
                f"one of {', '.join(available())}")
         _check(isinstance(self.pixels, bool), "pixels", self.pixels, "true or false")
+        _check(isinstance(self.cameras, tuple) and len(self.cameras) > 0 and len(set(self.cameras)) == len(self.cameras)
+               and all(c in CAMERAS for c in self.cameras), "cameras", list(self.cameras) if isinstance(
+                   self.cameras, tuple) else self.cameras, f"a non-empty list of distinct names from {list(CAMERAS)}")
         _check(isinstance(self.privileged_state, bool), "privileged_state", self.privileged_state, "true or false")
         _check(_is_int(self.image_size) and 8 <= self.image_size <= 1024, "image_size",
                self.image_size, "an integer from 8 to 1024")
@@ -188,6 +197,13 @@ def check_randomization(rnd: RandomizationConfig, backend: str, supports: frozen
     if unsupported:
         raise ConfigError(f"randomization {unsupported} is not supported by the {backend} backend: "
                           f"allowed {sorted(allowed)}")
+
+
+def check_cameras(cameras: tuple[str, ...], backend: str) -> None:
+    """Refuse, by name and before any simulator starts, cameras `backend` does not build."""
+    allowed = BACKEND_CAMERAS[backend]
+    if any(c not in allowed for c in cameras):
+        raise ConfigError(f"cameras={list(cameras)} is not supported by the {backend} backend: allowed {list(allowed)}")
 
 
 def make_task_config(**kwargs: Any) -> TaskConfig:

@@ -17,7 +17,7 @@ import torch
 
 from envs._headless import setup_headless_gl
 from envs.backend import PhysState, ResetState
-from envs.config import BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_randomization
+from envs.config import BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_cameras, check_randomization
 from envs.geometry import quat_to_mat, rotvec_to_mat
 from envs.kinematics import ArmKinematics, Kinematics
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset, robot_model
@@ -78,6 +78,7 @@ class GenesisBackend:
         if renderer not in RENDERERS:
             raise ConfigError(f"renderer={renderer!r} is invalid: allowed {', '.join(RENDERERS)}")
         check_randomization(cfg.randomization, "Genesis")
+        check_cameras(cfg.cameras, "Genesis")
         used = init_genesis(device)
         if renderer == "batch" and used != "gpu":
             raise ConfigError("renderer='batch' is invalid here: Genesis' BatchRenderer needs the CUDA backend "
@@ -245,7 +246,7 @@ class GenesisBackend:
         other = torch.where(live, other, -1)
         return (other.unsqueeze(-1) == self._jaw_links).any(1)  # (N, 2)
 
-    def render(self) -> torch.Tensor:
+    def render(self, camera: str = "wrist") -> torch.Tensor:
         if self.cam is None:
             raise RuntimeError("pixels=False: this backend was built without a wrist camera")
         rgb = self.cam.render(rgb=True, depth=False, segmentation=False, normal=False)[0]

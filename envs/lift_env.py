@@ -18,7 +18,8 @@ def observation_space(cfg: TaskConfig) -> spaces.Dict:
     d = 18 if cfg.pixels else 21
     s = {"low_dim_state": spaces.Box(-np.inf, np.inf, (d,), np.float32)}
     if cfg.pixels:
-        s["rgb_wrist"] = spaces.Box(0, 255, (3, cfg.image_size, cfg.image_size), np.uint8)
+        for cam in cfg.cameras:
+            s[f"rgb_{cam}"] = spaces.Box(0, 255, (3, cfg.image_size, cfg.image_size), np.uint8)
     if cfg.privileged_state:
         s["privileged_state"] = spaces.Box(-np.inf, np.inf, (7,), np.float32)
     return spaces.Dict(s)

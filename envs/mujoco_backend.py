@@ -15,8 +15,8 @@ from envs.config import BACKEND_RANDOMISATIONS  # noqa: E402
 from envs.kinematics import Kinematics  # noqa: E402
 from envs.geometry import quat_to_mat  # noqa: E402
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, robot_asset  # noqa: E402
-from envs.scene import (CUBE_RGBA, CUBE_SPAWN_XY, FLOOR_RGB, SCENE_CAM_FOVY, SCENE_CAM_LOOKAT,  # noqa: E402
-                        SCENE_CAM_POS)
+from envs.scene import (CUBE_RGBA, CUBE_SPAWN_XY, FLOOR_RGB, FRONT_CAM_FOVY, FRONT_CAM_LOOKAT,  # noqa: E402
+                        FRONT_CAM_POS, SCENE_CAM_FOVY, SCENE_CAM_LOOKAT, SCENE_CAM_POS)
 
 FIXED_JAW_GEOMS = ("fixed_jaw_pad",)
 MOVING_JAW_GEOMS = ("moving_jaw_pad",)
@@ -52,6 +52,8 @@ def build_model(cube_half_size: float, cube_mass: float, cube_friction: float,
     cube.add_geom(name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[cube_half_size] * 3,
                   mass=cube_mass, rgba=list(CUBE_RGBA), condim=4,
                   friction=[cube_friction, 0.05, 0.001], solref=[0.01, 1.0])
+    wb.add_camera(name="front_cam", pos=list(FRONT_CAM_POS), quat=lookat_quat(FRONT_CAM_POS, FRONT_CAM_LOOKAT),
+                  fovy=FRONT_CAM_FOVY)
     wb.add_camera(name="scene_cam", pos=list(SCENE_CAM_POS), quat=lookat_quat(SCENE_CAM_POS, SCENE_CAM_LOOKAT),
                   fovy=SCENE_CAM_FOVY)
     return spec.compile()
@@ -176,10 +178,10 @@ class MujocoBackend:
             jac_rot=t(self._jacr[:, self._dadr]),
         )
 
-    def render(self) -> torch.Tensor:
+    def render(self, camera: str = "wrist") -> torch.Tensor:
         if self._renderer is None:
             self._renderer = self._make_renderer(self.image_size, self.image_size)
-        self._renderer.update_scene(self.data, camera=self._cam)
+        self._renderer.update_scene(self.data, camera=self._cam if camera == "wrist" else f"{camera}_cam")
         return torch.from_numpy(self._renderer.render().copy()).unsqueeze(0)  # (1, H, W, 3)
 
     def render_scene(self, env: int = 0) -> np.ndarray:

@@ -11,3 +11,8 @@ CUBE_SPAWN_XY = (0.25, 0.0)           # where the cube is built; every reset pla
 SCENE_CAM_POS = (0.62, 0.42, 0.38)    # the video camera (not the wrist camera the agent sees)
 SCENE_CAM_LOOKAT = (0.25, 0.0, 0.04)
 SCENE_CAM_FOVY = 50
+# The front camera (task.cameras: front): fixed, facing the robot across the workspace, so the
+# cube is in view wherever it spawns and wherever the gripper starts; the wrist camera is not.
+FRONT_CAM_POS = (0.52, 0.0, 0.25)
+FRONT_CAM_LOOKAT = (0.22, 0.0, 0.055)
+FRONT_CAM_FOVY = 50

@@ -332,11 +332,12 @@ class LiftTask:
         return torch.nan_to_num(torch.cat(parts, 1).to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
     def observe(self) -> dict[str, torch.Tensor]:
-        """{'low_dim_state': (N, D) float32, 'rgb_wrist': (N, 3, H, W) uint8 if pixels,
+        """{'low_dim_state': (N, D) float32, 'rgb_<camera>': (N, 3, H, W) uint8 per camera if pixels,
         'privileged_state': (N, 7) float32 if privileged_state}."""
         obs = {"low_dim_state": self.low_dim()}
         if self.cfg.privileged_state:
             obs["privileged_state"] = self.privileged()
         if self.cfg.pixels:
-            obs["rgb_wrist"] = self.backend.render().permute(0, 3, 1, 2).contiguous()
+            for cam in self.cfg.cameras:
+                obs[f"rgb_{cam}"] = self.backend.render(cam).permute(0, 3, 1, 2).contiguous()
         return obs

@@ -46,6 +46,26 @@ def test_privileged_state_is_the_cube_pose_the_info_reports():
     env.close()
 
 
+def test_front_camera_sees_the_cube_where_the_wrist_camera_does_not():
+    """cameras=[wrist, front]: two image keys. On the pixel preset's task (stage 4, cube in +-5 cm)
+    the wrist camera misses the (red) cube at some starts; the fixed front camera sees it at
+    (nearly) all of them. Genesis builds the wrist camera only and says so before it starts."""
+    env = gym.make("LiftCube-MuJoCo-v0", curriculum_stage=4, image_size=64, cameras=["wrist", "front"],
+                   randomization={"cube_xy_range": 0.05})
+    check_env(env.unwrapped)
+    seen = {"wrist": 0, "front": 0}
+    for seed in range(20):
+        obs, _ = env.reset(seed=10_000 + seed)
+        assert set(obs) == {"low_dim_state", "rgb_wrist", "rgb_front"}
+        for cam in seen:
+            img = obs[f"rgb_{cam}"].astype(int)
+            seen[cam] += int(((img[0] > 120) & (img[1] < 90) & (img[2] < 90)).sum() >= 4)
+    env.close()
+    assert seen["front"] >= 18 and seen["wrist"] <= 17, seen
+    with pytest.raises(ConfigError, match=r"cameras=\['wrist', 'front'\] is not supported by the Genesis backend"):
+        gym.make("LiftCube-Genesis-v0", cameras=["wrist", "front"])
+
+
 def test_spaces_and_observation(pixel_env):
     obs, info = pixel_env.reset(seed=1)
     assert obs["rgb_wrist"].shape == (3, 84, 84) and obs["rgb_wrist"].dtype == np.uint8
@@ -113,6 +133,9 @@ def test_stages_start_where_task_md_says():
     ({"lift_height": 0.01}, r"lift_height=0.01 is invalid: allowed a number above the cube's rest height 0.015"),
     ({"hold_steps": 0}, r"hold_steps=0 is invalid"),
     ({"no_such_option": 1}, r"unknown task option\(s\) \['no_such_option'\]"),
+    ({"cameras": ["top"]}, r"cameras=\['top'\] is invalid: allowed a non-empty list of distinct names from \['wrist', 'front'\]"),
+    ({"cameras": []}, r"cameras=\[\] is invalid"),
+    ({"cameras": ["wrist", "wrist"]}, r"cameras=\['wrist', 'wrist'\] is invalid"),
 ])
 def test_bad_config_fails_before_any_simulator(kwargs, match, monkeypatch):
     import envs.mujoco_backend as mb
