@@ -220,10 +220,10 @@ class DrQV2Agent(TwinCriticAgent):
         Features (B, repr_dim) come detached, except with a privileged critic, whose actor loss
         is what trains the encoder."""
         dist = self.actor(h, self.features.low(batch.obs), std)
-        critic_in = self.critic_inputs(h.detach(), batch.obs)
         out: dict[str, torch.Tensor] = {}
         if self.actor_objective == "crr":
             with torch.no_grad():
+                critic_in = self.critic_inputs(h, batch.obs)
                 better = torch.min(*self.critic(*critic_in, batch.action)) > \
                     torch.min(*self.critic(*critic_in, dist.mean))       # (B,) the row's action beats the policy's
             err = ((dist.mean - batch.action) ** 2).sum(-1)               # (B,)
