@@ -130,7 +130,11 @@ def fit(params: list[torch.nn.Parameter], loss_fn: Any, data: dict[str, Any], st
     return float(loss.detach())
 
 
-def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batch: int) -> dict[str, Any]:
+POLICIES = ("open_loop", "lowdim_bc", "image_bc")
+
+
+def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batch: int,
+             policies: tuple[str, ...] = POLICIES) -> dict[str, Any]:
     from factories import MujocoLiftFactory
 
     cfg = compose_cfg([*overrides, f"seed={seed}"])
@@ -156,18 +160,21 @@ def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batc
                          "train_s": train_s, "eval_s": time.perf_counter() - t}
             print(f"seed {seed} {name}: success {100 * m['eval/success_rate']:.0f} %", flush=True)
 
-        ol = OpenLoop(kept, action_dim)
-        score("open_loop", ol, ResettingEnv(eval_env, ol), 0.0)
-        low = LowDimBC(data["obs"]["low_dim_state"], action_dim)
-        t = time.perf_counter()
-        fit(list(low.parameters()), lambda o, a: F.mse_loss(low(o["low_dim_state"].float()), a), data,
-            bc_steps, batch, 1e-3)
-        score("lowdim_bc", low, eval_env, time.perf_counter() - t)
-        img = ImageBC(cfg, spec, fs, action_dim)
-        t = time.perf_counter()
-        fit(img.params, img.loss, data, bc_steps, batch, 1e-4)
-        img.agent.train(False)
-        score("image_bc", img, eval_env, time.perf_counter() - t)
+        if "open_loop" in policies:
+            ol = OpenLoop(kept, action_dim)
+            score("open_loop", ol, ResettingEnv(eval_env, ol), 0.0)
+        if "lowdim_bc" in policies:
+            low = LowDimBC(data["obs"]["low_dim_state"], action_dim)
+            t = time.perf_counter()
+            fit(list(low.parameters()), lambda o, a: F.mse_loss(low(o["low_dim_state"].float()), a), data,
+                bc_steps, batch, 1e-3)
+            score("lowdim_bc", low, eval_env, time.perf_counter() - t)
+        if "image_bc" in policies:
+            img = ImageBC(cfg, spec, fs, action_dim)
+            t = time.perf_counter()
+            fit(img.params, img.loss, data, bc_steps, batch, 1e-4)
+            img.agent.train(False)
+            score("image_bc", img, eval_env, time.perf_counter() - t)
         return out
     finally:
         train_env.close()
@@ -182,12 +189,13 @@ def main() -> None:
     ap.add_argument("--bc-steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--override", nargs="*", default=[])
+    ap.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
     a = ap.parse_args()
     torch.set_num_threads(2)
     overrides = [f"experiment={a.experiment}", *a.override]
     res = {"overrides": overrides, "episodes": a.episodes, "bc_steps": a.bc_steps, "batch": a.batch,
            "demos": int(compose_cfg(overrides).demos),
-           "seeds": [run_seed(overrides, s, a.episodes, a.bc_steps, a.batch) for s in a.seeds]}
+           "seeds": [run_seed(overrides, s, a.episodes, a.bc_steps, a.batch, tuple(a.policies)) for s in a.seeds]}
     print("RESULT " + json.dumps(res), flush=True)
 
 
