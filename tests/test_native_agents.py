@@ -166,6 +166,12 @@ def test_low_dim_standardisation_uses_running_stats_of_training_batches() -> Non
     fresh = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
     fresh.load_snapshot_state(agent.snapshot_state())
     assert torch.equal(fresh.features.low(batch.obs), agent.features.low(batch.obs))
+    # snapshots from before the stats moved into RunningNorm named them features.low_{mean,var,count}
+    state = agent.snapshot_state()
+    state["modules"] = {k.replace("features.low_norm.", "features.low_"): v for k, v in state["modules"].items()}
+    older = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    older.load_snapshot_state(state)
+    assert torch.equal(older.features.low(batch.obs), agent.features.low(batch.obs))
 
 
 def test_critic_layer_norm_keeps_q_bounded_far_from_the_data() -> None:
