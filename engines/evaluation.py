@@ -110,7 +110,8 @@ def run_episodes(policy: Policy, env: Any, episodes: int, seed: int, record: int
 
 
 def evaluate(agent: Any, env: Any, num_episodes: int, frames: int, seed: int, keys: Any,
-             device: torch.device, video_path: Path | None = None, stop: Callable[[], bool] | None = None) -> tuple[dict[str, float] | None, Path | None]:
+             device: torch.device, video_path: Path | None = None, stop: Callable[[], bool] | None = None
+             ) -> tuple[dict[str, float] | None, Path | None]:
     """The trainer's evaluation: (eval/* metrics, written video path or None). Metrics are None
     when `stop()` aborted it (a partial evaluation would mislead)."""
     if num_episodes == 0:

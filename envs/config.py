@@ -26,6 +26,7 @@ BACKEND_RANDOMISATIONS = {
 # Cameras a backend can give as observations (`rgb_<name>`); Genesis builds the wrist camera only.
 CAMERAS = ("wrist", "front")
 BACKEND_CAMERAS = {"MuJoCo": CAMERAS, "Genesis": ("wrist",)}
+PRIVILEGED_KEY = "privileged_state"  # the observation of the cube pose (privileged_state=true): no policy reads it
 
 
 class ConfigError(ValueError):
@@ -138,9 +139,10 @@ class TaskConfig:
         _check(self.reward_version in available(), "reward_version", self.reward_version,
                f"one of {', '.join(available())}")
         _check(isinstance(self.pixels, bool), "pixels", self.pixels, "true or false")
-        _check(isinstance(self.cameras, tuple) and len(self.cameras) > 0 and len(set(self.cameras)) == len(self.cameras)
-               and all(c in CAMERAS for c in self.cameras), "cameras", list(self.cameras) if isinstance(
-                   self.cameras, tuple) else self.cameras, f"a non-empty list of distinct names from {list(CAMERAS)}")
+        cams = self.cameras
+        _check(isinstance(cams, tuple) and 0 < len(cams) == len(set(cams)) and all(c in CAMERAS for c in cams),
+               "cameras", list(cams) if isinstance(cams, tuple) else cams,
+               f"a non-empty list of distinct names from {list(CAMERAS)}")
         _check(isinstance(self.privileged_state, bool), "privileged_state", self.privileged_state, "true or false")
         _check(_is_int(self.image_size) and 8 <= self.image_size <= 1024, "image_size",
                self.image_size, "an integer from 8 to 1024")

@@ -9,7 +9,7 @@ import torch
 from gymnasium import spaces
 
 from envs.backend import Backend
-from envs.config import TaskConfig, make_task_config
+from envs.config import PRIVILEGED_KEY, TaskConfig, make_task_config
 from envs.task import LiftTask
 
 
@@ -21,7 +21,7 @@ def observation_space(cfg: TaskConfig) -> spaces.Dict:
         for cam in cfg.cameras:
             s[f"rgb_{cam}"] = spaces.Box(0, 255, (3, cfg.image_size, cfg.image_size), np.uint8)
     if cfg.privileged_state:
-        s["privileged_state"] = spaces.Box(-np.inf, np.inf, (7,), np.float32)
+        s[PRIVILEGED_KEY] = spaces.Box(-np.inf, np.inf, (7,), np.float32)
     return spaces.Dict(s)
 
 

@@ -14,7 +14,7 @@ from gymnasium.error import ResetNeeded
 
 import rewards
 from envs.backend import Backend, PhysState, ResetState
-from envs.config import TaskConfig, check_randomization
+from envs.config import PRIVILEGED_KEY, TaskConfig, check_randomization
 from envs.geometry import approach_axis, gripper_angle_for_gap, quat_to_euler, yaw_quat
 from envs.kinematics import Kinematics
 from envs.scene import CUBE_RGBA
@@ -322,22 +322,26 @@ class LiftTask:
         parts = [s.qpos, s.qvel, s.tcp_pos, quat_to_euler(s.gripper_quat)]
         if not self.cfg.pixels:
             parts.append(s.cube_pos)
-        return torch.nan_to_num(torch.cat(parts, 1).to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return _finite_cat(parts)
 
     def privileged(self, s: PhysState | None = None) -> torch.Tensor:
         """(N, 7) what a camera-free policy cannot know: cube position, cube minus TCP position and
         the cube's half size. Only critics and auxiliary losses read it; a deployed policy cannot."""
         s = s or self.state
-        parts = [s.cube_pos, s.cube_pos - s.tcp_pos, self.cube_half[:, None]]
-        return torch.nan_to_num(torch.cat(parts, 1).to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return _finite_cat([s.cube_pos, s.cube_pos - s.tcp_pos, self.cube_half[:, None]])
 
     def observe(self) -> dict[str, torch.Tensor]:
         """{'low_dim_state': (N, D) float32, 'rgb_<camera>': (N, 3, H, W) uint8 per camera if pixels,
         'privileged_state': (N, 7) float32 if privileged_state}."""
         obs = {"low_dim_state": self.low_dim()}
         if self.cfg.privileged_state:
-            obs["privileged_state"] = self.privileged()
+            obs[PRIVILEGED_KEY] = self.privileged()
         if self.cfg.pixels:
             for cam in self.cfg.cameras:
                 obs[f"rgb_{cam}"] = self.backend.render(cam).permute(0, 3, 1, 2).contiguous()
         return obs
+
+
+def _finite_cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """(N, sum D) float32 observation of (N, D_i) parts; a faulted sim's NaN/inf become 0."""
+    return torch.nan_to_num(torch.cat(parts, 1).to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)

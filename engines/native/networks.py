@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engines.native.replay import KeySpec
+from envs.config import PRIVILEGED_KEY
 
 
 def weight_init(m: nn.Module) -> None:
@@ -149,9 +150,6 @@ def encoder_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, A
     return {"bf16": (cpu and cpu_has_bf16()) if precision == "auto" else precision == "bf16",
             "chunk": (32 if cpu else 0) if chunk == "auto" else int(chunk),
             "channels_last": cpu if channels_last == "auto" else bool(channels_last)}
-
-
-PRIVILEGED_KEY = "privileged_state"  # the simulator's cube pose (task.privileged_state): for critics only
 
 
 def split_spec(spec: Mapping[str, KeySpec]) -> tuple[list[str], list[str]]:
