@@ -140,14 +140,13 @@ def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batc
     cfg = compose_cfg([*overrides, f"seed={seed}"])
     torch.manual_seed(seed)
     factory = MujocoLiftFactory()
-    train_env, eval_env = factory.make_train_env(cfg), factory.make_eval_env(cfg)
+    train_env, eval_env = factory.make_batched_env(cfg), factory.make_eval_env(cfg)
     try:
-        spec, fs = envio.obs_spec(envio.single_obs_space(train_env, eval_env))
-        keys, action_shape = list(spec), tuple(train_env.single_action_space.shape)
-        action_dim = int(action_shape[-1])
+        spec, fs = envio.obs_spec(train_env.single_observation_space)
+        keys, action_dim = list(spec), int(train_env.action_dim)
         t0 = time.perf_counter()
         kept, tried = demos.collect(train_env, lambda n: factory.make_expert(cfg, n), int(cfg.demos),
-                                    seed + DEMO_SEED_OFFSET, keys, action_shape)
+                                    seed + DEMO_SEED_OFFSET, keys)
         data = {"obs": {k: torch.cat([e["obs"][k] for e in kept]) for k in keys},
                 "action": torch.cat([e["action"] for e in kept]).float()}
         out: dict[str, Any] = {"seed": seed, "demos_kept": len(kept), "demos_tried": tried,

@@ -113,6 +113,7 @@ RULES: dict[str, Rule] = {
     "replay.nstep": integer(1),
     "replay.gamma": number(0.0, 1.0, low_open=True),
     "demos": integer(0, MAX_DEMOS),
+    "demo_noise": number(0.0, 1.0),
     "demo_ratio": or_null(number(0.0, 1.0)),
     "use_self_imitation": boolean(),
     "wandb.use": boolean(),
@@ -206,6 +207,7 @@ def _relations(cfg: DictConfig) -> None:
         return
     for key, used, what, off in (
             ("demo_ratio", (cfg.demo_ratio or 0) > 0, "drawing a share of each batch from the demos", "null"),
+            ("demo_noise", cfg.demo_noise > 0, "noise on the expert's demo actions", "0"),
             ("use_self_imitation", cfg.use_self_imitation, "adding successful episodes to the demos' share",
              "false"),
             ("agent.bc_pretrain_steps", cfg.agent.bc_pretrain_steps > 0, "BC pre-training", "0"),

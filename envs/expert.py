@@ -25,8 +25,14 @@ class ScriptedExpert:
     """A P-controller on the env's TCP target with a four-phase state machine per env."""
 
     def __init__(self, num_envs: int, action_scale: float = 0.02, lift_height: float = 0.08,
-                 closed_below: float = 0.25, close_steps: int = 12, open_cmd: float = 0.3) -> None:
+                 closed_below: float = 0.25, close_steps: int = 12, open_cmd: float = 0.3,
+                 noise: float = 0.0, seed: int = 0) -> None:
         self.n, self.scale, self.lift_height = num_envs, action_scale, lift_height
+        # Gaussian noise (std, in action units) on the motion commands, as in DART (Laskey et al.
+        # 2017): the expert then corrects its own perturbations, so its demos show the recoveries
+        # a learner needs once its own errors take it off the expert's path.
+        self.noise = float(noise)
+        self.gen = torch.Generator().manual_seed(int(seed))
         self.closed_below, self.close_steps, self.open_cmd = closed_below, close_steps, open_cmd
         self.hover = 0.07  # approach height above the cube centre
         self.ki = 0.3  # integral gain: removes the IK's steady TCP offset at long reach
@@ -120,4 +126,6 @@ class ScriptedExpert:
         act[slow, :3] = act[slow, :3].clamp(-0.25, 0.25)
         # Open only to ~0.6 rad (5 cm gap): the jaw then closes in ~4 steps instead of 9.
         act[:, 3] = torch.where(free, self.open_cmd, -1.0)
+        if self.noise > 0:  # the gripper stays clean: a noisy close would drop the cube
+            act[:, :3] = (act[:, :3] + self.noise * torch.randn(self.n, 3, generator=self.gen)).clamp(-1.0, 1.0)
         return act

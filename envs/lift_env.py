@@ -78,10 +78,14 @@ class LiftCubeEnv(gym.Env):
         self.backend.close()
 
 
-def make_mujoco_backend(cfg: TaskConfig) -> Backend:
-    from envs.mujoco_backend import MujocoBackend
+def make_mujoco_backend(cfg: TaskConfig, num_envs: int = 1) -> Backend:
+    """One MjData (a batch of one), or N of them stepped in turn as one batch."""
+    from envs.mujoco_backend import MujocoBackend, MujocoBatchBackend
 
-    return MujocoBackend(cfg.cube_half_size, cfg.cube_mass, cfg.cube_friction, cfg.physics_dt, cfg.image_size)
+    def one() -> MujocoBackend:
+        return MujocoBackend(cfg.cube_half_size, cfg.cube_mass, cfg.cube_friction, cfg.physics_dt, cfg.image_size)
+
+    return one() if num_envs == 1 else MujocoBatchBackend([one() for _ in range(num_envs)])
 
 
 class LiftCubeMujocoEnv(LiftCubeEnv):

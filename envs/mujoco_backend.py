@@ -1,6 +1,9 @@
 """MuJoCo backend: one env, exposed as a batch of one (torch, CPU)."""
 from __future__ import annotations
 
+from dataclasses import fields, replace
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -201,3 +204,59 @@ class MujocoBackend:
             if r is not None:
                 r.close()
         self._renderer = self._scene_renderer = None
+
+
+def _rows(state: Any, j: int) -> Any:
+    """Row j of a batch-first dataclass (ResetState), as a batch of one."""
+    return replace(state, **{f.name: getattr(state, f.name)[j:j + 1] for f in fields(state)})
+
+
+def _cat(parts: list[Any]) -> Any:
+    """Batch-of-one dataclasses (PhysState, Kinematics) -> one batch, field by field."""
+    return replace(parts[0], **{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(parts[0])})
+
+
+class MujocoBatchBackend:
+    """N MuJoCo envs in this process as one batch: what the native engine trains on.
+
+    MuJoCo steps one MjData at a time, so this loops over the envs; each keeps its own model,
+    since cube size, colour, friction, light and camera are randomised by editing the model.
+    Env i is the same as a single env seeded with seed + i (the task seeds per env).
+    """
+
+    device = torch.device("cpu")
+    supports = BACKEND_RANDOMISATIONS["MuJoCo"]
+
+    def __init__(self, envs: list[MujocoBackend]) -> None:
+        self.envs = envs
+        self.num_envs = len(envs)
+        self.joint_low, self.joint_high = envs[0].joint_low, envs[0].joint_high
+        self._one = torch.zeros(1, dtype=torch.long)
+
+    def set_state(self, env_ids: torch.Tensor, s: ResetState) -> None:
+        for j, i in enumerate(env_ids.tolist()):
+            self.envs[i].set_state(self._one, _rows(s, j))
+
+    def set_qpos_kinematic(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> None:
+        for j, i in enumerate(env_ids.tolist()):
+            self.envs[i].set_qpos_kinematic(self._one, qpos[j:j + 1])
+
+    def kinematics(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> Kinematics:
+        return _cat([self.envs[i].kinematics(self._one, qpos[j:j + 1]) for j, i in enumerate(env_ids.tolist())])
+
+    def step(self, q_target: torch.Tensor, n_substeps: int) -> None:
+        for i, env in enumerate(self.envs):
+            env.step(q_target[i:i + 1], n_substeps)
+
+    def read(self) -> PhysState:
+        return _cat([env.read() for env in self.envs])
+
+    def render(self, camera: str = "wrist") -> torch.Tensor:
+        return torch.cat([env.render(camera) for env in self.envs])  # (N, H, W, 3)
+
+    def render_scene(self, env: int = 0) -> np.ndarray:
+        return self.envs[env].render_scene()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

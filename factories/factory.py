@@ -17,7 +17,9 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from engines.rules import WRAPPER_KEYS, check_keys
-from envs.config import ConfigError, make_task_config
+from envs.backend import Backend
+from envs.batched import BatchedLiftEnv
+from envs.config import ConfigError, TaskConfig, make_task_config
 from envs.expert import ScriptedExpert, batch_info
 from envs.task import LiftTask
 from factories.vector_env import SingleEnvView, WrappedGenesisVectorEnv, WrappedVectorEnv
@@ -64,6 +66,17 @@ class _LiftFactory(_EnvFactoryBase):
     def _single_env(self, cfg: DictConfig) -> SingleEnvView:
         raise NotImplementedError
 
+    def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
+        raise NotImplementedError
+
+    def make_batched_env(self, cfg: DictConfig) -> BatchedLiftEnv:
+        """The native engine's train env: num_train_envs envs as one batch in this process, torch
+        tensors on the sim device, one render per step (envs.batched). RoboBase gets make_train_env."""
+        check_keys(cfg, WRAPPER_KEYS)
+        tcfg = make_task_config(**task_kwargs(cfg))  # validated before any simulator starts
+        backend = self._backend(cfg, tcfg, int(cfg.num_train_envs))
+        return BatchedLiftEnv(LiftTask(backend, tcfg, int(cfg.seed)), int(cfg.frame_stack))
+
     def make_eval_env(self, cfg: DictConfig) -> gym.Env:
         check_keys(cfg, WRAPPER_KEYS)
         return self._single_env(cfg)
@@ -71,7 +84,8 @@ class _LiftFactory(_EnvFactoryBase):
     def make_expert(self, cfg: DictConfig, num_envs: int) -> ScriptedExpert:
         """The scripted expert for `num_envs` envs of this config's task (the native engine's demos)."""
         t = make_task_config(**task_kwargs(cfg))
-        return ScriptedExpert(num_envs, t.action_scale, t.lift_height, t.gripper_closed_below)
+        return ScriptedExpert(num_envs, t.action_scale, t.lift_height, t.gripper_closed_below,
+                              noise=float(cfg.get("demo_noise", 0.0)), seed=int(cfg.seed))
 
     def collect_or_fetch_demos(self, cfg: DictConfig, num_demos: int) -> None:
         """Roll out the scripted expert; each demo is a list of RoboBase transitions."""
@@ -81,7 +95,8 @@ class _LiftFactory(_EnvFactoryBase):
         n = int(num_demos) if np.isfinite(num_demos) else 10
         for ep in range(n):
             obs, info = env.reset(seed=int(cfg.seed) * 1000 + ep)
-            expert = ScriptedExpert(1, task.cfg.action_scale, task.cfg.lift_height, task.cfg.gripper_closed_below)
+            expert = ScriptedExpert(1, task.cfg.action_scale, task.cfg.lift_height, task.cfg.gripper_closed_below,
+                                    noise=float(cfg.get("demo_noise", 0.0)), seed=int(cfg.seed) * 1000 + ep)
             binfo = task.reset_info()  # batched (1, ...) info the expert reads
             expert.reset(binfo)
             steps, done = [], False
@@ -121,8 +136,9 @@ def _last_frame(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def wants_torch(cfg: DictConfig) -> bool:
-    """env.as_torch: `auto` gives the native engine tensors on the sim device (no NumPy on its hot
-    path) and RoboBase, or anyone else calling the factory, NumPy."""
+    """env.as_torch for make_train_env's gymnasium VectorEnv: `auto` gives tensors on the sim device
+    when the config's engine is native, NumPy to RoboBase or anyone else. (The native engine itself
+    trains on make_batched_env, always tensors.)"""
     value = cfg.env.get("as_torch", "auto")
     return OmegaConf.select(cfg, "engine.name") == "native" if value == "auto" else bool(value)
 
@@ -140,12 +156,15 @@ class GenesisLiftFactory(_LiftFactory):
             seed=int(cfg.seed), as_torch=wants_torch(cfg),
             renderer=str(cfg.env.get("renderer", "auto")))
 
-    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
+    def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
         from envs.genesis_env import make_genesis_backend
 
+        return make_genesis_backend(tcfg, num_envs, str(cfg.env.get("sim_device", "cpu")),
+                                    str(cfg.env.get("renderer", "auto")))
+
+    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
         tcfg = make_task_config(**task_kwargs(cfg))
-        backend = make_genesis_backend(tcfg, 1, str(cfg.env.get("sim_device", "cpu")), str(cfg.env.get("renderer", "auto")))
-        vec = WrappedVectorEnv(LiftTask(backend, tcfg, int(cfg.seed) + 10_000), int(cfg.frame_stack),
+        vec = WrappedVectorEnv(LiftTask(self._backend(cfg, tcfg, 1), tcfg, int(cfg.seed) + 10_000), int(cfg.frame_stack),
                                int(cfg.get("action_sequence", 1)), autoreset=False, as_torch=False)
         return SingleEnvView(vec)
 
@@ -167,9 +186,15 @@ def _mujoco_worker(kw: dict[str, Any], frame_stack: int, action_sequence: int, s
 
 
 class MujocoLiftFactory(_LiftFactory):
-    """MuJoCo: an AsyncVectorEnv of single envs carrying the same transforms, in the same order."""
+    """MuJoCo. For RoboBase: an AsyncVectorEnv of single envs carrying the same transforms, in the
+    same order. For the native engine: the N envs as one batch in this process."""
 
     backend = "MuJoCo"
+
+    def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
+        from envs.lift_env import make_mujoco_backend
+
+        return make_mujoco_backend(tcfg, num_envs)
 
     def make_train_env(self, cfg: DictConfig) -> gym.vector.VectorEnv:
         check_keys(cfg, WRAPPER_KEYS)

@@ -21,7 +21,6 @@ not give are masked out). With torch out (`as_torch`) the info stays (N, ...) te
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import gymnasium as gym
@@ -31,20 +30,9 @@ from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
 from engines.rules import check_value
-from envs.lift_env import observation_space
+from envs.batched import BatchedLiftEnv, stacked_space  # noqa: F401  (stacked_space: part of this module's API)
 from envs.task import LiftTask
 
-log = logging.getLogger(__name__)
-
-
-def stacked_space(single: spaces.Dict, frame_stack: int) -> spaces.Dict:
-    """Per-env space with a leading frame axis: (F, ...)."""
-    out = {}
-    for k, s in single.spaces.items():
-        low = np.broadcast_to(s.low, s.shape)[None].repeat(frame_stack, 0)
-        high = np.broadcast_to(s.high, s.shape)[None].repeat(frame_stack, 0)
-        out[k] = spaces.Box(low, high, (frame_stack, *s.shape), s.dtype)
-    return spaces.Dict(out)
 
 
 def check_wrapper_args(frame_stack: Any, action_sequence: Any) -> None:
@@ -87,15 +75,17 @@ def merge_rows(out: dict[str, np.ndarray], key: str, values: np.ndarray, rows: n
 
 
 class WrappedVectorEnv(gym.vector.VectorEnv):
-    """The RoboBase wrapper chain integrated over a batched LiftTask (any backend)."""
+    """The RoboBase wrapper chain over the batched env contract (`envs.batched.BatchedLiftEnv`),
+    with gymnasium 0.29's same-step auto-reset."""
 
     def __init__(self, task: LiftTask, frame_stack: int, action_sequence: int, autoreset: bool,
                  as_torch: bool) -> None:
         check_wrapper_args(frame_stack, action_sequence)
+        self.env = BatchedLiftEnv(task, frame_stack, isolate_invalid=autoreset)
         self.task, self.frame_stack, self.action_sequence = task, frame_stack, action_sequence
         self.autoreset, self.as_torch = autoreset, as_torch
         n = task.n
-        self.single_observation_space = stacked_space(observation_space(task.cfg), frame_stack)
+        self.single_observation_space = self.env.single_observation_space
         # The task's own action bounds; RescaleFromTanh maps [-1, 1] onto them.
         self._low = torch.full((4,), -1.0, device=task.device)
         self._high = torch.full((4,), 1.0, device=task.device)
@@ -103,28 +93,14 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         super().__init__(n, self.single_observation_space, self.single_action_space)
         self.observation_space = batch_space(self.single_observation_space, n)
         self.action_space = batch_space(self.single_action_space, n)
-        self._stacks: dict[str, torch.Tensor] = {}
 
     # -- helpers ---------------------------------------------------------------------------
-    def _push(self, obs: dict[str, torch.Tensor]) -> None:
-        """Append the newest frame (N, ...) to every env's stack (N, F, ...)."""
-        for k, v in obs.items():
-            if k not in self._stacks:
-                self._stacks[k] = v.unsqueeze(1).repeat_interleave(self.frame_stack, 1)
-            else:  # a new tensor each step: observations handed out earlier never change
-                self._stacks[k] = torch.cat([self._stacks[k][:, 1:], v.unsqueeze(1)], 1)
-
-    def _refill(self, obs: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
-        """FrameStack's reset for the envs in `mask` (N,): F copies of their first frame."""
-        for k, v in obs.items():
-            self._stacks[k][mask] = v[mask].unsqueeze(1).expand(-1, self.frame_stack, *v.shape[1:])
-
     def _out(self, x: torch.Tensor) -> Any:
         return x if self.as_torch else x.numpy(force=True)  # CPU: shares memory, no copy
 
-    def _obs(self) -> dict[str, Any]:
+    def _obs(self, obs: dict[str, torch.Tensor]) -> dict[str, Any]:
         # The stacks are rebuilt (not written in place) every step, so no copy is needed.
-        return {k: self._out(v) for k, v in self._stacks.items()}
+        return {k: self._out(v) for k, v in obs.items()}
 
     def _wrapped(self, info: dict[str, torch.Tensor], step: bool) -> dict[str, torch.Tensor]:
         """The task's info plus what the wrappers add: AppendDemoInfo's `demo` (N,) and, on steps
@@ -157,12 +133,8 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
 
     # -- gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        if seed is not None:
-            self.task.seed(seed if isinstance(seed, int) else int(seed[0]))
-        self.task.reset()
-        self._stacks = {}
-        self._push(self.task.observe())
-        return self._obs(), self._info(self._wrapped(self.task.reset_info(), step=False))
+        obs, info = self.env.reset(seed if seed is None or isinstance(seed, int) else int(seed[0]))
+        return self._obs(obs), self._info(self._wrapped(info, step=False))
 
     def step(self, actions):
         a = torch.as_tensor(actions, device=self.task.device, dtype=torch.float32)
@@ -171,29 +143,23 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
                              f"{self.action_sequence}, 4) = (envs, action sequence, [dx, dy, dz, gripper])")
         a = a[:, 0]
         a = self._low + (a.clamp(-1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)  # RescaleFromTanh; NaN stays NaN
-        # A batch of envs steps on when one gets a non-finite action: that env is truncated, flagged
-        # (`invalid_action`, `sim_fault`) and auto-reset. A single env (no auto-reset) refuses it.
-        reward, term, trunc, info = self.task.step(a, isolate_invalid=self.autoreset)
-        if self.autoreset and bool(info["invalid_action"].any()):
-            log.warning(f"non-finite action for env(s) {torch.nonzero(info['invalid_action']).flatten().tolist()}: "
-                        f"reset, the others stepped on ({self.task.invalid_action_count} such env steps so far)")
-        self._push(self.task.observe())
-        done = term | trunc
-        info = self._wrapped(info, step=True)
+        s = self.env.step(a)
+        done = s.done
+        info = self._wrapped(s.info, step=True)
         if not (self.autoreset and done.any()):
-            return self._obs(), self._out_reward(reward), self._out(term), self._out(trunc), self._info(info)
+            return self._obs(s.obs), self._out_reward(s.reward), self._out(s.terminated), self._out(s.truncated), \
+                self._info(info)
         idx = torch.nonzero(done).flatten().tolist()
         final_obs = np.empty(self.num_envs, dtype=object)
         final_info = np.empty(self.num_envs, dtype=object)
         for i in idx:  # only the envs that just ended (rare), not the hot path
-            final_obs[i] = {k: v[i].detach().cpu().numpy().copy() for k, v in self._stacks.items()}
+            final_obs[i] = {k: v[i].detach().cpu().numpy().copy() for k, v in s.obs.items()}
             final_info[i] = env_info(info, i)
-        self.task.reset(done)
-        self._refill(self.task.observe(), done)
-        out_info = self._info(info, self._wrapped(self.task.reset_info(), step=False), done)
+        obs, reset_info = self.env.reset_envs(done)  # same-step auto-reset: the batch is observed again
+        out_info = self._info(info, self._wrapped(reset_info, step=False), done)
         out_info.update({"final_observation": final_obs, "_final_observation": self._out(done.clone()),
                          "final_info": final_info, "_final_info": self._out(done.clone())})
-        return self._obs(), self._out_reward(reward), self._out(term), self._out(trunc), out_info
+        return self._obs(obs), self._out_reward(s.reward), self._out(s.terminated), self._out(s.truncated), out_info
 
     def _out_reward(self, reward: torch.Tensor) -> Any:
         """(N,) rewards: float64 in NumPy, as gymnasium's vector envs hold them."""

@@ -57,9 +57,10 @@ def test_a_key_has_one_rule_whichever_entry_checks_it(key: str, value) -> None:
     cfg = default_config(**{key: value})
     with pytest.raises(ValueError) as run_error:
         validate_config(cfg)
-    with pytest.raises(ValueError) as factory_error:
-        MujocoLiftFactory().make_train_env(cfg)
-    assert str(run_error.value) == str(factory_error.value) and f"{key}={value!r}" in str(run_error.value)
+    for make in (MujocoLiftFactory().make_train_env, MujocoLiftFactory().make_batched_env):
+        with pytest.raises(ValueError) as factory_error:
+            make(cfg)
+        assert str(run_error.value) == str(factory_error.value) and f"{key}={value!r}" in str(run_error.value)
 
 
 def test_agent_observation_pairing() -> None:
@@ -81,10 +82,10 @@ def test_privileged_critic_needs_the_privileged_state_and_robobase_refuses_it() 
 
 def test_trainer_validates_before_building_anything(tmp_path: Path) -> None:
     class Exploding:
-        def make_train_env(self, cfg):
+        def make_batched_env(self, cfg):
             raise AssertionError("env built before validation")
 
-        make_eval_env = make_train_env
+        make_eval_env = make_batched_env
 
     with pytest.raises(ValueError, match="batch_size"):
         NativeTrainer(tiny_cfg(batch_size=0), Exploding(), tmp_path)

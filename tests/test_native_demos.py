@@ -61,10 +61,10 @@ def test_demos_outlive_the_ring_fill_their_share_and_survive_resume(tmp_path: Pa
     assert "[demos] scripted expert: 3 of 3 episodes succeeded and are kept" in out, out
 
     # The same expert, seeds and env again: the demo rows sampled now are exactly those transitions.
-    env = MujocoLiftFactory().make_train_env(cfg)
+    env = MujocoLiftFactory().make_batched_env(cfg)
     try:
         kept, tried = demos.collect(env, lambda n: MujocoLiftFactory().make_expert(cfg, n), 3, cfg.seed + 2_000_000,
-                                    ["low_dim_state"], (1, 4))
+                                    ["low_dim_state"])
     finally:
         env.close()
     assert tried == 3 and len(kept) == 3

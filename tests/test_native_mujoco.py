@@ -30,8 +30,8 @@ def test_native_engine_trains_on_mujoco_factory(tmp_path: Path, pixels: bool, ag
 
 @pytest.mark.slow
 def test_native_engine_trains_on_genesis_with_tensors_end_to_end(tmp_path: Path) -> None:
-    """The native engine's default (env.as_torch=auto) keeps Genesis observations, rewards and
-    flags as tensors on the sim device; a short pixel run trains, evaluates and snapshots on them."""
+    """The native engine trains on the batched contract: Genesis observations, rewards and flags
+    stay tensors on the sim device; a short pixel run trains, evaluates and snapshots on them."""
     import torch
 
     cfg = tiny_cfg(num_train_envs=2, num_train_frames=24, num_explore_steps=8, replay_size_before_train=8,
@@ -41,10 +41,11 @@ def test_native_engine_trains_on_genesis_with_tensors_end_to_end(tmp_path: Path)
                                                "env.as_torch": "auto", "env.sim_device": "cpu",
                                                "env.renderer": "auto"})
     cfg.env.task, cfg.env.episode_length = {"image_size": 32}, 12
-    env = factories.GenesisLiftFactory().make_train_env(cfg)
+    env = factories.GenesisLiftFactory().make_batched_env(cfg)
     obs, _ = env.reset(seed=0)
-    step = env.step(torch.zeros(2, 1, 4))
-    assert all(isinstance(v, torch.Tensor) for v in (*obs.values(), *step[1:4])), [type(v) for v in step]
+    step = env.step(torch.zeros(2, 4))
+    values = (*obs.values(), *step.obs.values(), step.reward, step.terminated, step.truncated, step.reset)
+    assert all(isinstance(v, torch.Tensor) for v in values), [type(v) for v in values]
     env.close()
     result = NativeTrainer(cfg, factories.GenesisLiftFactory(), tmp_path).train()
     assert result["frames"] == 24 and result["updates"] > 0 and "eval/success_rate" in result

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engines.native.replay import KeySpec, ReplayBuffer
-from test_native_fakes import FakeVectorEnv, frame_value
+from test_native_fakes import FakeBatchedEnv, frame_value
 
 F, GAMMA = 3, 0.5
 SPEC = {"rgb": KeySpec((1, 2, 2), torch.uint8), "low": KeySpec((2,), torch.float32)}
@@ -121,31 +121,24 @@ def check_sample_consistency(batch, gamma: float, pixels: bool = True) -> None:
         assert torch.equal(img, torch.as_tensor(frame_value(env.long().numpy(), ep.long().numpy(), t.long().numpy())))
 
 
-@pytest.mark.parametrize("torch_obs", [False, True])
-def test_wraparound_samples_stay_consistent(torch_obs: bool) -> None:
-    """A small ring written many times over: stacks never mix envs, episodes or overwritten rows."""
+def test_wraparound_samples_stay_consistent() -> None:
+    """A small ring written many times over, with faults and the rows of envs being reset
+    (`skip`): stacks never mix envs, episodes or overwritten rows."""
     n, gamma = 3, 0.9
-    env = FakeVectorEnv(n, pixels=True, frame_stack=F, ep_len=(2, 9), term_prob=0.1, fault_prob=0.02,
-                        torch_device="cpu" if torch_obs else None)
+    env = FakeBatchedEnv(n, pixels=True, frame_stack=F, ep_len=(2, 9), term_prob=0.1, fault_prob=0.02)
     rb = ReplayBuffer({"rgb_wrist": KeySpec((3, 16, 16), torch.uint8), "low_dim_state": KeySpec((18,), torch.float32)},
                       F, 4, n, capacity=n * 20, nstep=3, gamma=gamma, final_fraction=0.25)
     obs, _ = env.reset(seed=3)
+    skipped = 0
     for step in range(150):
-        action = np.zeros((n, 1, 4), np.float32)
-        nxt, r, term, trunc, info = env.step(action)
-        done = term | trunc
-        final = None
-        if done.any():
-            final = {k: (v.clone() if torch_obs else v.copy()) for k, v in nxt.items()}
-            for i in np.flatnonzero(done):
-                for k in final:
-                    final[k][i] = torch.as_tensor(info["final_observation"][i][k]) if torch_obs \
-                        else info["final_observation"][i][k]
-        rb.add(obs, action, r, term, trunc, final, cut=info["sim_fault"])
-        obs = nxt
+        action = torch.zeros(n, 4)
+        s = env.step(action)
+        rb.add(obs, action, s.reward, s.terminated, s.truncated, s.obs, cut=s.fault, skip=s.reset)
+        skipped += int(s.reset.sum())
+        obs = s.obs
         if step > 10:
             check_sample_consistency(rb.sample(64), gamma)
-    assert rb.written == 150 and len(rb) == n * rb.rows
+    assert rb.written == 150 and len(rb) == n * rb.rows and skipped > 10
 
 
 def test_memory_per_pixel_transition() -> None:
@@ -184,21 +177,18 @@ def test_self_imitation_samples_only_successful_episodes_and_joins_the_demos() -
     use_self_imitation they take their share (by size) of a batch's demo rows."""
     from engines.native import demos
 
-    env = FakeVectorEnv(num_envs=3, pixels=False, frame_stack=F, ep_len=(6, 10), term_prob=0.12, seed=3)
+    env = FakeBatchedEnv(num_envs=3, pixels=False, frame_stack=F, ep_len=(6, 10), term_prob=0.12, seed=3)
     spec = {"low_dim_state": KeySpec((21,), torch.float32)}
     rb = ReplayBuffer(spec, F, 4, num_envs=3, capacity=3 * 60, nstep=2, gamma=GAMMA)  # wraps 3x over 200 steps
     obs, _ = env.reset(seed=3)
     won: set[tuple[int, int]] = set()
     for _ in range(200):
-        nxt, r, term, trunc, info = env.step(np.zeros((3, 1, 4), np.float32))
-        done = np.flatnonzero(term | trunc)
-        final = {k: np.stack([info["final_observation"][i][k] if i in done else nxt[k][i] for i in range(3)])
-                 for k in nxt} if len(done) else None
-        rb.add(obs, np.zeros((3, 4), np.float32), r, term, trunc, final)
-        succeeded = [i for i in done if info["final_info"][i]["task_success"] > 0]
+        s = env.step(torch.zeros(3, 4))
+        rb.add(obs, torch.zeros(3, 4), s.reward, s.terminated, s.truncated, s.obs, skip=s.reset)
+        succeeded = torch.nonzero(s.done & (s.info["task_success"] > 0)).flatten().tolist()
         rb.mark_success(succeeded)
         won |= {(i, int(obs["low_dim_state"][i, -1, 1])) for i in succeeded}
-        obs = nxt
+        obs = s.obs
     assert rb.success_count() > 0 and len(won) > 3
     batch = rb.sample(512, success_only=True)
     newest = batch.obs["low_dim_state"][:, -1]                                        # (B, 21): [env, episode, t, ...]

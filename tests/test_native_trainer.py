@@ -80,7 +80,7 @@ def test_train_minutes_stops_the_run_evaluates_and_resume_keeps_the_budget(tmp_p
 
 def test_sac_state_run_with_torch_observations(tmp_path: Path) -> None:
     cfg = tiny_cfg(**{"agent.name": "sac", "pixels": False})
-    result = NativeTrainer(cfg, FakeFactory(torch_device="cpu", fault_prob=0.02), tmp_path).train()
+    result = NativeTrainer(cfg, FakeFactory(fault_prob=0.02), tmp_path).train()
     assert result["updates"] > 0 and torch.isfinite(torch.tensor(result["critic_loss"]))
 
 

@@ -13,64 +13,44 @@ import warnings
 from dataclasses import replace
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
-from engines.native import envio
 from engines.native.replay import Batch, KeySpec, ReplayBuffer
 from engines.run_report import say
 
 Episode = dict[str, Any]  # obs: {key: (T, F, ...)}, action (T, A), reward/terminated/truncated (T,)
 
 
-def info_batch(info: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """A vector env's info -> {key: (N, ...) CPU tensor} of the per-env arrays the expert reads."""
-    out = {}
-    for k, v in info.items():
-        if k.startswith("_") or k in ("final_info", "final_observation"):
-            continue
-        if isinstance(v, np.ndarray) and v.dtype == object:  # gymnasium 0.29 keeps array values per env
-            if any(x is None for x in v):
-                continue
-            v = np.stack([np.asarray(x) for x in v])
-        out[k] = envio.as_cpu(v)
-    return out
-
-
-def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[str],
-            action_shape: tuple[int, ...]) -> tuple[list[Episode], int]:
-    """Roll out the expert for `episodes` episodes in `env` (N envs in lockstep rounds).
+def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[str]) -> tuple[list[Episode], int]:
+    """Roll out the expert for `episodes` episodes in the batched env (N envs in lockstep rounds).
 
     Each round resets all N envs and steps until the counted ones have finished their first
-    episode (envs that auto-reset early keep stepping, unrecorded). Returns (the successful
-    episodes, the number tried). The expert is built per round: `expert_factory(N)`.
+    episode (the others, and envs past their first episode, keep stepping unrecorded). Returns
+    (the successful episodes, the number tried). The expert is built per round: `expert_factory(N)`.
     """
-    n = int(getattr(env, "num_envs", 1))
+    n = int(env.num_envs)
     kept: list[Episode] = []
     tried, rnd = 0, 0
     while tried < episodes:
         take = min(n, episodes - tried)
         obs, info = env.reset(seed=seed + rnd * n)
-        torch_env = isinstance(obs[keys[0]], torch.Tensor)
         expert = expert_factory(n)
-        expert.reset(info_batch(info))
+        expert.reset(info)
         steps: list[tuple[Any, ...]] = []
-        live = np.ones(n, dtype=bool)
-        end = np.zeros(n, dtype=np.int64)
-        success = np.zeros(n, dtype=bool)
-        while live[:take].any():
-            action = expert.act(info_batch(info)).float()                          # (N, A) in [-1, 1]
-            env_action = action.reshape(n, *action_shape)
-            nxt, reward, term, trunc, info = env.step(env_action if torch_env else env_action.numpy())
-            steps.append(({k: envio.as_cpu(obs[k]) for k in keys}, action, envio.as_cpu(reward).float(),
-                          envio.as_cpu(term).bool(), envio.as_cpu(trunc).bool()))
-            done = envio.finished_mask(info, term, trunc) & live
-            idx = np.flatnonzero(done)
-            for i, f in zip(idx, envio.finished_infos(info, idx)):
-                end[i], success[i] = len(steps), envio.scalar(f.get("task_success", 0.0)) > 0
+        live = torch.ones(n, dtype=torch.bool)
+        end = torch.zeros(n, dtype=torch.long)
+        success = torch.zeros(n, dtype=torch.bool)
+        while bool(live[:take].any()):
+            action = expert.act(info).float()                                        # (N, A) in [-1, 1]
+            step = env.step(action.to(env.device))
+            steps.append(({k: obs[k].cpu() for k in keys}, action, step.reward.cpu().float(),
+                          step.terminated.cpu(), step.truncated.cpu()))
+            done = step.done.cpu() & live
+            end[done] = len(steps)
+            success |= done & (step.info["task_success"].cpu() > 0)
             live &= ~done
-            obs = nxt
-        for i in np.flatnonzero(success[:take]):
+            obs, info = step.obs, step.info
+        for i in torch.nonzero(success[:take]).flatten().tolist():
             t = int(end[i])
             kept.append({"obs": {k: torch.stack([s[0][k][i] for s in steps[:t]]) for k in keys},
                          "action": torch.stack([s[1][i] for s in steps[:t]]),
@@ -95,11 +75,10 @@ def demo_replay(episodes: list[Episode], spec: Mapping[str, KeySpec], frame_stac
 
 
 def load_demos(episodes: int, env: Any, expert_factory: Any, seed: int, spec: Mapping[str, KeySpec],
-               frame_stack: int, action_shape: tuple[int, ...], nstep: int, gamma: float,
-               device: torch.device) -> ReplayBuffer | None:
+               frame_stack: int, nstep: int, gamma: float, device: torch.device) -> ReplayBuffer | None:
     """Collect, report and store the demos; None (with a warning) when the expert never succeeded."""
     t0 = time.perf_counter()
-    kept, tried = collect(env, expert_factory, episodes, seed, list(spec), action_shape)
+    kept, tried = collect(env, expert_factory, episodes, seed, list(spec))
     transitions = sum(len(e["reward"]) for e in kept)
     say(f"[demos] scripted expert: {len(kept)} of {tried} episodes succeeded and are kept "
           f"({transitions} transitions, {time.perf_counter() - t0:.1f} s)")
@@ -107,7 +86,7 @@ def load_demos(episodes: int, env: Any, expert_factory: Any, seed: int, spec: Ma
         warnings.warn(f"demos={episodes}: the scripted expert succeeded in none of its {tried} episodes; "
                       "training continues without demos", stacklevel=2)
         return None
-    return demo_replay(kept, spec, frame_stack, int(action_shape[-1]), nstep, gamma, device)
+    return demo_replay(kept, spec, frame_stack, int(env.action_dim), nstep, gamma, device)
 
 
 def restore_demo_replay(state: Mapping[str, Any], spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int,

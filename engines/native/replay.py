@@ -89,12 +89,14 @@ class ReplayBuffer:
         return sum(t.numel() * t.element_size() for t in tensors) / (self.rows * self.N)
 
     def add(self, obs: Mapping[str, Any], action: Any, reward: Any, terminated: Any, truncated: Any,
-            final_obs: Mapping[str, Any] | None = None, cut: Any | None = None) -> None:
+            final_obs: Mapping[str, Any] | None = None, cut: Any | None = None, skip: Any | None = None) -> None:
         """Insert one step of all N envs at once.
 
         obs: dict of (N, F, ...) -- the obs the action was taken from; only [:, -1] is kept.
-        action (N, A) or (N, 1, A); reward/terminated/truncated/cut (N,).
+        action (N, A) or (N, 1, A); reward/terminated/truncated/cut/skip (N,).
         final_obs: dict of (N, F, ...) whose rows for truncated envs are their final obs.
+        skip: rows that hold no transition (the env was being reset and ignored the action):
+        cut, and the env's next row starts an episode.
         """
         r, dev = self.written % self.rows, self.device
         for k in self.spec:
@@ -109,6 +111,10 @@ class ReplayBuffer:
         term = as_tensor(terminated, dev, torch.bool).reshape(self.N)
         trunc = as_tensor(truncated, dev, torch.bool).reshape(self.N) & ~term
         cut_ = bad if cut is None else bad | as_tensor(cut, dev, torch.bool).reshape(self.N)
+        restart = term | trunc
+        if skip is not None:
+            skip_ = as_tensor(skip, dev, torch.bool).reshape(self.N)
+            cut_, restart = cut_ | skip_, restart | skip_
         self._flags[r] = term.to(torch.uint8) * TERM + trunc.to(torch.uint8) * TRUNC + cut_.to(torch.uint8) * CUT
         self._pos[r] = self._pos_next
         self._final_slot[r] = -1
@@ -121,7 +127,7 @@ class ReplayBuffer:
             self._final_owner[slots] = self.written * self.N + idx
             self._final_slot[r, idx] = slots.to(torch.int32)
             self._final_written += idx.numel()
-        self._pos_next = torch.where(term | trunc, torch.zeros_like(self._pos_next), self._pos_next + 1)
+        self._pos_next = torch.where(restart, torch.zeros_like(self._pos_next), self._pos_next + 1)
         self.written += 1
 
     def mark_success(self, envs: Any) -> None:

@@ -71,7 +71,10 @@ class NativeTrainer:
             random.seed(cfg.seed)
             np.random.seed(cfg.seed)
             torch.manual_seed(cfg.seed)
-        self.train_env = factory.make_train_env(cfg)
+        if not hasattr(factory, "make_batched_env"):
+            raise ValueError(f"{type(factory).__name__} has no make_batched_env(cfg): the native engine trains on "
+                             "the batched env contract (envs.batched.BatchedLiftEnv)")
+        self.train_env = factory.make_batched_env(cfg)
         self.eval_env = factory.make_eval_env(cfg) if cfg.eval_every_steps > 0 and cfg.num_eval_episodes > 0 else None
         try:
             self._build()
@@ -82,14 +85,11 @@ class NativeTrainer:
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
         cfg = self.cfg
-        space = envio.single_obs_space(self.train_env, self.eval_env)
-        self.spec, self.frame_stack = envio.obs_spec(space)
+        self.spec, self.frame_stack = envio.obs_spec(self.train_env.single_observation_space)
         self.keys = list(self.spec)
         self.signature = envio.spec_signature(self.spec, self.frame_stack)
-        act_space = getattr(self.train_env, "single_action_space", None) or self.eval_env.action_space
-        self.action_shape = tuple(act_space.shape)                     # (T, A), T = 1
-        self.action_dim = int(self.action_shape[-1])
-        self.num_envs = int(getattr(self.train_env, "num_envs", cfg.num_train_envs))
+        self.action_dim = int(self.train_env.action_dim)
+        self.num_envs = int(self.train_env.num_envs)
         if self._payload is not None:
             check_obs_spec(self._payload["obs_spec"], self.signature, self._resume_path)
             if int(self._payload.get("action_dim", self.action_dim)) != self.action_dim:
@@ -161,13 +161,12 @@ class NativeTrainer:
         if cfg.demos > 0 and self.frames == 0 and self.demo_replay is None:
             self.demo_replay = demos.load_demos(
                 cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + 2_000_000, self.spec,
-                self.frame_stack, self.action_shape, cfg.replay.nstep, cfg.replay.gamma, self.device)
+                self.frame_stack, cfg.replay.nstep, cfg.replay.gamma, self.device)
             self._pretrain_bc(cfg.agent.bc_pretrain_steps)
         if cfg.eval_at_start and self.frames == 0 and self.eval_env is not None:
             self._evaluate()  # where the (BC pre-trained) policy starts
         self.replay.mark_episode_break()
         obs, _ = self.train_env.reset(seed=cfg.seed + self.frames if resumed else cfg.seed)
-        self.torch_env = isinstance(obs[self.keys[0]], torch.Tensor)
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
         self._last_log = (time.perf_counter(), self.frames)
@@ -227,29 +226,23 @@ class NativeTrainer:
         """Did the last iteration cross a multiple of `every` env frames?"""
         return every > 0 and self.frames // every > (self.frames - self.num_envs) // every
 
-    def _iteration(self, obs: Any) -> Any:
+    def _iteration(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg, N, dev = self.cfg, self.num_envs, self.device
-        obs_t = envio.obs_to_device(obs, dev, self.keys)                   # dict of (N, F, ...)
+        obs_t = {k: obs[k].to(dev, non_blocking=True) for k in self.keys}  # dict of (N, F, ...)
         if self.frames < cfg.num_explore_steps:
             action = torch.rand((N, self.action_dim), device=dev) * 2.0 - 1.0
         else:
             action = self.agent.act(obs_t, self.frames, eval_mode=False)    # (N, A)
-        env_action = action.reshape(N, *self.action_shape)                  # (N, 1, A)
-        next_obs, reward, term, trunc, info = self.train_env.step(
-            env_action if self.torch_env else env_action.cpu().numpy())
-        done = envio.finished_mask(info, term, trunc)
-        done_idx = np.flatnonzero(done)
-        finals = envio.finished_infos(info, done_idx)
-        fault = envio.step_flags(info, "sim_fault", N) & ~done
-        if len(done_idx):
-            fault[done_idx] = [bool(f.get("sim_fault", False)) for f in finals]
-        final_obs = envio.final_obs_batch(next_obs, info, done_idx, dev, self.keys) if len(done_idx) else None
-        self.replay.add(obs_t, action, reward, term, trunc, final_obs, cut=fault)
-        if cfg.use_self_imitation and len(done_idx):
-            won = [i for i, f in zip(done_idx, finals) if envio.scalar(f.get("task_success", 0.0)) > 0]
-            self.replay.mark_success(won)
+        step = self.train_env.step(action.to(self.train_env.device))
+        # Rows being reset hold no transition (`skip`); an ended row's obs is its final obs.
+        self.replay.add(obs_t, action, step.reward, step.terminated, step.truncated, step.obs, cut=step.fault,
+                        skip=step.reset)
+        done = step.done
+        if bool(done.any()):  # one host sync per finished episode batch, not per step
+            if cfg.use_self_imitation:
+                self.replay.mark_success(torch.nonzero(done & (step.info["task_success"] > 0)).flatten())
+            self._record_episodes(step, done)
         self.frames += N
-        self._record_episodes(finals)
         if len(self.replay) >= self.learn_start:
             self.update_credit += N
         while self.updates < self.update_credit // cfg.update_every_steps:
@@ -260,20 +253,23 @@ class NativeTrainer:
                 self._acc[k] = self._acc.get(k, 0.0) + v
             self._acc_n += 1
             self.updates += 1
-        return next_obs
+        return step.obs
 
-    def _record_episodes(self, finals: list[dict[str, Any]]) -> None:
-        for f in finals:
-            self.episodes += 1
-            if f.get("sim_fault", False):
-                continue  # a faulted episode's sums are not meaningful
-            self.success_window.append(envio.scalar(f.get("task_success", 0.0)))
-            if "episode/return" in f:
-                self.return_window.append(envio.scalar(f["episode/return"]))
-            for k, v in f.items():
-                if k.startswith("episode/") and k != "episode/return":
-                    term = k.split("/", 1)[1]
-                    self.term_windows.setdefault(term, collections.deque(maxlen=WINDOW)).append(envio.scalar(v))
+    def _record_episodes(self, step: Any, done: torch.Tensor) -> None:
+        """The training windows: success, return and per-term sums of the episodes ending now."""
+        self.episodes += int(done.sum())
+        keep = (done & ~step.fault).cpu()  # a faulted episode's sums are not meaningful
+        if not bool(keep.any()):
+            return
+        self.success_window.extend(step.info["task_success"].cpu()[keep].float().tolist())
+        for k, v in step.info.items():
+            if not k.startswith("episode/"):
+                continue
+            values = v.cpu()[keep].float().tolist()
+            if k == "episode/return":
+                self.return_window.extend(values)
+            else:
+                self.term_windows.setdefault(k.split("/", 1)[1], collections.deque(maxlen=WINDOW)).extend(values)
 
     # ---------------------------------------------------------------- logging
     def _log_train(self) -> dict[str, float]:

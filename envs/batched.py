@@ -1,0 +1,150 @@
+"""The env contract the native engine speaks: N envs stepped as one batch, torch on the sim device.
+
+`BatchedLiftEnv.step(action)` takes (N, 4) actions in [-1, 1] and returns a `Step` of tensors:
+frame-stacked observations, reward, terminated, truncated, a `reset` mask and the task's info.
+Nothing crosses to NumPy and every step renders the batch exactly once.
+
+Why the auto-reset comes one step late: the step that ends env i's episode must show its final
+observation (a truncated episode bootstraps from it) and the new episode must show its first one.
+Genesis renders all N cameras in one call and cannot render a subset, so resetting in the same
+step (gymnasium 0.29) renders the whole batch twice. Here, as in gymnasium 1.x's default
+"next-step" mode, the ending step returns the final observation in `obs`; the next step ignores
+env i's action, resets it after the physics step and returns its first observation with
+`reset[i]` set: that row is no transition. One env step per episode is spent on it.
+The gymnasium 0.29 adapter at RoboBase's edge (`factories.vector_env.WrappedVectorEnv`) resets in
+the same step instead (`reset_envs`), paying the second render there only.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from envs.lift_env import observation_space
+from envs.task import LiftTask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Step:
+    """One batched step; every tensor has the env axis first and lives on the sim device."""
+
+    obs: dict[str, torch.Tensor]   # (N, F, ...): an ended episode's final obs, a reset row's first obs
+    reward: torch.Tensor           # (N,) float32; 0 on reset rows
+    terminated: torch.Tensor       # (N,) bool: success (no bootstrap)
+    truncated: torch.Tensor        # (N,) bool: time limit or fault (bootstrap from obs)
+    reset: torch.Tensor            # (N,) bool: obs starts a new episode; the action was ignored, no transition
+    fault: torch.Tensor            # (N,) bool: physics went non-finite or the action did (also truncated)
+    info: dict[str, torch.Tensor]  # the task's info (N, ...): predicates, reward/<term>, episode/<term>;
+    #                                reset rows hold the new episode's reset info
+
+    @property
+    def done(self) -> torch.Tensor:
+        """(N,) bool: the episode ended at this step."""
+        return self.terminated | self.truncated
+
+
+def stacked_space(single: spaces.Dict, frame_stack: int) -> spaces.Dict:
+    """Per-env space with a leading frame axis: (F, ...)."""
+    out = {}
+    for k, s in single.spaces.items():
+        low = np.broadcast_to(s.low, s.shape)[None].repeat(frame_stack, 0)
+        high = np.broadcast_to(s.high, s.shape)[None].repeat(frame_stack, 0)
+        out[k] = spaces.Box(low, high, (frame_stack, *s.shape), s.dtype)
+    return spaces.Dict(out)
+
+
+class FrameStacks:
+    """The last F frames of every env, (N, F, ...) per key; RoboBase's FrameStack, batched."""
+
+    def __init__(self, frame_stack: int) -> None:
+        self.F = frame_stack
+        self.stacks: dict[str, torch.Tensor] = {}
+
+    def fill(self, frame: dict[str, torch.Tensor]) -> None:
+        """Every env starts over: F copies of its frame (N, ...)."""
+        self.stacks = {k: v.unsqueeze(1).repeat_interleave(self.F, 1) for k, v in frame.items()}
+
+    def push(self, frame: dict[str, torch.Tensor]) -> None:
+        # A new tensor each step: observations handed out earlier never change.
+        self.stacks = {k: torch.cat([self.stacks[k][:, 1:], v.unsqueeze(1)], 1) for k, v in frame.items()}
+
+    def refill(self, frame: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
+        """The envs in `mask` (N,) start over: F copies of their frame. Out of place, like `push`."""
+        out = {}
+        for k, v in frame.items():
+            m = mask.view(-1, *([1] * v.dim()))  # (N, 1, 1, ...) against (N, F, ...)
+            out[k] = torch.where(m, v.unsqueeze(1).expand(-1, self.F, *v.shape[1:]), self.stacks[k])
+        self.stacks = out
+
+
+class BatchedLiftEnv:
+    """The batched lift task with frame stacks and next-step auto-reset (see the module docstring).
+
+    `isolate_invalid`: a non-finite action row truncates that env (flagged `invalid_action` and
+    `sim_fault`) while the others step on; without it the whole step is refused (a single env).
+    """
+
+    action_dim = 4
+
+    def __init__(self, task: LiftTask, frame_stack: int, isolate_invalid: bool = True) -> None:
+        if not isinstance(frame_stack, int) or isinstance(frame_stack, bool) or frame_stack < 1:
+            raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
+        self.task, self.frame_stack, self.isolate_invalid = task, frame_stack, isolate_invalid
+        self.num_envs, self.device = task.n, task.device
+        self.single_observation_space = stacked_space(observation_space(task.cfg), frame_stack)
+        self.stacks = FrameStacks(frame_stack)
+        self._pending = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    def reset(self, seed: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """All envs start a new episode: (obs (N, F, ...), reset info (N, ...))."""
+        if seed is not None:
+            self.task.seed(seed)
+        self.task.reset()
+        self.stacks.fill(self.task.observe())
+        self._pending.zero_()
+        return self.stacks.stacks, self.task.reset_info()
+
+    def step(self, action: torch.Tensor) -> Step:
+        """(N, 4) actions in [-1, 1] -> Step. Rows that ended last step are reset instead (`reset`)."""
+        pending = self._pending
+        a = torch.as_tensor(action, device=self.device, dtype=torch.float32)
+        if bool(pending.any()):  # hold still: these envs are teleported after the physics step anyway
+            a = torch.where(pending[:, None], torch.zeros_like(a), a)
+        reward, term, trunc, info = self.task.step(a, isolate_invalid=self.isolate_invalid)
+        invalid = info["invalid_action"] & ~pending
+        if bool(invalid.any()):
+            log.warning(f"non-finite action for env(s) {torch.nonzero(invalid).flatten().tolist()}: truncated and "
+                        f"reset, the others stepped on ({self.task.invalid_action_count} such env steps so far)")
+        if bool(pending.any()):
+            self.task.reset(pending)
+            fresh = self.task.reset_info()
+            info = {k: torch.where(pending.view(-1, *([1] * (v.dim() - 1))), fresh[k], v) if k in fresh else v
+                    for k, v in info.items()}
+            reward = torch.where(pending, torch.zeros_like(reward), reward)
+            term, trunc = term & ~pending, trunc & ~pending
+        frame = self.task.observe()  # the step's one render
+        self.stacks.push(frame)
+        if bool(pending.any()):
+            self.stacks.refill(frame, pending)
+        self._pending = term | trunc
+        return Step(self.stacks.stacks, reward, term, trunc, pending, info["sim_fault"] & ~pending, info)
+
+    def reset_envs(self, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Reset the envs in `mask` (N,) now, not at the next step (gymnasium 0.29's auto-reset):
+        observes the batch a second time. Returns (obs, reset info) of all envs."""
+        self.task.reset(mask)
+        self.stacks.refill(self.task.observe(), mask)
+        self._pending = self._pending & ~mask
+        return self.stacks.stacks, self.task.reset_info()
+
+    def render(self) -> np.ndarray:
+        """A third-person HxWx3 uint8 frame of env 0, for videos."""
+        return self.task.backend.render_scene(0)
+
+    def close(self) -> None:
+        self.task.backend.close()
