@@ -142,3 +142,29 @@ def test_self_imitation_counts_successful_online_episodes_in_the_train_log(tmp_p
     counts = [int(float(r["self_imitation_transitions"])) for r in rows]
     assert counts[-1] > 0 and counts == sorted(counts)  # the ring (2000) never wraps here: it only grows
     assert "self_imitation_transitions" not in run(False, "plain")[0]
+
+
+@pytest.mark.slow
+def test_demo_noise_perturbs_the_recorded_motion_reproducibly() -> None:
+    """demo_noise (DART): the demos hold the expert's actions plus seeded noise on dx, dy, dz (the
+    gripper command stays clean), the expert corrects for it and still succeeds; 0 means clean."""
+    def record(noise: float) -> list[dict]:
+        cfg = compose_cfg(f"demo_noise={noise}", "demos=2")
+        env = MujocoLiftFactory().make_batched_env(cfg)
+        try:
+            kept, tried = demos.collect(env, lambda n: MujocoLiftFactory().make_expert(cfg, n), 2, 7,
+                                        ["low_dim_state"])
+        finally:
+            env.close()
+        assert tried == 2
+        return kept
+
+    clean, noisy, again = record(0.0), record(0.1), record(0.1)
+    assert len(noisy) == 2                                                      # still successful demos
+    assert torch.equal(noisy[0]["action"], again[0]["action"])                 # seeded
+    t = min(len(clean[0]["action"]), len(noisy[0]["action"]))
+    moved = (noisy[0]["action"][:t, :3] - clean[0]["action"][:t, :3]).abs()
+    assert float(moved.mean()) > 0.02
+    assert torch.equal(torch.unique(noisy[0]["action"][:, 3]), torch.unique(clean[0]["action"][:, 3]))
+    with pytest.raises(ValueError, match="demo_noise=0.1 is invalid with demos=0"):
+        NativeTrainer(compose_cfg("demo_noise=0.1"), MujocoLiftFactory(), Path("/nonexistent"))
