@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.lift_env import observation_space
+from envs.config import PRIVILEGED_KEY, TaskConfig
 from envs.task import LiftTask
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,25 @@ class Step:
     def done(self) -> torch.Tensor:
         """(N,) bool: the episode ended at this step."""
         return self.terminated | self.truncated
+
+
+def observation_space(cfg: TaskConfig) -> spaces.Dict:
+    """Per-env observation space (no frame stack): shared by every env and wrapper."""
+    d = 18 if cfg.pixels else 21
+    s = {"low_dim_state": spaces.Box(-np.inf, np.inf, (d,), np.float32)}
+    if cfg.pixels:
+        for cam in cfg.cameras:
+            s[f"rgb_{cam}"] = spaces.Box(0, 255, (3, cfg.image_size, cfg.image_size), np.uint8)
+    if cfg.privileged_state:
+        s[PRIVILEGED_KEY] = spaces.Box(-np.inf, np.inf, (7,), np.float32)
+    return spaces.Dict(s)
+
+
+def rescale_from_tanh(a: torch.Tensor) -> torch.Tensor:
+    """RoboBase's RescaleFromTanh onto the task's action bounds [-1, 1], computed as it computes it
+    (low + (a + 1) / 2 * (high - low) is not the identity in float32); NaN stays NaN."""
+    low, high = -1.0, 1.0
+    return low + (a.clamp(-1.0, 1.0) + 1.0) * 0.5 * (high - low)
 
 
 def stacked_space(single: spaces.Dict, frame_stack: int) -> spaces.Dict:

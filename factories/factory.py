@@ -21,8 +21,9 @@ from envs.backend import Backend
 from envs.batched import BatchedLiftEnv
 from envs.config import ConfigError, TaskConfig, make_task_config
 from envs.expert import ScriptedExpert, batch_info
+from envs.lift_env import LiftCubeEnv
 from envs.task import LiftTask
-from factories.vector_env import SingleEnvView, WrappedGenesisVectorEnv, WrappedVectorEnv
+from factories.vector_env import WrappedGenesisVectorEnv
 
 try:  # RoboBase is optional: see README
     from robobase.envs.env import EnvFactory as _EnvFactoryBase
@@ -63,7 +64,7 @@ def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
 class _LiftFactory(_EnvFactoryBase):
     """Shared demo hooks: scripted-expert demonstrations in RoboBase's demo format."""
 
-    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
+    def _single_env(self, cfg: DictConfig) -> LiftCubeEnv:
         raise NotImplementedError
 
     def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
@@ -162,23 +163,19 @@ class GenesisLiftFactory(_LiftFactory):
         return make_genesis_backend(tcfg, num_envs, str(cfg.env.get("sim_device", "cpu")),
                                     str(cfg.env.get("renderer", "auto")))
 
-    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
-        tcfg = make_task_config(**task_kwargs(cfg))
-        vec = WrappedVectorEnv(LiftTask(self._backend(cfg, tcfg, 1), tcfg, int(cfg.seed) + 10_000), int(cfg.frame_stack),
-                               int(cfg.get("action_sequence", 1)), autoreset=False, as_torch=False)
-        return SingleEnvView(vec)
+    def _single_env(self, cfg: DictConfig) -> LiftCubeEnv:
+        return LiftCubeEnv(lambda tcfg: self._backend(cfg, tcfg, 1), frame_stack=int(cfg.frame_stack),
+                           action_sequence=int(cfg.get("action_sequence", 1)), seed=int(cfg.seed) + 10_000,
+                           **task_kwargs(cfg))
 
 
-def _mujoco_single(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> SingleEnvView:
+def _mujoco_single(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> LiftCubeEnv:
     from envs.lift_env import make_mujoco_backend
 
-    tcfg = make_task_config(**kw)
-    vec = WrappedVectorEnv(LiftTask(make_mujoco_backend(tcfg), tcfg, seed), frame_stack, action_sequence,
-                           autoreset=False, as_torch=False)
-    return SingleEnvView(vec)
+    return LiftCubeEnv(make_mujoco_backend, frame_stack=frame_stack, action_sequence=action_sequence, seed=seed, **kw)
 
 
-def _mujoco_worker(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> SingleEnvView:
+def _mujoco_worker(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> LiftCubeEnv:
     """In an AsyncVectorEnv worker process: one torch thread (the task's tensors are tiny, and
     N workers with 2 threads each oversubscribe the cores the learner needs)."""
     torch.set_num_threads(1)
@@ -206,6 +203,6 @@ class MujocoLiftFactory(_LiftFactory):
         fns = [lambda i=i: _mujoco_worker(kw, fs, t, seed + i) for i in range(int(cfg.num_train_envs))]
         return gym.vector.AsyncVectorEnv(fns, context="spawn")
 
-    def _single_env(self, cfg: DictConfig) -> SingleEnvView:
+    def _single_env(self, cfg: DictConfig) -> LiftCubeEnv:
         return _mujoco_single(task_kwargs(cfg), int(cfg.frame_stack), int(cfg.get("action_sequence", 1)),
                               int(cfg.seed) + 10_000)

@@ -30,20 +30,15 @@ from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
 from engines.rules import check_value
-from envs.batched import BatchedLiftEnv, stacked_space  # noqa: F401  (stacked_space: part of this module's API)
+from envs.batched import BatchedLiftEnv, rescale_from_tanh, stacked_space  # noqa: F401 (stacked_space: API)
+from envs.lift_env import info_to_numpy
 from envs.task import LiftTask
-
 
 
 def check_wrapper_args(frame_stack: Any, action_sequence: Any) -> None:
     """The wrapper chain's own parameters, by the run keys' rules; called before any simulator is built."""
     check_value("frame_stack", frame_stack)
     check_value("action_sequence", action_sequence)
-
-
-def env_info(info: dict[str, torch.Tensor], i: int) -> dict[str, Any]:
-    """Env i's info as a single env gives it: Python scalars, NumPy arrays for vectors."""
-    return {k: (v[i].item() if v[i].dim() == 0 else v[i].detach().cpu().numpy()) for k, v in info.items()}
 
 
 def gym_vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -86,9 +81,6 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         self.autoreset, self.as_torch = autoreset, as_torch
         n = task.n
         self.single_observation_space = self.env.single_observation_space
-        # The task's own action bounds; RescaleFromTanh maps [-1, 1] onto them.
-        self._low = torch.full((4,), -1.0, device=task.device)
-        self._high = torch.full((4,), 1.0, device=task.device)
         self.single_action_space = spaces.Box(-1.0, 1.0, (action_sequence, 4), np.float32)
         super().__init__(n, self.single_observation_space, self.single_action_space)
         self.observation_space = batch_space(self.single_observation_space, n)
@@ -141,9 +133,7 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         if a.shape != (self.num_envs, self.action_sequence, 4):
             raise ValueError(f"actions have shape {tuple(a.shape)}: expected ({self.num_envs}, "
                              f"{self.action_sequence}, 4) = (envs, action sequence, [dx, dy, dz, gripper])")
-        a = a[:, 0]
-        a = self._low + (a.clamp(-1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)  # RescaleFromTanh; NaN stays NaN
-        s = self.env.step(a)
+        s = self.env.step(rescale_from_tanh(a[:, 0]))
         done = s.done
         info = self._wrapped(s.info, step=True)
         if not (self.autoreset and done.any()):
@@ -154,7 +144,7 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         final_info = np.empty(self.num_envs, dtype=object)
         for i in idx:  # only the envs that just ended (rare), not the hot path
             final_obs[i] = {k: v[i].detach().cpu().numpy().copy() for k, v in s.obs.items()}
-            final_info[i] = env_info(info, i)
+            final_info[i] = info_to_numpy(info, i)
         obs, reset_info = self.env.reset_envs(done)  # same-step auto-reset: the batch is observed again
         out_info = self._info(info, self._wrapped(reset_info, step=False), done)
         out_info.update({"final_observation": final_obs, "_final_observation": self._out(done.clone()),
@@ -185,48 +175,3 @@ class WrappedGenesisVectorEnv(WrappedVectorEnv):
         cfg = make_task_config(**task_kwargs)  # validated before the simulator starts
         backend = make_genesis_backend(cfg, num_envs, sim_device, renderer)
         super().__init__(LiftTask(backend, cfg, seed), frame_stack, action_sequence, True, as_torch)
-
-
-class SingleEnvView(gym.Env):
-    """One unbatched env (obs (F, ...), action (T, 4)) over an N=1 wrapped vector env.
-
-    Used as RoboBase's eval env and as the unit that AsyncVectorEnv vectorises for MuJoCo,
-    so both see exactly the transforms of the batched Genesis env.
-    """
-
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
-
-    def __init__(self, vec: WrappedVectorEnv) -> None:
-        assert vec.num_envs == 1 and not vec.autoreset and not vec.as_torch
-        self.vec = vec
-        self.observation_space = vec.single_observation_space
-        self.action_space = vec.single_action_space
-        self.render_mode = "rgb_array"
-
-    @property
-    def task(self) -> LiftTask:
-        """The batched task (of one env) under this view: what the scripted expert reads."""
-        return self.vec.task
-
-    @staticmethod
-    def _first(x: Any) -> Any:
-        """Env 0 of a vector obs or info (an info's `_k` masks dropped): as a single env gives it."""
-        if isinstance(x, dict):
-            return {k: SingleEnvView._first(v) for k, v in x.items() if not k.startswith("_")}
-        return x[0].item() if np.ndim(x[0]) == 0 and hasattr(x[0], "item") else x[0]
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        obs, info = self.vec.reset(seed=seed)
-        return self._first(obs), self._first(info)
-
-    def step(self, action):
-        self.vec.task.check_not_ended()
-        obs, r, term, trunc, info = self.vec.step(np.asarray(action, np.float32)[None])
-        return self._first(obs), float(r[0]), bool(term[0]), bool(trunc[0]), self._first(info)
-
-    def render(self) -> np.ndarray:
-        return self.vec.render()
-
-    def close(self) -> None:
-        self.vec.close()
