@@ -131,15 +131,16 @@ class BatchedLiftEnv:
     def step(self, action: torch.Tensor) -> Step:
         """(N, 4) actions in [-1, 1] -> Step. Rows that ended last step are reset instead (`reset`)."""
         pending = self._pending
+        resetting = bool(pending.any())  # one host sync; rare on most steps
         a = torch.as_tensor(action, device=self.device, dtype=torch.float32)
-        if bool(pending.any()):  # hold still: these envs are teleported after the physics step anyway
+        if resetting:  # hold still: these envs are teleported after the physics step anyway
             a = torch.where(pending[:, None], torch.zeros_like(a), a)
         reward, term, trunc, info = self.task.step(a, isolate_invalid=self.isolate_invalid)
         invalid = info["invalid_action"] & ~pending
         if bool(invalid.any()):
             log.warning(f"non-finite action for env(s) {torch.nonzero(invalid).flatten().tolist()}: truncated and "
                         f"reset, the others stepped on ({self.task.invalid_action_count} such env steps so far)")
-        if bool(pending.any()):
+        if resetting:
             self.task.reset(pending)
             fresh = self.task.reset_info()
             info = {k: torch.where(pending.view(-1, *([1] * (v.dim() - 1))), fresh[k], v) if k in fresh else v
@@ -148,7 +149,7 @@ class BatchedLiftEnv:
             term, trunc = term & ~pending, trunc & ~pending
         frame = self.task.observe()  # the step's one render
         self.stacks.push(frame)
-        if bool(pending.any()):
+        if resetting:
             self.stacks.refill(frame, pending)
         self._pending = term | trunc
         return Step(self.stacks.stacks, reward, term, trunc, pending, info["sim_fault"] & ~pending, info)
