@@ -1,4 +1,7 @@
-"""WrappedGenesisVectorEnv: a batched lift task as a gymnasium 0.29 VectorEnv.
+"""WrappedGenesisVectorEnv: the batched lift env (`envs.batched`) as a gymnasium 0.29 VectorEnv, for RoboBase.
+
+The native engine trains on `envs.batched.BatchedLiftEnv` directly; this is its adapter at
+RoboBase's edge (NumPy out, same-step auto-reset, the wrapper chain's info).
 
 RoboBase applies RescaleFromTanh -> FrameStack -> ActionSequence -> AppendDemoInfo to each
 single env and then vectorises. A natively batched Genesis scene cannot be wrapped that way,

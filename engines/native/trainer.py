@@ -34,6 +34,7 @@ from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, ato
 from engines.rules import ring_capacity, validate_config
 from engines.rundir import DiskFull, disk_full, free_space
 from engines.run_report import eval_line, say
+from envs.batched import Step
 
 WINDOW = 100  # finished episodes in the train success / return windows
 
@@ -238,7 +239,7 @@ class NativeTrainer:
         self.replay.add(obs_t, action, step.reward, step.terminated, step.truncated, step.obs, cut=step.fault,
                         skip=step.reset)
         done = step.done
-        if bool(done.any()):  # one host sync per finished episode batch, not per step
+        if bool(done.any()):  # the episode bookkeeping runs only on steps where an env ended
             if cfg.use_self_imitation:
                 self.replay.mark_success(torch.nonzero(done & (step.info["task_success"] > 0)).flatten())
             self._record_episodes(step, done)
@@ -255,7 +256,7 @@ class NativeTrainer:
             self.updates += 1
         return step.obs
 
-    def _record_episodes(self, step: Any, done: torch.Tensor) -> None:
+    def _record_episodes(self, step: Step, done: torch.Tensor) -> None:
         """The training windows: success, return and per-term sums of the episodes ending now."""
         self.episodes += int(done.sum())
         keep = (done & ~step.fault).cpu()  # a faulted episode's sums are not meaningful
