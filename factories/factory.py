@@ -65,7 +65,10 @@ class _LiftFactory(_EnvFactoryBase):
     """Shared demo hooks: scripted-expert demonstrations in RoboBase's demo format."""
 
     def _single_env(self, cfg: DictConfig) -> LiftCubeEnv:
-        raise NotImplementedError
+        """One env in RoboBase's wrapper-chain form: its eval env, and what demos are recorded in."""
+        return LiftCubeEnv(lambda tcfg: self._backend(cfg, tcfg, 1), frame_stack=int(cfg.frame_stack),
+                           action_sequence=int(cfg.get("action_sequence", 1)), seed=int(cfg.seed) + 10_000,
+                           **task_kwargs(cfg))
 
     def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
         raise NotImplementedError
@@ -163,11 +166,6 @@ class GenesisLiftFactory(_LiftFactory):
         return make_genesis_backend(tcfg, num_envs, str(cfg.env.get("sim_device", "cpu")),
                                     str(cfg.env.get("renderer", "auto")))
 
-    def _single_env(self, cfg: DictConfig) -> LiftCubeEnv:
-        return LiftCubeEnv(lambda tcfg: self._backend(cfg, tcfg, 1), frame_stack=int(cfg.frame_stack),
-                           action_sequence=int(cfg.get("action_sequence", 1)), seed=int(cfg.seed) + 10_000,
-                           **task_kwargs(cfg))
-
 
 def _mujoco_single(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> LiftCubeEnv:
     from envs.lift_env import make_mujoco_backend
@@ -202,7 +200,3 @@ class MujocoLiftFactory(_LiftFactory):
             return gym.vector.SyncVectorEnv([lambda: _mujoco_single(kw, fs, t, seed)])
         fns = [lambda i=i: _mujoco_worker(kw, fs, t, seed + i) for i in range(int(cfg.num_train_envs))]
         return gym.vector.AsyncVectorEnv(fns, context="spawn")
-
-    def _single_env(self, cfg: DictConfig) -> LiftCubeEnv:
-        return _mujoco_single(task_kwargs(cfg), int(cfg.frame_stack), int(cfg.get("action_sequence", 1)),
-                              int(cfg.seed) + 10_000)
