@@ -139,6 +139,7 @@ RULES: dict[str, Rule] = {
     "agent.privileged_critic": boolean(when="drqv2"),
     "agent.aux_weight": number(0.0, when="drqv2"),
     "agent.actor_objective": one_of("dpg", "crr", when="drqv2"),
+    "agent.ibrl": boolean(when="drqv2"),
     "agent.alpha_lr": number(0.0, 1.0, low_open=True, when="sac"),
     "agent.init_temperature": number(0.0, low_open=True, when="sac"),
     "agent.learnable_temperature": boolean(when="sac"),
@@ -203,6 +204,9 @@ def _relations(cfg: DictConfig) -> None:
             if used:
                 raise ConfigError(f"{key}={OmegaConf.select(cfg, key)} is invalid with task.privileged_state=false: "
                                   f"it reads the cube pose the env gives only with task.privileged_state=true")
+    if cfg.agent.name == "drqv2" and cfg.agent.ibrl is True and cfg.agent.bc_pretrain_steps <= 0:
+        raise ConfigError(f"agent.ibrl=true is invalid with agent.bc_pretrain_steps={cfg.agent.bc_pretrain_steps}: "
+                          "IBRL keeps the BC-pre-trained policy; use agent.bc_pretrain_steps > 0 (and demos > 0)")
     if cfg.demos > 0:
         return
     for key, used, what, off in (

@@ -260,3 +260,44 @@ def test_crr_actor_regresses_only_onto_actions_the_critic_prefers(target_is_best
         assert 0.0 <= float(out["crr_accepted"]) <= 1.0
     dist1 = float((agent.act(batch.obs, 0, eval_mode=True) - best).norm(dim=-1).mean())
     assert (dist1 < 0.5 * dist0) == target_is_best, (dist0, dist1)
+
+
+def test_ibrl_acts_with_the_policy_the_critic_rates_higher_and_keeps_the_bc_policy_frozen() -> None:
+    """agent.ibrl: the BC policy frozen at the end of pre-training stays available unchanged.
+    With a critic that peaks at a*, the RL actor is trained toward a* and chosen; with one that
+    is lowest at a*, the frozen policy's actions come back exactly, where plain DrQ-v2 has only
+    its moved actor."""
+    sp = spec(True)
+    batch = random_batch(sp)
+    best = torch.tensor([0.6, -0.6, 0.6, -0.6])
+    sign = {"value": -1.0}
+
+    class PeakCritic(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.offset = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, h, low, action):
+            q = sign["value"] * ((action - best) ** 2).sum(-1) + 0.0 * h.sum(-1) + self.offset
+            return q, q
+
+    acts = {}
+    for ibrl in (True, False):
+        cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.ibrl": ibrl, "agent.actor_lr": 1e-3})
+        torch.manual_seed(0)
+        agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+        agent.end_bc_pretraining()
+        bc_action = agent.act(batch.obs, 0, eval_mode=True)
+        agent.critic = agent.critic_target = PeakCritic()
+        sign["value"] = -1.0
+        for _ in range(60):
+            out = agent.update(batch, step=10)
+        assert ("il_chosen" in out) == ibrl
+        toward = agent.act(batch.obs, 0, eval_mode=True)
+        assert float((toward - best).norm(dim=-1).mean()) < 0.5 * float((bc_action - best).norm(dim=-1).mean())
+        sign["value"] = 1.0
+        acts[ibrl] = (bc_action, agent.act(batch.obs, 0, eval_mode=True))
+    bc_action, away = acts[True]
+    assert torch.equal(away, bc_action)            # the frozen BC policy, bit for bit
+    bc_action, plain = acts[False]
+    assert not torch.allclose(plain, bc_action, atol=1e-2)

@@ -80,6 +80,14 @@ def test_privileged_critic_needs_the_privileged_state_and_robobase_refuses_it() 
         validate_config(default_config(**{"task.privileged_state": True}), engine="robobase")
 
 
+def test_ibrl_needs_a_bc_pretrained_policy() -> None:
+    with pytest.raises(ValueError, match=r"agent.ibrl=true is invalid with agent.bc_pretrain_steps=0"):
+        validate_config(default_config(**{"agent.ibrl": True}))
+    with pytest.raises(ValueError, match=r"agent.ibrl='yes' is invalid.*true or false"):
+        validate_config(default_config(**{"agent.ibrl": "yes"}))
+    validate_config(default_config(demos=2, **{"agent.ibrl": True, "agent.bc_pretrain_steps": 10}))
+
+
 def test_trainer_validates_before_building_anything(tmp_path: Path) -> None:
     class Exploding:
         def make_batched_env(self, cfg):

@@ -8,9 +8,16 @@ With `agent.privileged_critic` the critic is asymmetric (Pinto et al. 2018): it 
 simulator's cube pose and the low-dim state instead of the image, so its values do not wait for
 the encoder to learn where the cube is; the encoder then learns through the actor's loss. With
 `agent.aux_weight` the encoder also regresses the privileged state from the image, on every row.
+
+With `agent.ibrl` (Imitation Bootstrapped RL, Hu et al. 2023) the BC-pre-trained policy is kept,
+frozen, beside the RL actor: wherever an action is chosen (acting, evaluating, and the next
+action of the TD target) the critic picks the better of the two. RL from a BC start otherwise
+loses that start as soon as its critic extrapolates (docs/learning.md); here the BC policy stays
+the fallback until the critic rates the RL actor's action higher, state by state.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
 import torch
@@ -102,6 +109,9 @@ class TwinCriticAgent(nn.Module):
             o.step()
         return err.detach()
 
+    def end_bc_pretraining(self) -> None:
+        """Called once BC pre-training is over, before the first env step."""
+
     def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
         self.critic = Critic(rd, ld, action_dim, fd, hd, self.critic_layer_norm)
         self.critic_target = Critic(rd, ld, action_dim, fd, hd, self.critic_layer_norm)
@@ -118,6 +128,28 @@ class TwinCriticAgent(nn.Module):
         self.load_state_dict(state["modules"])
         for k, opt in self.optimizers().items():
             opt.load_state_dict(state["optimizers"][k])
+
+
+class FrozenPolicy(nn.Module):
+    """A frozen copy of encoder, low-dim standardisation and actor: the IL policy of IBRL."""
+
+    def __init__(self, features: ObsFeatures, encoder: Encoder, actor: Actor) -> None:
+        super().__init__()
+        self.low_norm = copy.deepcopy(features.low_norm)
+        self.encoder, self.actor = copy.deepcopy(encoder), copy.deepcopy(actor)
+        self.requires_grad_(False)
+
+    def copy_from(self, features: ObsFeatures, encoder: Encoder, actor: Actor) -> None:
+        """Take the current weights (and standardisation stats) of the trained policy."""
+        for dst, src in ((self.low_norm, features.low_norm), (self.encoder, encoder), (self.actor, actor)):
+            if dst is not None:
+                dst.load_state_dict(src.state_dict())
+
+    @torch.no_grad()
+    def mean(self, image: torch.Tensor, raw_low: torch.Tensor, aug: nn.Module | None = None) -> torch.Tensor:
+        """(B, A) the policy's mean action for images (B, F*C, H, W) and raw low-dim state (B, F*D)."""
+        low = self.low_norm(raw_low) if self.low_norm is not None else raw_low
+        return self.actor(self.encoder(image, aug), low, 1.0).mean
 
 
 class DrQV2Agent(TwinCriticAgent):
@@ -148,6 +180,8 @@ class DrQV2Agent(TwinCriticAgent):
         # the last frame's privileged state, read linearly off the conv features
         self.aux_head = nn.Linear(rd, p_dim // frame_stack) if self.aux_weight > 0 else None
         self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
+        # IBRL's IL policy; its weights are taken from the actor when BC pre-training ends
+        self.il_policy = FrozenPolicy(self.features, self.encoder, self.actor) if cfg.get("ibrl", False) else None
         self.to(device)
         enc_params = list(self.encoder.parameters()) + (list(self.aux_head.parameters()) if self.aux_head else [])
         self.encoder_opt = torch.optim.Adam(enc_params, lr=cfg.encoder_lr)
@@ -159,6 +193,20 @@ class DrQV2Agent(TwinCriticAgent):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"encoder": self.encoder_opt, "actor": self.actor_opt, "critic": self.critic_opt}
 
+    def end_bc_pretraining(self) -> None:
+        """With IBRL, freeze the BC-pre-trained policy as the IL policy the critic chooses from."""
+        if self.il_policy is not None:
+            self.il_policy.copy_from(self.features, self.encoder, self.actor)
+
+    def _choose(self, critic: Critic, critic_in: tuple[torch.Tensor | None, torch.Tensor],
+                rl_action: torch.Tensor, il_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per row, the action (B, A) of the two that `critic` rates higher (min of the twins),
+        its value (B,) and whether it was the IL policy's (B,) bool."""
+        q_rl = torch.min(*critic(*critic_in, rl_action))
+        q_il = torch.min(*critic(*critic_in, il_action))
+        use_il = q_il > q_rl
+        return torch.where(use_il.unsqueeze(-1), il_action, rl_action), torch.maximum(q_rl, q_il), use_il
+
     def policy_mean(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor:
         h = self.encoder(self.features.image(obs), self.aug if augment else None)
         return self.actor(h, self.features.low(obs), 1.0).mean
@@ -166,9 +214,17 @@ class DrQV2Agent(TwinCriticAgent):
     @torch.no_grad()
     def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
         """(B, A) actions in [-1, 1]: the mean in eval mode, else mean + scheduled (unclipped) noise."""
-        h = self.encoder(self.features.image(obs))
-        dist = self.actor(h, self.features.low(obs), schedule(self.stddev_schedule, step))
-        action = dist.mean if eval_mode else dist.sample(clip=None)
+        image = self.features.image(obs)
+        h = self.encoder(image)
+        std = schedule(self.stddev_schedule, step)
+        dist = self.actor(h, self.features.low(obs), std)
+        if self.il_policy is None:
+            action = dist.mean if eval_mode else dist.sample(clip=None)
+            return action.clamp(-1.0, 1.0)
+        # IBRL: the critic picks between the two policies' mean actions; the noise comes after
+        il = self.il_policy.mean(image, self.features.raw_low(obs))
+        mean, _, _ = self._choose(self.critic, self.critic_inputs(h, obs), dist.mean, il)
+        action = mean if eval_mode else TruncatedNormal(mean, torch.full_like(mean, std)).sample(clip=None)
         return action.clamp(-1.0, 1.0)
 
     def critic_inputs(self, h: torch.Tensor | None, obs: Mapping[str, torch.Tensor]
@@ -190,11 +246,19 @@ class DrQV2Agent(TwinCriticAgent):
     def update_critic(self, h: torch.Tensor, batch: Batch, std: float) -> dict[str, torch.Tensor]:
         """TD step of the critic on n-step targets. The encoder steps with it (and the auxiliary
         loss) unless the critic is privileged, which does not read the image."""
+        out: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            next_h = self.encoder(self.features.image(batch.next_obs), self.aug)
+            next_image = self.features.image(batch.next_obs)
+            next_h = self.encoder(next_image, self.aug)
             next_action = self.actor(next_h, self.features.low(batch.next_obs), std).sample(clip=self.stddev_clip)
-            tq1, tq2 = self.critic_target(*self.critic_inputs(next_h, batch.next_obs), next_action)
-            target_q = batch.reward + batch.discount * torch.min(tq1, tq2)  # (B,)
+            next_in = self.critic_inputs(next_h, batch.next_obs)
+            if self.il_policy is None:
+                next_q = torch.min(*self.critic_target(*next_in, next_action))  # (B,)
+            else:  # IBRL: bootstrap from the better of the two policies' next actions
+                il = self.il_policy.mean(next_image, self.features.raw_low(batch.next_obs), self.aug)
+                _, next_q, use_il = self._choose(self.critic_target, next_in, next_action, il)
+                out["il_chosen"] = use_il.float().mean()
+            target_q = batch.reward + batch.discount * next_q  # (B,)
         q1, q2 = self.critic(*self.critic_inputs(h, batch.obs), batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         aux = None if self.privileged_critic else self.aux_loss(h, batch.obs)
@@ -206,8 +270,8 @@ class DrQV2Agent(TwinCriticAgent):
             (critic_loss + aux if aux is not None else critic_loss).backward()
             self.encoder_opt.step()
         self.critic_opt.step()
-        out = {"critic_loss": critic_loss.detach(), "critic_q1": q1.mean().detach(),
-               "critic_target_q": target_q.mean().detach()}
+        out.update(critic_loss=critic_loss.detach(), critic_q1=q1.mean().detach(),
+                   critic_target_q=target_q.mean().detach())
         if aux is not None:
             out["aux_loss"] = aux.detach()
         return out

@@ -164,6 +164,7 @@ class NativeTrainer:
                 cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + 2_000_000, self.spec,
                 self.frame_stack, cfg.replay.nstep, cfg.replay.gamma, self.device)
             self._pretrain_bc(cfg.agent.bc_pretrain_steps)
+            self.agent.end_bc_pretraining()
         if cfg.eval_at_start and self.frames == 0 and self.eval_env is not None:
             self._evaluate()  # where the (BC pre-trained) policy starts
         self.replay.mark_episode_break()
