@@ -218,13 +218,11 @@ class DrQV2Agent(TwinCriticAgent):
         h = self.encoder(image)
         std = schedule(self.stddev_schedule, step)
         dist = self.actor(h, self.features.low(obs), std)
-        if self.il_policy is None:
-            action = dist.mean if eval_mode else dist.sample(clip=None)
-            return action.clamp(-1.0, 1.0)
-        # IBRL: the critic picks between the two policies' mean actions; the noise comes after
-        il = self.il_policy.mean(image, self.features.raw_low(obs))
-        mean, _, _ = self._choose(self.critic, self.critic_inputs(h, obs), dist.mean, il)
-        action = mean if eval_mode else TruncatedNormal(mean, torch.full_like(mean, std)).sample(clip=None)
+        if self.il_policy is not None:  # IBRL: the critic picks between the two means; the noise comes after
+            il = self.il_policy.mean(image, self.features.raw_low(obs))
+            mean, _, _ = self._choose(self.critic, self.critic_inputs(h, obs), dist.mean, il)
+            dist = TruncatedNormal(mean, torch.full_like(mean, std))
+        action = dist.mean if eval_mode else dist.sample(clip=None)
         return action.clamp(-1.0, 1.0)
 
     def critic_inputs(self, h: torch.Tensor | None, obs: Mapping[str, torch.Tensor]
