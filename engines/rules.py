@@ -140,6 +140,7 @@ RULES: dict[str, Rule] = {
     "agent.aux_weight": number(0.0, when="drqv2"),
     "agent.actor_objective": one_of("dpg", "crr", when="drqv2"),
     "agent.ibrl": boolean(when="drqv2"),
+    "agent.cql_weight": number(0.0, when="drqv2"),
     "agent.alpha_lr": number(0.0, 1.0, low_open=True, when="sac"),
     "agent.init_temperature": number(0.0, low_open=True, when="sac"),
     "agent.learnable_temperature": boolean(when="sac"),

@@ -88,6 +88,13 @@ def test_ibrl_needs_a_bc_pretrained_policy() -> None:
     validate_config(default_config(demos=2, **{"agent.ibrl": True, "agent.bc_pretrain_steps": 10}))
 
 
+def test_cql_weight_must_be_a_number_at_least_zero() -> None:
+    for bad in (-1.0, "strong"):
+        with pytest.raises(ValueError, match=rf"agent.cql_weight={bad!r} is invalid: allowed"):
+            validate_config(default_config(**{"agent.cql_weight": bad}))
+    validate_config(default_config(**{"agent.cql_weight": 5.0}))
+
+
 def test_trainer_validates_before_building_anything(tmp_path: Path) -> None:
     class Exploding:
         def make_batched_env(self, cfg):

@@ -14,6 +14,13 @@ frozen, beside the RL actor: wherever an action is chosen (acting, evaluating, a
 action of the TD target) the critic picks the better of the two. RL from a BC start otherwise
 loses that start as soon as its critic extrapolates (docs/learning.md); here the BC policy stays
 the fallback until the critic rates the RL actor's action higher, state by state.
+
+With `agent.cql_weight` the critic is conservative (CQL, Kumar et al. 2020, the form with the
+policy as the pushed-down distribution): its loss adds weight * (Q(s, a ~ policy) - Q(s, a_replay)).
+A critic trained on half demo rows otherwise rates the actor's untried actions far above what
+online episodes earn (Q ~340 against returns of 20-120, docs/learning.md), and both the actor
+and IBRL's choice follow that extrapolation; the term lowers Q wherever the policy's action
+is not one the replay holds, so the replay's actions keep the higher rating until TD says otherwise.
 """
 from __future__ import annotations
 
@@ -166,6 +173,7 @@ class DrQV2Agent(TwinCriticAgent):
         self.privileged_critic = bool(cfg.get("privileged_critic", False))
         self.aux_weight = float(cfg.get("aux_weight", 0.0))
         self.actor_objective = str(cfg.get("actor_objective", "dpg"))
+        self.cql_weight = float(cfg.get("cql_weight", 0.0))
         p_dim = self.features.privileged_dim
         if (self.privileged_critic or self.aux_weight > 0) and p_dim == 0:
             raise ValueError("agent.privileged_critic and agent.aux_weight need the privileged state in the "
@@ -257,15 +265,24 @@ class DrQV2Agent(TwinCriticAgent):
                 _, next_q, use_il = self._choose(self.critic_target, next_in, next_action, il)
                 out["il_chosen"] = use_il.float().mean()
             target_q = batch.reward + batch.discount * next_q  # (B,)
-        q1, q2 = self.critic(*self.critic_inputs(h, batch.obs), batch.action)
+        critic_in = self.critic_inputs(h, batch.obs)
+        q1, q2 = self.critic(*critic_in, batch.action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        loss = critic_loss
+        if self.cql_weight > 0:  # conservative term: policy actions below the replay's own
+            with torch.no_grad():
+                pi = self.actor(h.detach(), self.features.low(batch.obs), std).sample(clip=self.stddev_clip)
+            pq1, pq2 = self.critic(*critic_in, pi)
+            gap = (pq1 - q1).mean() + (pq2 - q2).mean()                   # Q(policy) - Q(replay), both heads
+            loss = loss + self.cql_weight * gap
+            out["cql_gap"] = 0.5 * gap.detach()
         aux = None if self.privileged_critic else self.aux_loss(h, batch.obs)
         self.critic_opt.zero_grad(set_to_none=True)
         if self.privileged_critic:
-            critic_loss.backward()
+            loss.backward()
         else:
             self.encoder_opt.zero_grad(set_to_none=True)
-            (critic_loss + aux if aux is not None else critic_loss).backward()
+            (loss + aux if aux is not None else loss).backward()
             self.encoder_opt.step()
         self.critic_opt.step()
         out.update(critic_loss=critic_loss.detach(), critic_q1=q1.mean().detach(),
