@@ -128,6 +128,8 @@ class GenesisBackend:
         scene.build(n_envs=num_envs)
         self.scene = scene
         self.dofs = [self.robot.get_joint(n).dofs_idx_local[0] for n in JOINT_NAMES]
+        # Columns of the arm's dofs in the robot's Jacobian: a view when they are the first six in order.
+        self._dof_cols = slice(0, 6) if self.dofs == list(range(6)) else self.dofs
         self.grip = self.robot.get_link(GRIPPER_BODY)
         self.jaw = self.robot.get_link(MOVING_JAW_BODY)
         # Global link ids: gripper, moving jaw, cube (solver-level getters take global ids).
@@ -207,6 +209,8 @@ class GenesisBackend:
     def _b(self, x: torch.Tensor, tail: int) -> torch.Tensor:
         """Genesis drops the env axis for n_envs=1 in places: restore (N, ...)."""
         x = torch.as_tensor(x, device=self.device).to(torch.float32)
+        if x.dim() == tail + 1:  # (N, ...) already: the usual case, returned as it is
+            return x
         return x.reshape(self.num_envs, *x.shape[x.dim() - tail:]) if tail else x.reshape(self.num_envs)
 
     def read(self) -> PhysState:
@@ -220,7 +224,7 @@ class GenesisBackend:
         rot = quat_to_mat(lquat[:, :2])  # (N, 2, 3, 3) gripper, moving jaw
         tcp = lpos[:, 0] + rot[:, 0] @ self._tcp_off  # (N, 3)
         pad = lpos[:, 1] + rot[:, 1] @ self._pad_off  # (N, 3)
-        jac = self._b(self.robot.get_jacobian(self.grip), 2).reshape(n, 6, -1)[:, :, self.dofs]  # (N, 6, 6)
+        jac = self._b(self.robot.get_jacobian(self.grip), 2).reshape(n, 6, -1)[:, :, self._dof_cols]  # (N, 6, 6)
         jac_rot = jac[:, 3:]  # (N, 3, 6)
         # At the TCP, v_tcp = v + w x r with r = tcp - origin, column by column. (Genesis'
         # local_point argument gives the same and costs 4x more per call on CPU.)

@@ -19,7 +19,7 @@ from envs.geometry import approach_axis, gripper_angle_for_gap, quat_to_euler, y
 from envs.kinematics import Kinematics
 from envs.scene import CUBE_RGBA
 
-ARM = [0, 1, 2, 3]  # joints driven by IK (wrist roll optional, gripper separate)
+ARM = 4  # IK drives joints 0..3, or 0..4 with the wrist roll unlocked (the gripper, 5, separately)
 GRIPPER_OPEN = 1.0  # rad, target for action +1
 HOME_TCP = (0.20, 0.0, 0.16)
 SEED_Q = (0.0, -0.4, 0.6, 1.3, 0.0, GRIPPER_OPEN)  # IK seed: elbow up, jaws down
@@ -50,15 +50,19 @@ class LiftTask:
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
         self.cube_half = torch.full((n,), float(cfg.cube_half_size), device=dev)  # (N,) per env's cube
         self.ended = torch.ones(n, dtype=torch.bool, device=dev)  # terminated or truncated, not reset since
-        self.fault_count = self.invalid_action_count = 0
+        self._faults = torch.zeros((), dtype=torch.long, device=dev)  # env steps that faulted (no host sync per step)
+        self.invalid_action_count = 0
         # Per-episode sums of each weighted term and of the return: columns of one (N, T+1) tensor.
         self.sum_names = [*self.reward_fn.terms, "return"]
+        self._reward_keys = [f"reward/{name}" for name in self.reward_fn.terms]  # info keys, made once
+        self._episode_keys = [f"episode/{name}" for name in self.sum_names]
         self.episode_sums = torch.zeros(n, len(self.sum_names), device=dev)
         self.joint_low = backend.joint_low.to(dev)  # (6,)
         self.joint_high = backend.joint_high.to(dev)  # (6,)
         self.ws_low = torch.tensor(cfg.workspace_low, device=dev)
         self.ws_high = torch.tensor(cfg.workspace_high, device=dev)
         self.state: PhysState | None = None
+        self._damping_eye: dict[int, torch.Tensor] = {}  # rows -> (R, R) lambda^2 I
 
     def seed(self, seed: int | None) -> None:
         base = int(seed) if seed is not None else int(torch.seed() % (2**62))
@@ -122,9 +126,15 @@ class LiftTask:
         return state, goal, grip_q
 
     # ------------------------------------------------------------------ IK
-    def _ik_delta(self, s: PhysState | Kinematics, err: torch.Tensor, joints: list[int],
+    def _damping(self, rows: int) -> torch.Tensor:
+        """(R, R) lambda^2 I of the damped least squares, made once per row count."""
+        if rows not in self._damping_eye:
+            self._damping_eye[rows] = self.cfg.ik_damping ** 2 * torch.eye(rows, device=self.device)
+        return self._damping_eye[rows]
+
+    def _ik_delta(self, s: PhysState | Kinematics, err: torch.Tensor, joints: int,
                   dq_ahead: torch.Tensor | None = None) -> torch.Tensor:
-        """Damped-least-squares joint step (N, len(joints)) for TCP error err (N, 3).
+        """Damped-least-squares step (N, J) of the first J = `joints` joints for TCP error err (N, 3).
 
         Each env uses its OWN Jacobian (the earlier Genesis port used env 0's for all).
         With keep_gripper_vertical, a second task row turns the approach axis downwards.
@@ -132,8 +142,8 @@ class LiftTask:
         errors are then taken at the commanded configuration (linearised), which keeps the
         command smooth while the servos lag and stops it winding up in contact.
         """
-        jp = s.jac_pos[:, :, joints]  # (N, 3, J)
-        jr = s.jac_rot[:, :, joints]  # (N, 3, J)
+        jp = s.jac_pos[:, :, :joints]  # (N, 3, J)
+        jr = s.jac_rot[:, :, :joints]  # (N, 3, J)
         if dq_ahead is not None:
             err = err - (s.jac_pos @ dq_ahead.unsqueeze(-1)).squeeze(-1)
         rows, e = [jp], [err]
@@ -148,8 +158,7 @@ class LiftTask:
             e.append(w * torch.linalg.cross(approach, down))
         jac = torch.cat(rows, 1)  # (N, R, J)
         ev = torch.cat(e, 1).unsqueeze(-1)  # (N, R, 1)
-        lam2 = self.cfg.ik_damping ** 2
-        jjt = jac @ jac.transpose(1, 2) + lam2 * torch.eye(jac.shape[1], device=err.device)
+        jjt = torch.baddbmm(self._damping(jac.shape[1]), jac, jac.transpose(1, 2))  # J J^T + lambda^2 I
         return (jac.transpose(1, 2) @ torch.linalg.solve(jjt, ev)).squeeze(-1)  # (N, J)
 
     def _reset_ik(self, ids: torch.Tensor, q: torch.Tensor, goal: torch.Tensor, iters: int = 60) -> torch.Tensor:
@@ -158,7 +167,7 @@ class LiftTask:
         for _ in range(iters):
             kin = self.backend.kinematics(ids, q)
             q = q.clone()
-            q[:, ARM] += self._ik_delta(kin, goal - kin.tcp_pos, ARM)
+            q[:, :ARM] += self._ik_delta(kin, goal - kin.tcp_pos, ARM)
             q = torch.maximum(torch.minimum(q, hi), lo)
         return q
 
@@ -209,6 +218,11 @@ class LiftTask:
         self.state = s
         return s
 
+    @property
+    def fault_count(self) -> int:
+        """Env steps whose physics went non-finite (or whose action did), since the task was built."""
+        return int(self._faults)
+
     def check_not_ended(self) -> None:
         """For single-env APIs: gymnasium's ResetNeeded when an ended episode is stepped again."""
         if bool(self.ended.any()):
@@ -238,50 +252,49 @@ class LiftTask:
         were not reset since: a batch may step on past them, a single env refuses
         (`check_not_ended`).
         """
-        invalid = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         if isolate_invalid and action.shape == (self.n, 4):
             invalid = ~torch.isfinite(action).all(1).to(self.device)
             if invalid.any():
                 action = torch.where(invalid[:, None].to(action.device), torch.zeros_like(action), action)
                 self.invalid_action_count += int(invalid.sum())
-        a = self.check_action(action)
+            a = action.to(self.device, torch.float32).clamp(-1.0, 1.0)  # finite now: check_action's clamp
+        else:
+            invalid = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+            a = self.check_action(action)
         c = self.cfg
         s = self.state if self.state is not None else self.backend.read()
-        self.tcp_target = torch.maximum(torch.minimum(self.tcp_target + c.action_scale * a[:, :3], self.ws_high),
-                                        self.ws_low)
-        joints = ARM if c.lock_wrist_roll else ARM + [4]
+        self.tcp_target = torch.clamp(self.tcp_target + c.action_scale * a[:, :3], self.ws_low, self.ws_high)
+        joints = ARM if c.lock_wrist_roll else ARM + 1
         # Resolved-rate IK on the commanded configuration (see _ik_delta).
         ahead = torch.nan_to_num(self.q_cmd - s.qpos)
         ahead[:, 5] = 0.0
         dq = self._ik_delta(s, self.tcp_target - s.tcp_pos, joints, ahead).clamp(-0.25, 0.25)
         q = self.q_cmd.clone()
-        q[:, joints] += dq
-        q[:, :5] = torch.maximum(torch.minimum(q[:, :5], s.qpos[:, :5] + 0.3), s.qpos[:, :5] - 0.3)
+        q[:, :joints] += dq
+        q[:, :5] = torch.clamp(q[:, :5], s.qpos[:, :5] - 0.3, s.qpos[:, :5] + 0.3)
         if c.lock_wrist_roll:
             q[:, 4] = self.roll_ref
         lo, hi = self.joint_low, self.joint_high
         q[:, 5] = lo[5] + (GRIPPER_OPEN - lo[5]) * (a[:, 3] + 1.0) / 2.0
-        q = torch.maximum(torch.minimum(q, hi), lo)
+        q = torch.clamp(q, lo, hi)
         self.q_cmd = q
         self.backend.step(q, c.n_substeps)
         s = self.backend.read()
-        fault = ~(torch.isfinite(s.qpos).all(1) & torch.isfinite(s.cube_pos).all(1) & torch.isfinite(s.qvel).all(1))
-        fault = fault | invalid
+        fault = ~torch.isfinite(torch.cat([s.qpos, s.cube_pos, s.qvel], 1)).all(1) | invalid  # (N,)
         self.state = s
         self.steps += 1
         info = self.evaluate(s, a)
-        reward, parts = self.reward_fn(info)
-        reward = torch.where(fault, 0.0, reward)
-        step_vals = torch.where(fault[:, None], 0.0, torch.stack([*parts.values(), reward], 1))  # (N, T+1)
+        terms = self.reward_fn.weighted(info)  # (N, T) weighted terms
+        step_vals = torch.where(fault[:, None], 0.0, torch.cat([terms, terms.sum(1, keepdim=True)], 1))  # (N, T+1)
+        reward = step_vals[:, -1]
         # A new tensor each step: the per-term info columns below are views nobody mutates later.
         self.episode_sums = self.episode_sums + step_vals
-        for i, name in enumerate(self.sum_names):
-            if i < len(parts):
-                info[f"reward/{name}"] = step_vals[:, i]
-            info[f"episode/{name}"] = self.episode_sums[:, i]
+        n_terms = terms.shape[1]
+        info.update(zip(self._reward_keys, step_vals[:, :n_terms].unbind(1)))
+        info.update(zip(self._episode_keys, self.episode_sums.unbind(1)))
         info["sim_fault"] = fault
         info["invalid_action"] = invalid
-        self.fault_count += int(fault.sum())
+        self._faults = self._faults + fault.sum()
         terminated = info["is_success"] & ~fault
         truncated = (self.steps >= c.episode_length) | fault
         self.prev_grasp = info["is_grasping"] & ~fault

@@ -74,12 +74,21 @@ class RewardFn:
     def __post_init__(self) -> None:
         # Each term's parameters over the task's, merged once rather than on every step.
         self._term_params = {name: {**self.params, **t.params} for name, t in self.terms.items()}
+        self._weights: dict[torch.device, torch.Tensor] = {}  # (T,) per device
+
+    def weighted(self, info: Info) -> torch.Tensor:
+        """(N, T) every term times its weight, columns in `terms` order: one multiply for all terms
+        (this runs on every env step)."""
+        raw = torch.stack([t.fn(info, self._term_params[name]) for name, t in self.terms.items()], 1)  # (N, T)
+        w = self._weights.get(raw.device)
+        if w is None:
+            w = self._weights[raw.device] = torch.tensor([t.weight for t in self.terms.values()], device=raw.device)
+        return raw * w
 
     def __call__(self, info: Info) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns total (N,) and {term: weighted value (N,)}."""
-        parts = {name: t.weight * t.fn(info, self._term_params[name]) for name, t in self.terms.items()}
-        total = torch.stack(list(parts.values()), 0).sum(0)
-        return total, parts
+        terms = self.weighted(info)
+        return terms.sum(1), dict(zip(self.terms, terms.unbind(1)))
 
     def table(self) -> str:
         """The resolved term table, printed at start and saved in the run directory."""

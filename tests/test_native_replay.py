@@ -211,3 +211,32 @@ def test_self_imitation_samples_only_successful_episodes_and_joins_the_demos() -
     assert {(int(i), int(e)) for i, e in b.obs["low_dim_state"][b.demo][ids[b.demo] != 99][:, -1, :2].tolist()} <= won
     plain = demos.mixed_sample(rb, demo_rb, 64, 0.5)
     assert bool((plain.obs["low_dim_state"][plain.demo][:, -1, 0] == 99).all())
+
+
+def test_returns_to_go_match_hand_computed_and_say_which_are_exact() -> None:
+    """Monte-Carlo returns from each stored transition to its episode's end: exact (terminal) only
+    where the episode terminated; a truncated or still running one lacks its tail."""
+    got = hand_example().returns_to_go()
+    assert got["abs_row"].tolist() == list(range(10)) and got["env"].tolist() == [0] * 10
+    g = GAMMA
+    want = [1 + g * 2 + g**2 * 3 + g**3 * 4, 2 + g * 3 + g**2 * 4, 3 + g * 4, 4,      # truncated
+            5 + g * 6, 6,                                                         # terminated
+            7 + g * 8 + g**2 * 9 + g**3 * 10, 8 + g * 9 + g**2 * 10, 9 + g * 10, 10]  # running
+    np.testing.assert_allclose(got["ret"].numpy(), want, rtol=1e-6)
+    assert got["steps"].tolist() == [4, 3, 2, 1, 2, 1, 4, 3, 2, 1]
+    assert got["terminal"].tolist() == [False] * 4 + [True] * 2 + [False] * 4
+
+
+def test_returns_to_go_stop_at_a_cut_row() -> None:
+    rb = ReplayBuffer(SPEC, F, 1, num_envs=1, capacity=100, nstep=3, gamma=GAMMA)
+    d = Driver(rb)
+    d.start(1)
+    d.step(1, 2)
+    d.step(2, 3)
+    d.step(3, 4, cut=True)          # a sim fault: no transition, the rows before end here
+    d.start(5)
+    d.step(4, 6, term=True)
+    got = rb.returns_to_go()
+    assert got["abs_row"].tolist() == [0, 1, 3]
+    np.testing.assert_allclose(got["ret"].numpy(), [1 + GAMMA * 2, 2, 4])
+    assert got["terminal"].tolist() == [False, False, True]

@@ -227,6 +227,39 @@ class ReplayBuffer:
         action = self._action[w["abs"] % S, env]
         return Batch(obs, action, w["ret"], w["discount"], nxt)
 
+    def returns_to_go(self) -> dict[str, torch.Tensor]:
+        """The discounted Monte-Carlo return from every stored transition to the end of its episode,
+        as far as the ring holds it, to check a critic's values against what the data earned
+        (`bench/critic_calibration.py`). Returns (M,) tensors: `abs_row`, `env`, `ret`, `steps`
+        (transitions summed) and `terminal`: True where the episode terminated, so `ret` is exact;
+        False where it was truncated, cut or is still running, so `ret` lacks the value after its
+        last stored step (gamma^steps times that value)."""
+        S, N, g, dev = self.rows, self.N, self.gamma, self.device
+        oldest = max(0, self.written - S)
+        ret = torch.zeros(N, device=dev)
+        steps = torch.zeros(N, dtype=torch.long, device=dev)
+        terminal = torch.zeros(N, dtype=torch.bool, device=dev)
+        out: dict[str, list[torch.Tensor]] = {k: [] for k in ("abs_row", "env", "ret", "steps", "terminal")}
+        for a in range(self.written - 1, oldest - 1, -1):  # newest first: each row adds to its successor's return
+            f = self._flags[a % S]                                          # (N,)
+            cut = (f & CUT) != 0
+            last = (f & (TERM | TRUNC)) != 0                                # the episode's last transition
+            r = self._reward[a % S]
+            ret = torch.where(last, r, r + g * ret)
+            steps = torch.where(last, 1, steps + 1)
+            terminal = torch.where(last, (f & TERM) != 0, terminal)
+            # a cut row is no transition: the rows before it end there, without its reward
+            ret, steps = torch.where(cut, 0.0, ret), torch.where(cut, 0, steps)
+            terminal = terminal & ~cut
+            keep = (~cut).nonzero().squeeze(1)                              # (K,)
+            for k, v in (("abs_row", torch.full_like(keep, a)), ("env", keep), ("ret", ret[keep]),
+                         ("steps", steps[keep]), ("terminal", terminal[keep])):
+                out[k].append(v)
+        if not out["env"]:  # nothing stored
+            dtypes = {"ret": torch.float32, "terminal": torch.bool}
+            return {k: torch.zeros(0, dtype=dtypes.get(k, torch.long), device=dev) for k in out}
+        return {k: torch.cat(v[::-1]) for k, v in out.items()}
+
     def gather(self, abs_row: torch.Tensor, env: torch.Tensor) -> tuple[Batch, torch.Tensor]:
         """Batch for explicit (absolute row, env) pairs, plus a (B,) validity mask (for tests/debugging)."""
         w = self._window(abs_row.to(self.device).long(), env.to(self.device).long())
