@@ -17,10 +17,10 @@ the fallback until the critic rates the RL actor's action higher, state by state
 
 With `agent.cql_weight` the critic is conservative (CQL, Kumar et al. 2020, the form with the
 policy as the pushed-down distribution): its loss adds weight * (Q(s, a ~ policy) - Q(s, a_replay)).
-A critic trained on half demo rows otherwise rates the actor's untried actions far above what
-online episodes earn (Q ~340 against returns of 20-120, docs/learning.md), and both the actor
-and IBRL's choice follow that extrapolation; the term lowers Q wherever the policy's action
-is not one the replay holds, so the replay's actions keep the higher rating until TD says otherwise.
+A critic trained on half demo rows otherwise rates the agent's failing online starts ~145 above
+the return they earned (`bench/critic_calibration.py`, docs/learning.md), and both the actor and
+IBRL's choice follow that extrapolation; the term lowers Q wherever the policy's action is not
+one the replay holds, so the replay's actions keep the higher rating until TD says otherwise.
 """
 from __future__ import annotations
 
