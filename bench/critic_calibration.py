@@ -17,14 +17,11 @@ import sys
 import tempfile
 
 import torch
-from omegaconf import OmegaConf
 
 import envs  # noqa: F401  (headless GL before mujoco/genesis)
-from engines.native import default_config
+from bench.policy_noise import trainer_from_snapshot
 from engines.native.replay import ReplayBuffer
-from engines.native.snapshot import read_snapshot
 from engines.native.trainer import NativeTrainer
-from factories import GenesisLiftFactory, MujocoLiftFactory
 
 
 @torch.no_grad()
@@ -52,14 +49,9 @@ def report(name: str, trainer: NativeTrainer, buf: ReplayBuffer, mask_fn, rows: 
 
 
 def main(path: str, rows: int) -> None:
-    _, payload = read_snapshot(path)
-    cfg = OmegaConf.merge(default_config(), OmegaConf.create(dict(payload["config"])))
-    cfg.resume, cfg.eval_every_steps = path, 0
-    factory = GenesisLiftFactory() if cfg.env.name == "genesis_lift" else MujocoLiftFactory()
     gen = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = NativeTrainer(cfg, factory, tmp)
-        trainer.agent.train(False)
+        trainer = trainer_from_snapshot(path, tmp)
         print(f"{path}: {trainer.frames} frames, gamma {trainer.replay.gamma}", flush=True)
         if trainer.replay.written == 0:
             raise SystemExit(f"{path} holds no replay (only the latest snapshot of a run keeps it)")

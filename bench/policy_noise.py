@@ -47,17 +47,23 @@ def rollout(trainer: NativeTrainer, episodes: int, std: float | None, seed: int)
     return successes, sum(returns) / len(returns)
 
 
-def main(path: str, episodes: int, stds: list[float]) -> None:
+def trainer_from_snapshot(path: str, run_dir: str) -> NativeTrainer:
+    """The trainer `resume=path` builds (agent in eval mode, no eval env), writing into run_dir."""
     _, payload = read_snapshot(path)
     # the shipped defaults under the run's config: keys added since the run get their defaults
     cfg = OmegaConf.merge(default_config(), OmegaConf.create(dict(payload["config"])))
     cfg.resume, cfg.eval_every_steps = path, 0    # the training env only
     factory = GenesisLiftFactory() if cfg.env.name == "genesis_lift" else MujocoLiftFactory()
+    trainer = NativeTrainer(cfg, factory, run_dir)
+    trainer.agent.train(False)
+    return trainer
+
+
+def main(path: str, episodes: int, stds: list[float]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = NativeTrainer(cfg, factory, tmp)
-        trainer.agent.train(False)
+        trainer = trainer_from_snapshot(path, tmp)
         for std in [None, *stds]:
-            successes, mean_return = rollout(trainer, episodes, std, int(cfg.seed) + 5_000_000)
+            successes, mean_return = rollout(trainer, episodes, std, int(trainer.cfg.seed) + 5_000_000)
             print(f"noise std {std or 0}: success {successes}/{episodes}, mean return {mean_return:.0f}",
                   flush=True)
         trainer.close_envs()
