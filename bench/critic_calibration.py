@@ -35,8 +35,9 @@ def q_values(trainer: NativeTrainer, buf: ReplayBuffer, abs_row: torch.Tensor, e
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def report(name: str, trainer: NativeTrainer, buf: ReplayBuffer, mask_fn, rows: int, gen: torch.Generator) -> None:
-    rtg = buf.returns_to_go()
+def report(name: str, trainer: NativeTrainer, buf: ReplayBuffer, rtg: dict[str, torch.Tensor], mask_fn, rows: int,
+           gen: torch.Generator) -> None:
+    """One line for the rows of `buf` where mask_fn(rtg) holds; rtg: `buf.returns_to_go()`."""
     idx = mask_fn(rtg).nonzero().squeeze(1)
     if idx.numel() == 0:
         print(f"{name:42s} no rows")
@@ -56,11 +57,13 @@ def main(path: str, rows: int) -> None:
         if trainer.replay.written == 0:
             raise SystemExit(f"{path} holds no replay (only the latest snapshot of a run keeps it)")
         if trainer.demo_replay is not None:
-            report("demo rows (exact)", trainer, trainer.demo_replay, lambda r: r["terminal"], rows, gen)
-        report("online rows of successful episodes (exact)", trainer, trainer.replay, lambda r: r["terminal"], rows, gen)
-        report("online, failed episodes, first 10 steps", trainer, trainer.replay,
+            demo = trainer.demo_replay
+            report("demo rows (exact)", trainer, demo, demo.returns_to_go(), lambda r: r["terminal"], rows, gen)
+        online, rtg = trainer.replay, trainer.replay.returns_to_go()  # one pass over the ring for all three groups
+        report("online rows of successful episodes (exact)", trainer, online, rtg, lambda r: r["terminal"], rows, gen)
+        report("online, failed episodes, first 10 steps", trainer, online, rtg,
                lambda r: ~r["terminal"] & (r["steps"] >= 90), rows, gen)
-        report("online, failed episodes, all steps", trainer, trainer.replay, lambda r: ~r["terminal"], rows, gen)
+        report("online, failed episodes, all steps", trainer, online, rtg, lambda r: ~r["terminal"], rows, gen)
         trainer.close_envs()
 
 
