@@ -141,6 +141,8 @@ RULES: dict[str, Rule] = {
     "agent.actor_objective": one_of("dpg", "crr", when="drqv2"),
     "agent.ibrl": boolean(when="drqv2"),
     "agent.cql_weight": number(0.0, when="drqv2"),
+    "agent.teacher_weight": number(0.0, when="drqv2"),
+    "agent.teacher_lr": number(0.0, 1.0, low_open=True, when="drqv2"),
     "agent.alpha_lr": number(0.0, 1.0, low_open=True, when="sac"),
     "agent.init_temperature": number(0.0, low_open=True, when="sac"),
     "agent.learnable_temperature": boolean(when="sac"),
@@ -208,6 +210,18 @@ def _relations(cfg: DictConfig) -> None:
     if cfg.agent.name == "drqv2" and cfg.agent.ibrl is True and cfg.agent.bc_pretrain_steps <= 0:
         raise ConfigError(f"agent.ibrl=true is invalid with agent.bc_pretrain_steps={cfg.agent.bc_pretrain_steps}: "
                           "IBRL keeps the BC-pre-trained policy; use agent.bc_pretrain_steps > 0 (and demos > 0)")
+    if cfg.agent.name == "drqv2" and cfg.agent.teacher_weight > 0:
+        for key, ok, allowed in (("agent.privileged_critic", cfg.agent.privileged_critic is True, "true: the "
+                                  "critic evaluates the teacher, which reads the cube pose"),
+                                 ("agent.bc_pretrain_steps", cfg.agent.bc_pretrain_steps > 0, "> 0: the teacher "
+                                  "is cloned from the demos then"),
+                                 ("agent.ibrl", cfg.agent.ibrl is False, "false"),
+                                 ("agent.actor_objective", cfg.agent.actor_objective == "dpg", "dpg")):
+            if not ok:
+                value = OmegaConf.select(cfg, key)
+                value = str(value).lower() if isinstance(value, bool) else value
+                raise ConfigError(f"{key}={value} is invalid with agent.teacher_weight={cfg.agent.teacher_weight}: "
+                                  f"allowed {allowed}")
     if cfg.demos > 0:
         return
     for key, used, what, off in (

@@ -326,3 +326,48 @@ def test_cql_weight_keeps_the_critic_rating_replay_actions_above_the_policys() -
         gaps[w] = float((q_replay - q_policy).mean())
     assert gaps[5.0] > gaps[0.0] + 0.2, gaps       # here: 0.34 against -0.02
 
+
+
+def test_teacher_clones_the_demos_from_state_and_the_actor_follows_it_on_every_row() -> None:
+    """agent.teacher_weight: BC pre-training clones a state teacher that reads the privileged
+    state; afterwards the actor, which never reads that state, learns the teacher's action on
+    new rows that are not demos (their replay actions point the other way), the teacher stays
+    frozen, and a snapshot carries it."""
+    sp = {**spec(True), "privileged_state": KeySpec((7,), torch.float32)}
+    n, way = 32, torch.tensor([0.5, -0.5, 0.5, -0.5])
+
+    def rows(is_demo: bool) -> Batch:
+        obs = random_obs(sp, n)
+        expert = way * torch.sign(obs["privileged_state"][:, -1, :1])   # (n, A): follows the cube pose
+        b = Batch(obs, expert if is_demo else -expert, torch.randn(n), torch.full((n,), 0.97), random_obs(sp, n))
+        b.demo = torch.full((n,), is_demo)
+        return b
+
+    torch.manual_seed(0)
+    demo, online = rows(True), rows(False)
+    cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.privileged_critic": True,
+                      "agent.teacher_weight": 1.0, "agent.actor_q_weight": 0.0, "agent.actor_lr": 1e-3,
+                      "agent.encoder_lr": 1e-3, "agent.bc_pretrain_steps": 1})
+    agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    for _ in range(200):
+        agent.bc_step(demo)
+    agent.end_bc_pretraining()
+    frozen = copy.deepcopy(agent.snapshot_state()["modules"])
+    assert float(((agent.teacher.label(demo.obs) - demo.action) ** 2).sum(-1).mean()) < 0.05
+    labels = agent.teacher.label(online.obs)                      # (n, A) what the teacher says there
+
+    def error() -> float:
+        return float(((agent.act(online.obs, 0, eval_mode=True) - labels) ** 2).sum(-1).mean())
+
+    start = error()
+    for _ in range(100):
+        out = agent.update(online, step=10)
+    assert torch.isfinite(out["teacher_loss"])
+    assert error() < 0.3 * start, (start, error())              # toward the teacher, not the replay actions
+    teacher = [k for k in frozen if k.startswith("teacher.")]
+    assert teacher and all(torch.equal(frozen[k], agent.state_dict()[k]) for k in teacher)
+    restored = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    restored.load_snapshot_state(agent.snapshot_state())
+    assert torch.equal(restored.act(online.obs, 0, eval_mode=True), agent.act(online.obs, 0, eval_mode=True))
+    plain = make_agent(tiny_cfg(**{"agent.name": "drqv2", "pixels": True}).agent, sp, FS, A, torch.device("cpu"))
+    assert "teacher_loss" not in plain.update(online, step=10)

@@ -95,6 +95,22 @@ def test_cql_weight_must_be_a_number_at_least_zero() -> None:
     validate_config(default_config(**{"agent.cql_weight": 5.0}))
 
 
+def test_teacher_needs_the_privileged_critic_bc_pretraining_and_dpg() -> None:
+    ok = {"task.privileged_state": True, "agent.privileged_critic": True, "agent.teacher_weight": 5.0,
+          "agent.bc_pretrain_steps": 10}
+    validate_config(default_config(demos=2, **ok))
+    for key, bad, allowed in (("agent.privileged_critic", False, "allowed true"),
+                              ("agent.bc_pretrain_steps", 0, "allowed > 0"),
+                              ("agent.ibrl", True, "allowed false"),
+                              ("agent.actor_objective", "crr", "allowed dpg")):
+        shown = str(bad).lower() if isinstance(bad, bool) else bad
+        with pytest.raises(ValueError, match=rf"{key}={shown} is invalid with agent.teacher_weight=5.0: {allowed}"):
+            validate_config(default_config(demos=2, **{**ok, key: bad}))
+    for key, bad in (("agent.teacher_weight", -1.0), ("agent.teacher_lr", 0.0)):
+        with pytest.raises(ValueError, match=rf"{key}={bad!r} is invalid: allowed"):
+            validate_config(default_config(**{key: bad}))
+
+
 def test_trainer_validates_before_building_anything(tmp_path: Path) -> None:
     class Exploding:
         def make_batched_env(self, cfg):

@@ -21,6 +21,10 @@ A critic trained on half demo rows otherwise rates the agent's failing online st
 the return they earned (`bench/critic_calibration.py`, docs/learning.md), and both the actor and
 IBRL's choice follow that extrapolation; the term lowers Q wherever the policy's action is not
 one the replay holds, so the replay's actions keep the higher rating until TD says otherwise.
+
+With `agent.teacher_weight` a state policy cloned from the demos (`teacher.py`, it reads the cube
+pose) labels every replay row, and the actor also regresses onto its labels, DAgger-style; the
+critic then evaluates the teacher (its actions in the TD target), which needs no image.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from torch import nn
 from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, Trunk, TruncatedNormal,
                                      encoder_options, mlp, schedule, soft_update, weight_init)
 from engines.native.replay import Batch, KeySpec
+from engines.native.teacher import StateTeacher
 
 
 class Actor(nn.Module):
@@ -87,17 +92,19 @@ class TwinCriticAgent(nn.Module):
         err = ((action - batch.action) ** 2).sum(-1)                      # (B,)
         return self.bc_weight * err[batch.demo].mean()
 
-    def with_bc(self, policy_loss: torch.Tensor, q: torch.Tensor, mean_action: torch.Tensor, batch: Batch
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def with_bc(self, policy_loss: torch.Tensor, q: torch.Tensor, mean_action: torch.Tensor, batch: Batch,
+                imitation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The actor loss with the BC term added, as TD3+BC (Fujimoto & Gu 2021) does: the policy
         term divided by the batch's mean |Q| (B,), so that bc_weight means the same whatever
         the reward scale (v20 pays up to ~2000 at success), and weighted by `actor_q_weight`: at 0
         the actor learns from the demo rows alone (and, with use_self_imitation, from its own
-        successful episodes), while the critic still trains the encoder. Unchanged when BC is off."""
+        successful episodes), while the critic still trains the encoder. `imitation` (a teacher's
+        term) counts as BC does. Unchanged when neither is on."""
         bc = self.bc_loss(mean_action, batch)
-        if bc is None:
+        terms = [t for t in (bc, imitation) if t is not None]
+        if not terms:
             return policy_loss, None
-        return self.actor_q_weight * policy_loss / q.abs().mean().detach().clamp_min(1e-6) + bc, bc
+        return self.actor_q_weight * policy_loss / q.abs().mean().detach().clamp_min(1e-6) + sum(terms), bc
 
     def policy_mean(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor:
         """(B, A) mean action of the actor, through the encoder (if any), with gradients."""
@@ -190,6 +197,9 @@ class DrQV2Agent(TwinCriticAgent):
         self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
         # IBRL's IL policy; its weights are taken from the actor when BC pre-training ends
         self.il_policy = FrozenPolicy(self.features, self.encoder, self.actor) if cfg.get("ibrl", False) else None
+        self.teacher_weight = float(cfg.get("teacher_weight", 0.0))
+        self.teacher = StateTeacher(self.features, action_dim, hd, float(cfg.teacher_lr)) \
+            if self.teacher_weight > 0 else None
         self.to(device)
         enc_params = list(self.encoder.parameters()) + (list(self.aux_head.parameters()) if self.aux_head else [])
         self.encoder_opt = torch.optim.Adam(enc_params, lr=cfg.encoder_lr)
@@ -199,12 +209,24 @@ class DrQV2Agent(TwinCriticAgent):
         self.critic_target.train(False)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"encoder": self.encoder_opt, "actor": self.actor_opt, "critic": self.critic_opt}
+        opts = {"encoder": self.encoder_opt, "actor": self.actor_opt, "critic": self.critic_opt}
+        if self.teacher is not None:
+            opts["teacher"] = self.teacher.opt
+        return opts
+
+    def bc_step(self, batch: Batch) -> torch.Tensor:
+        """BC pre-training of encoder and actor, and of the state teacher when there is one."""
+        if self.teacher is not None:
+            self.teacher.bc_step(batch.obs, batch.action)
+        return super().bc_step(batch)
 
     def end_bc_pretraining(self) -> None:
-        """With IBRL, freeze the BC-pre-trained policy as the IL policy the critic chooses from."""
+        """With IBRL, freeze the BC-pre-trained policy as the IL policy the critic chooses from;
+        with a teacher, freeze the teacher."""
         if self.il_policy is not None:
             self.il_policy.copy_from(self.features, self.encoder, self.actor)
+        if self.teacher is not None:
+            self.teacher.requires_grad_(False)
 
     def _choose(self, critic: Critic, critic_in: tuple[torch.Tensor | None, torch.Tensor],
                 rl_action: torch.Tensor, il_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -255,8 +277,12 @@ class DrQV2Agent(TwinCriticAgent):
         out: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             next_image = self.features.image(batch.next_obs)
-            next_h = self.encoder(next_image, self.aug)
-            next_action = self.actor(next_h, self.features.low(batch.next_obs), std).sample(clip=self.stddev_clip)
+            if self.teacher is not None:  # the critic evaluates the teacher: no image to encode
+                next_h, mean = None, self.teacher.label(batch.next_obs)
+                next_action = TruncatedNormal(mean, torch.full_like(mean, std)).sample(clip=self.stddev_clip)
+            else:
+                next_h = self.encoder(next_image, self.aug)
+                next_action = self.actor(next_h, self.features.low(batch.next_obs), std).sample(clip=self.stddev_clip)
             next_in = self.critic_inputs(next_h, batch.next_obs)
             if self.il_policy is None:
                 next_q = torch.min(*self.critic_target(*next_in, next_action))  # (B,)
@@ -314,7 +340,11 @@ class DrQV2Agent(TwinCriticAgent):
             action = dist.sample(clip=self.stddev_clip)
             aq1, aq2 = self.critic(*self.critic_inputs(h, batch.obs), action)
             q = torch.min(aq1, aq2)                                       # (B,)
-            actor_loss, bc = self.with_bc(-q.mean(), q, dist.mean, batch)
+            distill = None
+            if self.teacher is not None:  # every row, the pixel policy's own states included
+                distill = self.teacher_weight * ((dist.mean - self.teacher.label(batch.obs)) ** 2).sum(-1).mean()
+                out["teacher_loss"] = distill.detach()
+            actor_loss, bc = self.with_bc(-q.mean(), q, dist.mean, batch, distill)
         aux = self.aux_loss(h, batch.obs) if self.privileged_critic else None
         self.actor_opt.zero_grad(set_to_none=True)
         if self.privileged_critic:

@@ -238,9 +238,13 @@ class ObsFeatures(nn.Module):
         x = self.raw_low(obs)
         return self.low_norm(x) if self.low_norm is not None else x
 
+    def raw_privileged(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(B, F*P) the privileged state as it is; KeyError without it."""
+        return obs[PRIVILEGED_KEY].flatten(1).float()
+
     def privileged(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, F*P) the privileged state, standardised with the low-dim state; KeyError without it."""
-        x = obs[PRIVILEGED_KEY].flatten(1).float()
+        x = self.raw_privileged(obs)
         return self.privileged_norm(x) if self.privileged_norm is not None else x
 
     @torch.no_grad()
