@@ -144,14 +144,24 @@ def preset_results(patterns: list[str]) -> dict[int, dict[str, float]]:
             for r in runs if r.curve.get("success")}
 
 
-def vision_section(experiment: str, seeds: list[int], episodes: int, bc_steps: int, runs: list[str]
-                   ) -> tuple[str, dict | None]:
-    """Blind (open loop, low-dim BC) and seeing (image BC, the RL preset) policies on one task."""
-    r = run_module(["bench.vision_bench", "--experiment", experiment, "--seeds", *map(str, seeds),
-                    "--episodes", str(episodes), "--bc-steps", str(bc_steps)], timeout=4 * 3600)
-    if r is None:
-        return "Vision baselines: measurement failed (see the benchmark's output).", None
-    return vision_table(r, experiment, runs), r
+def vision_section(experiment: str, seeds: list[int], episodes: int, bc_steps: int, runs: list[str], head: str,
+                   reuse: Path | None = None) -> tuple[str, dict | None]:
+    """Blind (open loop, low-dim BC) and seeing (image BC, the preset) policies on one task. With
+    `reuse` (docs/benchmarks.json) the baselines are the ones measured last, with their own date
+    line, and only the preset's runs are read again: the baselines take ~30 min to measure and
+    do not change when the preset does."""
+    if reuse is not None:
+        r = json.loads(reuse.read_text()).get("vision") if reuse.exists() else None
+        if not r or "measured" not in r:
+            raise SystemExit(f"vision_reuse=true: {reuse} holds no dated vision baselines; measure them with "
+                             "vision_reuse=false")
+    else:
+        r = run_module(["bench.vision_bench", "--experiment", experiment, "--seeds", *map(str, seeds),
+                        "--episodes", str(episodes), "--bc-steps", str(bc_steps)], timeout=4 * 3600)
+        if r is None:
+            return head + "Vision baselines: measurement failed (see the benchmark's output).", None
+        r["measured"] = head.strip()
+    return r["measured"] + "\n\n" + vision_table(r, experiment, runs), r
 
 
 def vision_table(r: dict[str, Any], experiment: str, runs: list[str]) -> str:
@@ -172,9 +182,9 @@ def vision_table(r: dict[str, Any], experiment: str, runs: list[str]) -> str:
             "frame-stacked proprioceptive state (no cube position), standardised by the demos' statistics; "
             "*image BC*: the DrQ-v2 encoder and actor (with the preset's low-dim standardisation) "
             f"regressed on the demo actions ({r['bc_steps']} Adam steps, batch {r['batch']}, random shifts); "
-            "*DrQ-v2 + demos*: the preset's final evaluation, read from its runs' `eval.csv`"
+            "*the preset*: its final evaluation, read from its runs' `eval.csv`"
             + (f" ({', '.join(f'`{x}`' for x in runs)})" if runs else "") + ". Code: `bench/vision_bench.py`.\n\n"
-            "| seed | demos kept (transitions) | open loop | low-dim BC | image BC | DrQ-v2 + demos |\n"
+            "| seed | demos kept (transitions) | open loop | low-dim BC | image BC | the preset |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 

@@ -3,6 +3,7 @@
     python scripts/benchmark.py                      # everything (about 20-30 min on 2 CPU cores)
     python scripts/benchmark.py sections=[mujoco]    # one section
     python scripts/benchmark.py sections=[vision]    # blind vs seeing baselines (~30 min; not in the default)
+    python scripts/benchmark.py sections=[vision] vision_reuse=true   # the last baselines, the preset's runs now
 """
 from __future__ import annotations
 
@@ -58,9 +59,10 @@ def main(cfg: DictConfig) -> None:
         body, update = update_section(list(cfg.update_batches), int(cfg.update_rounds))
         out["update"] = head + body
     if "vision" in cfg.sections:
+        reuse = (ROOT / cfg.docs_path).with_suffix(".json") if cfg.vision_reuse else None
         body, vision = vision_section(str(cfg.vision_experiment), list(cfg.vision_seeds), int(cfg.vision_episodes),
-                                      int(cfg.vision_bc_steps), list(cfg.vision_runs))
-        out["vision"] = head + body
+                                      int(cfg.vision_bc_steps), list(cfg.vision_runs), head, reuse)
+        out["vision"] = body
     # The raw figures stay with the run (Hydra's output dir), whatever is done with the docs.
     raw = Path(HydraConfig.get().runtime.output_dir) / "results.json"
     raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "genesis": genesis, "train": train,

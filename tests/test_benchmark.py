@@ -61,3 +61,28 @@ def test_unknown_section_is_named_before_measuring(tmp_path: Path):
     assert p.returncode != 0
     assert "sections=['gpu'] is invalid" in p.stderr + p.stdout and "mujoco" in p.stderr + p.stdout
     assert not (tmp_path / "bench.md").exists()
+
+
+def test_vision_reuse_keeps_the_dated_baselines_and_reads_the_preset_runs_again(tmp_path: Path):
+    """sections=[vision] vision_reuse=true: the baselines of the raw file, with the line saying when
+    and where they were measured, and the preset's final evaluation per seed from its runs now;
+    undated or missing baselines are refused before anything is written."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_compare import make_run
+
+    baseline = {"success": 0.1, "max_cube_z": 0.02, "train_s": 1.0, "eval_s": 1.0}
+    seed = {"seed": 1, "demos_kept": 10, "demos_tried": 10, "transitions": 450,
+            **{k: baseline for k in ("open_loop", "lowdim_bc", "image_bc")}}
+    vision = {"episodes": 50, "bc_steps": 2000, "batch": 128, "seeds": [seed]}
+    runs = make_run(tmp_path / "runs" / "seed1", 1, [0.5, 0.94], frames=[10000, 16000])
+    args = ("sections=[vision]", "vision_reuse=true", "vision_seeds=[1]", f"vision_runs=[{runs.parent}]")
+    (tmp_path / "bench.json").write_text(json.dumps({"vision": vision}))
+    p = bench(tmp_path, *args)
+    assert p.returncode != 0 and "no dated vision baselines" in p.stderr + p.stdout
+    assert not (tmp_path / "bench.md").exists()
+    (tmp_path / "bench.json").write_text(json.dumps({"vision": {**vision, "measured": "Measured 1999-01-01 on: X."}}))
+    p = bench(tmp_path, *args)
+    assert p.returncode == 0, p.stderr[-3000:]
+    text = (tmp_path / "bench.md").read_text()
+    assert "Measured 1999-01-01 on: X." in text and text.count("Measured") == 1
+    assert re.search(r"^\| 1 \| 10/10 \(450\) \| 10 % \| 10 % \| 10 % \| 94 % \(16k frames\) \|$", text, re.M), text
