@@ -101,7 +101,10 @@ def markdown(summary: dict[str, Any], command: str) -> str:
 
 
 def plot(summary: dict[str, Any]) -> bytes:
-    """curves.png: eval success and return against env frames, mean over seeds with the CI band."""
+    """curves.png: eval success and return against env frames, mean over seeds with the CI band.
+    The line joins only the frames every seed evaluated at; where fewer did (runs stopped by a
+    wall-clock budget end at different frames), the mean of those is a cross off the line, so a
+    single seed's last point does not read as the group's curve."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -114,8 +117,16 @@ def plot(summary: dict[str, Any]) -> bytes:
             c = g["curves"].get(metric)
             if c is None:
                 continue
-            line, = ax.plot(c["frames"], c["mean"], marker="o", ms=3, label=f"{g['group']} (n={g['runs']})")
-            ax.fill_between(c["frames"], c["low"], c["high"], color=line.get_color(), alpha=0.2)
+            full = [j for j, k in enumerate(c["runs"]) if k == g["runs"]]
+            part = [j for j, k in enumerate(c["runs"]) if 0 < k < g["runs"]]
+            pick = lambda key, cols: [c[key][j] for j in cols]  # noqa: E731
+            line, = ax.plot(pick("frames", full), pick("mean", full), marker="o", ms=3,
+                            label=f"{g['group']} (n={g['runs']})")
+            ax.fill_between(pick("frames", full), pick("low", full), pick("high", full), color=line.get_color(),
+                            alpha=0.2)
+            if part:
+                ax.plot(pick("frames", part), pick("mean", part), linestyle="none", marker="x", ms=5,
+                        color=line.get_color(), label=f"{g['group']}: fewer seeds evaluated there")
     axes[0].set_ylabel("eval success rate")
     axes[0].set_ylim(-0.03, 1.03)
     axes[1].set_ylabel("eval return")
