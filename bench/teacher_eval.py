@@ -18,9 +18,8 @@ import torch
 
 from bench.policy_noise import trainer_from_snapshot
 from engines.evaluation import evaluate
+from engines.native.trainer import EVAL_SEED_OFFSET
 from engines.run import make_factory
-
-EVAL_SEED_OFFSET = 1_000_000  # as the native trainer
 
 
 class TeacherAsAgent:

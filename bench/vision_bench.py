@@ -29,9 +29,9 @@ from engines.native import demos, envio
 from engines.native.agents import make_agent
 from engines.evaluation import evaluate
 from engines.native.networks import mlp
+from engines.native.trainer import DEMO_SEED_OFFSET, EVAL_SEED_OFFSET
 from engines.rules import validate_config
 
-EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000  # as the native trainer
 
 
 def compose_cfg(overrides: list[str]) -> DictConfig:

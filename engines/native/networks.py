@@ -253,7 +253,7 @@ class ObsFeatures(nn.Module):
         if self.low_norm is not None:
             self.low_norm.observe(self.raw_low(obs))
         if self.privileged_norm is not None:
-            self.privileged_norm.observe(obs[PRIVILEGED_KEY].flatten(1))
+            self.privileged_norm.observe(self.raw_privileged(obs))
 
 
 class Trunk(nn.Module):

@@ -37,6 +37,8 @@ from engines.run_report import eval_line, say
 from envs.batched import Step
 
 WINDOW = 100  # finished episodes in the train success / return windows
+# seed + offset: the eval episodes and the demos are seeded apart from training and from each other
+EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000
 
 
 def resolve_device(name: str) -> torch.device:
@@ -161,7 +163,7 @@ class NativeTrainer:
         resumed = self.replay.written > 0 or self.frames > 0
         if cfg.demos > 0 and self.frames == 0 and self.demo_replay is None:
             self.demo_replay = demos.load_demos(
-                cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + 2_000_000, self.spec,
+                cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + DEMO_SEED_OFFSET, self.spec,
                 self.frame_stack, cfg.replay.nstep, cfg.replay.gamma, self.device)
             self._pretrain_bc(cfg.agent.bc_pretrain_steps)
             self.agent.end_bc_pretraining()
@@ -305,7 +307,7 @@ class NativeTrainer:
         cfg = self.cfg
         video = self.work_dir / "eval_videos" / f"{self.frames}.mp4" if cfg.log_eval_video else None
         metrics, written = evaluate(self.agent, self.eval_env, cfg.num_eval_episodes, self.frames,
-                                    cfg.seed + 1_000_000, self.keys, self.device, video,
+                                    cfg.seed + EVAL_SEED_OFFSET, self.keys, self.device, video,
                                     stop=lambda: self._stop is not None)
         if metrics is None:
             say(f"[native] evaluation at {self.frames} frames aborted by {self._stop}: not logged")
