@@ -194,6 +194,12 @@ def _agent_fits_observations(cfg: DictConfig) -> None:
                           "(use agent.name=drqv2 for pixel runs)")
 
 
+def _as_typed(cfg: DictConfig, key: str) -> Any:
+    """The key's value as a user types it on the command line (booleans lower case)."""
+    value = OmegaConf.select(cfg, key)
+    return str(value).lower() if isinstance(value, bool) else value
+
+
 def _relations(cfg: DictConfig) -> None:
     """The native engine's checks between keys, after each key passed on its own."""
     nstep, stack = cfg.replay.nstep, cfg.frame_stack
@@ -218,10 +224,8 @@ def _relations(cfg: DictConfig) -> None:
                                  ("agent.ibrl", cfg.agent.ibrl is False, "false"),
                                  ("agent.actor_objective", cfg.agent.actor_objective == "dpg", "dpg")):
             if not ok:
-                value = OmegaConf.select(cfg, key)
-                value = str(value).lower() if isinstance(value, bool) else value
-                raise ConfigError(f"{key}={value} is invalid with agent.teacher_weight={cfg.agent.teacher_weight}: "
-                                  f"allowed {allowed}")
+                raise ConfigError(f"{key}={_as_typed(cfg, key)} is invalid with "
+                                  f"agent.teacher_weight={cfg.agent.teacher_weight}: allowed {allowed}")
     if cfg.demos > 0:
         return
     for key, used, what, off in (
@@ -232,10 +236,8 @@ def _relations(cfg: DictConfig) -> None:
             ("agent.bc_pretrain_steps", cfg.agent.bc_pretrain_steps > 0, "BC pre-training", "0"),
             ("agent.bc_weight", cfg.agent.bc_weight > 0, "behaviour cloning", "0")):
         if used:
-            value = OmegaConf.select(cfg, key)
-            value = str(value).lower() if isinstance(value, bool) else value
-            raise ConfigError(f"{key}={value} is invalid with demos=0: {what} needs demos; use demos > 0 or "
-                              f"{key}={off}")
+            raise ConfigError(f"{key}={_as_typed(cfg, key)} is invalid with demos=0: {what} needs demos; "
+                              f"use demos > 0 or {key}={off}")
 
 
 def validate_config(cfg: DictConfig, engine: str = "native") -> None:
