@@ -328,11 +328,13 @@ def test_cql_weight_keeps_the_critic_rating_replay_actions_above_the_policys() -
 
 
 
-def test_teacher_clones_the_demos_from_state_and_the_actor_follows_it_on_every_row() -> None:
+@pytest.mark.parametrize("members", [1, 3])
+def test_teacher_clones_the_demos_from_state_and_the_actor_follows_it_on_every_row(members: int) -> None:
     """agent.teacher_weight: BC pre-training clones a state teacher that reads the privileged
     state; afterwards the actor, which never reads that state, learns the teacher's action on
     new rows that are not demos (their replay actions point the other way), the teacher stays
-    frozen, and a snapshot carries it."""
+    frozen, and a snapshot carries it. With agent.teacher_members the teacher's action is the
+    mean of members that each fit the demos and disagree off them."""
     sp = {**spec(True), "privileged_state": KeySpec((7,), torch.float32)}
     n, way = 32, torch.tensor([0.5, -0.5, 0.5, -0.5])
 
@@ -347,7 +349,7 @@ def test_teacher_clones_the_demos_from_state_and_the_actor_follows_it_on_every_r
     demo, online = rows(True), rows(False)
     cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.privileged_critic": True,
                       "agent.teacher_weight": 1.0, "agent.actor_q_weight": 0.0, "agent.actor_lr": 1e-3,
-                      "agent.encoder_lr": 1e-3, "agent.bc_pretrain_steps": 1})
+                      "agent.encoder_lr": 1e-3, "agent.bc_pretrain_steps": 1, "agent.teacher_members": members})
     agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
     for _ in range(200):
         agent.bc_step(demo)
@@ -355,6 +357,10 @@ def test_teacher_clones_the_demos_from_state_and_the_actor_follows_it_on_every_r
     frozen = copy.deepcopy(agent.snapshot_state()["modules"])
     assert float(((agent.teacher.label(demo.obs) - demo.action) ** 2).sum(-1).mean()) < 0.05
     labels = agent.teacher.label(online.obs)                      # (n, A) what the teacher says there
+    each = agent.teacher.members(online.obs)                      # (K, n, A)
+    assert each.shape[0] == members and torch.allclose(labels, each.mean(0))
+    if members > 1:
+        assert float(each.std(0).mean()) > 1e-3                   # different initialisations, different guesses
 
     def error() -> float:
         return float(((agent.act(online.obs, 0, eval_mode=True) - labels) ** 2).sum(-1).mean())

@@ -106,7 +106,7 @@ def test_teacher_needs_the_privileged_critic_bc_pretraining_and_dpg() -> None:
         shown = str(bad).lower() if isinstance(bad, bool) else bad
         with pytest.raises(ValueError, match=rf"{key}={shown} is invalid with agent.teacher_weight=5.0: {allowed}"):
             validate_config(default_config(demos=2, **{**ok, key: bad}))
-    for key, bad in (("agent.teacher_weight", -1.0), ("agent.teacher_lr", 0.0)):
+    for key, bad in (("agent.teacher_weight", -1.0), ("agent.teacher_lr", 0.0), ("agent.teacher_members", 0)):
         with pytest.raises(ValueError, match=rf"{key}={bad!r} is invalid: allowed"):
             validate_config(default_config(**{key: bad}))
 

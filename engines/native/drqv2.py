@@ -198,7 +198,7 @@ class DrQV2Agent(TwinCriticAgent):
         # IBRL's IL policy; its weights are taken from the actor when BC pre-training ends
         self.il_policy = FrozenPolicy(self.features, self.encoder, self.actor) if cfg.get("ibrl", False) else None
         self.teacher_weight = float(cfg.get("teacher_weight", 0.0))
-        self.teacher = StateTeacher(self.features, action_dim, hd, float(cfg.teacher_lr)) \
+        self.teacher = StateTeacher(self.features, action_dim, hd, float(cfg.teacher_lr), int(cfg.teacher_members)) \
             if self.teacher_weight > 0 else None
         self.to(device)
         enc_params = list(self.encoder.parameters()) + (list(self.aux_head.parameters()) if self.aux_head else [])
