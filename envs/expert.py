@@ -28,9 +28,9 @@ class ScriptedExpert:
                  closed_below: float = 0.25, close_steps: int = 12, open_cmd: float = 0.3,
                  noise: float = 0.0, seed: int = 0) -> None:
         self.n, self.scale, self.lift_height = num_envs, action_scale, lift_height
-        # Gaussian noise (std, in action units) on the executed motion commands, as in DART
-        # (Laskey et al. 2017): the expert then corrects its own perturbations, so its demos visit
-        # the off-path states a learner's own errors lead to, labelled with the expert's command.
+        # Gaussian noise (std, in action units) on the motion commands, as in DART (Laskey et al.
+        # 2017): the expert then corrects its own perturbations, so its demos show the recoveries
+        # a learner needs once its own errors take it off the expert's path.
         self.noise = float(noise)
         self.gen = torch.Generator().manual_seed(int(seed))
         self.closed_below, self.close_steps, self.open_cmd = closed_below, close_steps, open_cmd
@@ -126,15 +126,6 @@ class ScriptedExpert:
         act[slow, :3] = act[slow, :3].clamp(-0.25, 0.25)
         # Open only to ~0.6 rad (5 cm gap): the jaw then closes in ~4 steps instead of 9.
         act[:, 3] = torch.where(free, self.open_cmd, -1.0)
+        if self.noise > 0:  # the gripper stays clean: a noisy close would drop the cube
+            act[:, :3] = (act[:, :3] + self.noise * torch.randn(self.n, 3, generator=self.gen)).clamp(-1.0, 1.0)
         return act
-
-    def explore(self, action: torch.Tensor) -> torch.Tensor:
-        """(N, 4) the action to execute for the command `action` (N, 4) from `act`: the command
-        plus the DART noise on the motion dims. A demo records the command, not this: the label
-        at a perturbed state is what the expert would do there. The gripper stays clean: a noisy
-        close would drop the cube."""
-        if self.noise <= 0:
-            return action
-        out = action.clone()
-        out[:, :3] = (out[:, :3] + self.noise * torch.randn(self.n, 3, generator=self.gen)).clamp(-1.0, 1.0)
-        return out

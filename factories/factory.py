@@ -105,9 +105,8 @@ class _LiftFactory(_EnvFactoryBase):
             expert.reset(binfo)
             steps, done = [], False
             while not done:
-                command = expert.act(binfo)  # (1, 4): the label a demo records (DART)
-                action = command[0].numpy()[None]  # (1, 4): action sequence of one
-                nobs, r, term, trunc, ninfo = env.step(expert.explore(command)[0].numpy()[None])
+                action = expert.act(binfo)[0].numpy()[None]  # (1, 4): action sequence of one
+                nobs, r, term, trunc, ninfo = env.step(action)
                 binfo = batch_info(ninfo)
                 steps.append((obs, action.astype(np.float32), r, term, trunc, info))
                 obs, info, done = nobs, ninfo, term or trunc

@@ -145,34 +145,26 @@ def test_self_imitation_counts_successful_online_episodes_in_the_train_log(tmp_p
 
 
 @pytest.mark.slow
-def test_demo_noise_moves_the_path_and_records_the_experts_command() -> None:
-    """demo_noise (DART): the expert executes its command plus seeded noise on dx, dy, dz and the
-    demo records the command, the label for the state the noise led to. So a noisy demo visits
-    other states than the clean one, and its recorded actions, replayed open loop from the same
-    reset, do not retrace it (they did not move the arm), where a clean demo's replay does. The
-    gripper command stays clean, the expert still succeeds, the noise is seeded; 0 means clean."""
-    def record(noise: float) -> tuple[list[dict], list[torch.Tensor]]:
-        cfg = compose_cfg(f"demo_noise={noise}", "demos=1")
+def test_demo_noise_perturbs_the_recorded_motion_reproducibly() -> None:
+    """demo_noise (DART): the demos hold the expert's actions plus seeded noise on dx, dy, dz (the
+    gripper command stays clean), the expert corrects for it and still succeeds; 0 means clean."""
+    def record(noise: float) -> list[dict]:
+        cfg = compose_cfg(f"demo_noise={noise}", "demos=2")
         env = MujocoLiftFactory().make_batched_env(cfg)
         try:
-            kept, tried = demos.collect(env, lambda n: MujocoLiftFactory().make_expert(cfg, n), 1, 7,
+            kept, tried = demos.collect(env, lambda n: MujocoLiftFactory().make_expert(cfg, n), 2, 7,
                                         ["low_dim_state"])
-            assert tried == 1 and len(kept) == 1                                # still a successful demo
-            obs, _ = env.reset(seed=7)                                          # the demo's reset
-            replayed = [obs["low_dim_state"][0, -1].clone()]
-            for a in kept[0]["action"][:-1]:
-                replayed.append(env.step(a[None].to(env.device)).obs["low_dim_state"][0, -1].clone())
         finally:
             env.close()
-        return kept, replayed
+        assert tried == 2
+        return kept
 
-    (clean, clean_replay), (noisy, noisy_replay), (again, _) = record(0.0), record(0.1), record(0.1)
+    clean, noisy, again = record(0.0), record(0.1), record(0.1)
+    assert len(noisy) == 2                                                      # still successful demos
     assert torch.equal(noisy[0]["action"], again[0]["action"])                 # seeded
-    states = {name: d[0]["obs"]["low_dim_state"][:, -1] for name, d in (("clean", clean), ("noisy", noisy))}
-    t = min(len(states["clean"]), len(states["noisy"]))
-    assert float((states["noisy"][:t] - states["clean"][:t]).abs().max()) > 1e-3   # the noise moved the arm
-    assert torch.equal(torch.stack(clean_replay), states["clean"])             # clean: the actions are what ran
-    assert float((torch.stack(noisy_replay) - states["noisy"]).abs().max()) > 1e-3  # noisy: labels, not what ran
+    t = min(len(clean[0]["action"]), len(noisy[0]["action"]))
+    moved = (noisy[0]["action"][:t, :3] - clean[0]["action"][:t, :3]).abs()
+    assert float(moved.mean()) > 0.02
     assert torch.equal(torch.unique(noisy[0]["action"][:, 3]), torch.unique(clean[0]["action"][:, 3]))
     with pytest.raises(ValueError, match="demo_noise=0.1 is invalid with demos=0"):
         NativeTrainer(compose_cfg("demo_noise=0.1"), MujocoLiftFactory(), Path("/nonexistent"))

@@ -42,7 +42,7 @@ def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[
         success = torch.zeros(n, dtype=torch.bool)
         while bool(live[:take].any()):
             action = expert.act(info).float()                                        # (N, A) in [-1, 1]
-            step = env.step(expert.explore(action).to(env.device))                   # DART: the label stays clean
+            step = env.step(action.to(env.device))
             steps.append(({k: obs[k].cpu() for k in keys}, action, step.reward.cpu().float(),
                           step.terminated.cpu(), step.truncated.cpu()))
             done = step.done.cpu() & live
