@@ -10,7 +10,6 @@ The rows with demo_noise > 0 ran at commit 2152e44, where the demos recorded the
 command at the perturbed states (DART's labels); on main `demo_noise` records the executed action."""
 import json, sys, time
 import torch
-import torch.nn.functional as F
 from torch import nn
 from bench.vision_bench import compose_cfg, fit
 from engines.evaluation import evaluate
@@ -50,7 +49,7 @@ def main():
         torch.manual_seed(seed)
         fac = MujocoLiftFactory()
         tr, ev = fac.make_batched_env(cfg), fac.make_eval_env(cfg)
-        spec, fs = envio.obs_spec(tr.single_observation_space)
+        spec, _ = envio.obs_spec(tr.single_observation_space)
         keys = list(spec)
         t0 = time.time()
         kept, tried = demos.collect(tr, lambda n: fac.make_expert(cfg, n), int(cfg.demos), seed + DEMO_SEED_OFFSET, keys)
