@@ -7,6 +7,12 @@ trainer evaluates on, the pixel actor (what the run's eval.csv reports) and the 
 teacher it imitates (which reads the simulator's cube pose). Why: the student can only be as
 good as what it copies on the states it reaches, so the teacher's success says whether a
 student's shortfall is the teacher's or the camera's.
+
+First, on rows of the run's online replay, what its critic says of the two: Q of the student's
+mean action against Q of the teacher's label, and the size of the two pulls on the student's
+action in the actor loss, the Q term (`agent.actor_q_weight`, divided by the batch's mean |Q|
+as in training) against the teacher term. Why: with a Q term on, this says whether RL moves the
+student away from its teacher, and whether the critic rates the move as better.
 """
 from __future__ import annotations
 
@@ -32,11 +38,35 @@ class TeacherAsAgent:
         return self.teacher.label(obs)                                     # (1, A)
 
 
+def critic_view(trainer: Any, rows: int = 1024) -> str:
+    """One line: the critic on `rows` online replay rows, student mean against teacher label."""
+    agent = trainer.agent
+    batch = trainer.replay.sample(rows)
+    with torch.no_grad():
+        h = agent.encoder(agent.features.image(batch.obs))                # (B, repr_dim)
+        student = agent.actor(h, agent.features.low(batch.obs), 1.0).mean  # (B, A)
+        teacher = agent.teacher.label(batch.obs)                          # (B, A)
+    a = student.clone().requires_grad_(True)
+    critic_in = agent.critic_inputs(None if agent.privileged_critic else h, batch.obs)
+    q = torch.min(*agent.critic(*critic_in, a))                           # (B,)
+    (dq,) = torch.autograd.grad(q.sum(), a)                               # (B, A)
+    with torch.no_grad():
+        q_teacher = torch.min(*agent.critic(*critic_in, teacher))
+        pull_q = agent.actor_q_weight * dq.norm(dim=-1) / q.abs().mean()          # (B,)
+        pull_t = 2 * agent.teacher_weight * (student - teacher).norm(dim=-1)      # (B,)
+    return (f"critic on {rows} online rows: Q(student) {q.mean():.1f}, Q(teacher) {q_teacher.mean():.1f}, "
+            f"student higher on {100 * (q > q_teacher).float().mean():.0f} % of rows; |student - teacher| "
+            f"{(student - teacher).norm(dim=-1).mean():.3f}; pull on the action, median over rows: "
+            f"Q term {pull_q.median():.3f} (actor_q_weight={agent.actor_q_weight:g}), teacher term {pull_t.median():.3f}")
+
+
 def main(path: str, episodes: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = trainer_from_snapshot(path, tmp)
         if getattr(trainer.agent, "teacher", None) is None:
             raise SystemExit(f"{path}: the run has no teacher (agent.teacher_weight=0)")
+        if trainer.replay.written > 0:
+            print(critic_view(trainer), flush=True)
         eval_env = make_factory(trainer.cfg).make_eval_env(trainer.cfg)
         seed = int(trainer.cfg.seed) + EVAL_SEED_OFFSET
         try:

@@ -112,21 +112,26 @@ def test_drqv2_refuses_state_only_observations() -> None:
         make_agent(tiny_cfg().agent, spec(False), FS, A, torch.device("cpu"))
 
 
+@pytest.mark.parametrize("teacher", [False, True])
 @pytest.mark.parametrize("q_weight,actors_equal", [(0.0, True), (1.0, False)])
 def test_actor_q_weight_zero_makes_the_actor_learn_from_the_demo_rows_alone(q_weight: float,
-                                                                          actors_equal: bool) -> None:
+                                                                          actors_equal: bool, teacher: bool) -> None:
     """agent.actor_q_weight=0 with BC on: the actor's update does not depend on the critic
-    (two agents that differ only in their critics end with the same actor); at 1 it does."""
-    sp = spec(True)
+    (two agents that differ only in their critics end with the same actor); at 1 it does, also
+    beside a state teacher (experiment=pixels_cpu_rl against pixels_cpu)."""
+    sp = {**spec(True), "privileged_state": KeySpec((7,), torch.float32)} if teacher else spec(True)
+    extra = {"agent.privileged_critic": True, "agent.teacher_weight": 1.0, "agent.bc_pretrain_steps": 1} \
+        if teacher else {}
     cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.bc_weight": 1.0,
-                      "agent.actor_q_weight": q_weight})
+                      "agent.actor_q_weight": q_weight, **extra})
     torch.manual_seed(0)
     a = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
     b = copy.deepcopy(a)
     with torch.no_grad():
         for p in b.critic.parameters():
             p.add_(0.5 * torch.randn_like(p))
-    batch = random_batch(sp)
+    batch = Batch(random_obs(sp, B), torch.rand(B, A) * 2 - 1, torch.randn(B), torch.full((B,), 0.97),
+                  random_obs(sp, B))
     batch.demo = torch.arange(B) < B // 2
     for agent in (a, b):
         torch.manual_seed(1)  # the same augmentation and noise draws for both
