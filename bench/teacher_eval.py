@@ -1,6 +1,6 @@
 """The pixel student against its state teacher, on the run's own held-out eval episodes.
 
-    python -m bench.teacher_eval <run dir or snapshot of an agent.teacher_weight run> 50
+    python -m bench.teacher_eval <run dir or snapshot of an agent.teacher_weight run> 50   # 0: the critic line only
 
 Loads the snapshot the way `resume=` does and evaluates, on the eval env and the episodes the
 trainer evaluates on, the pixel actor (what the run's eval.csv reports) and the frozen state
@@ -52,12 +52,12 @@ def critic_view(trainer: Any, rows: int = 1024) -> str:
     (dq,) = torch.autograd.grad(q.sum(), a)                               # (B, A)
     with torch.no_grad():
         q_teacher = torch.min(*agent.critic(*critic_in, teacher))
-        pull_q = agent.actor_q_weight * dq.norm(dim=-1) / q.abs().mean()          # (B,)
+        pull_q = dq.norm(dim=-1) / q.abs().mean()                        # (B,) at actor_q_weight=1
         pull_t = 2 * agent.teacher_weight * (student - teacher).norm(dim=-1)      # (B,)
     return (f"critic on {rows} online rows: Q(student) {q.mean():.1f}, Q(teacher) {q_teacher.mean():.1f}, "
             f"student higher on {100 * (q > q_teacher).float().mean():.0f} % of rows; |student - teacher| "
             f"{(student - teacher).norm(dim=-1).mean():.3f}; pull on the action, median over rows: "
-            f"Q term {pull_q.median():.3f} (actor_q_weight={agent.actor_q_weight:g}), teacher term {pull_t.median():.3f}")
+            f"Q term {pull_q.median():.3f} x actor_q_weight (here {agent.actor_q_weight:g}), teacher term {pull_t.median():.3f}")
 
 
 def main(path: str, episodes: int) -> None:
@@ -67,6 +67,9 @@ def main(path: str, episodes: int) -> None:
             raise SystemExit(f"{path}: the run has no teacher (agent.teacher_weight=0)")
         if trainer.replay.written > 0:
             print(critic_view(trainer), flush=True)
+        if episodes == 0:
+            trainer.close_envs()
+            return
         eval_env = make_factory(trainer.cfg).make_eval_env(trainer.cfg)
         seed = int(trainer.cfg.seed) + EVAL_SEED_OFFSET
         try:
