@@ -47,7 +47,7 @@ def critic_view(trainer: Any, rows: int = 1024) -> str:
         student = agent.actor(h, agent.features.low(batch.obs), 1.0).mean  # (B, A)
         teacher = agent.teacher.label(batch.obs)                          # (B, A)
     a = student.clone().requires_grad_(True)
-    critic_in = agent.critic_inputs(None if agent.privileged_critic else h, batch.obs)
+    critic_in = agent.critic_inputs(h, batch.obs)
     q = torch.min(*agent.critic(*critic_in, a))                           # (B,)
     (dq,) = torch.autograd.grad(q.sum(), a)                               # (B, A)
     with torch.no_grad():
@@ -57,28 +57,34 @@ def critic_view(trainer: Any, rows: int = 1024) -> str:
     return (f"critic on {rows} online rows: Q(student) {q.mean():.1f}, Q(teacher) {q_teacher.mean():.1f}, "
             f"student higher on {100 * (q > q_teacher).float().mean():.0f} % of rows; |student - teacher| "
             f"{(student - teacher).norm(dim=-1).mean():.3f}; pull on the action, median over rows: "
-            f"Q term {pull_q.median():.3f} x actor_q_weight (here {agent.actor_q_weight:g}), teacher term {pull_t.median():.3f}")
+            f"Q term {pull_q.median():.3f} x actor_q_weight (here {agent.actor_q_weight:g}), "
+            f"teacher term {pull_t.median():.3f}")
+
+
+def evaluate_both(trainer: Any, episodes: int) -> None:
+    """Student and teacher on the run's eval env and eval episodes, one line each."""
+    eval_env = make_factory(trainer.cfg).make_eval_env(trainer.cfg)
+    seed = int(trainer.cfg.seed) + EVAL_SEED_OFFSET
+    try:
+        for name, policy in (("pixel student", trainer.agent), ("state teacher", TeacherAsAgent(trainer.agent))):
+            m, _ = evaluate(policy, eval_env, episodes, trainer.frames, seed, trainer.keys, trainer.device)
+            print(f"{name}: success {100 * m['eval/success_rate']:.0f} % over {episodes} episodes, "
+                  f"return {m['eval/episode_reward']:.0f}, length {m['eval/episode_length']:.0f}", flush=True)
+    finally:
+        eval_env.close()
 
 
 def main(path: str, episodes: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = trainer_from_snapshot(path, tmp)
-        if getattr(trainer.agent, "teacher", None) is None:
-            raise SystemExit(f"{path}: the run has no teacher (agent.teacher_weight=0)")
-        if trainer.replay.written > 0:
-            print(critic_view(trainer), flush=True)
-        if episodes == 0:
-            trainer.close_envs()
-            return
-        eval_env = make_factory(trainer.cfg).make_eval_env(trainer.cfg)
-        seed = int(trainer.cfg.seed) + EVAL_SEED_OFFSET
         try:
-            for name, policy in (("pixel student", trainer.agent), ("state teacher", TeacherAsAgent(trainer.agent))):
-                m, _ = evaluate(policy, eval_env, episodes, trainer.frames, seed, trainer.keys, trainer.device)
-                print(f"{name}: success {100 * m['eval/success_rate']:.0f} % over {episodes} episodes, "
-                      f"return {m['eval/episode_reward']:.0f}, length {m['eval/episode_length']:.0f}", flush=True)
+            if getattr(trainer.agent, "teacher", None) is None:
+                raise SystemExit(f"{path}: the run has no teacher (agent.teacher_weight=0)")
+            if trainer.replay.written > 0:
+                print(critic_view(trainer), flush=True)
+            if episodes > 0:
+                evaluate_both(trainer, episodes)
         finally:
-            eval_env.close()
             trainer.close_envs()
 
 

@@ -130,8 +130,7 @@ def test_actor_q_weight_zero_makes_the_actor_learn_from_the_demo_rows_alone(q_we
     with torch.no_grad():
         for p in b.critic.parameters():
             p.add_(0.5 * torch.randn_like(p))
-    batch = Batch(random_obs(sp, B), torch.rand(B, A) * 2 - 1, torch.randn(B), torch.full((B,), 0.97),
-                  random_obs(sp, B))
+    batch = random_batch(sp)
     batch.demo = torch.arange(B) < B // 2
     for agent in (a, b):
         torch.manual_seed(1)  # the same augmentation and noise draws for both
