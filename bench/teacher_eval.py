@@ -43,20 +43,20 @@ def critic_view(trainer: Any, rows: int = 1024) -> str:
     agent = trainer.agent
     batch = trainer.replay.sample(rows)
     with torch.no_grad():
-        h = agent.encoder(agent.features.image(batch.obs))                # (B, repr_dim)
-        student = agent.actor(h, agent.features.low(batch.obs), 1.0).mean  # (B, A)
+        student = agent.policy_mean(batch.obs, augment=False)            # (B, A)
         teacher = agent.teacher.label(batch.obs)                          # (B, A)
+        gap = (student - teacher).norm(dim=-1)                            # (B,)
     a = student.clone().requires_grad_(True)
-    critic_in = agent.critic_inputs(h, batch.obs)
+    critic_in = agent.critic_inputs(None, batch.obs)  # a teacher needs the privileged critic: no image
     q = torch.min(*agent.critic(*critic_in, a))                           # (B,)
     (dq,) = torch.autograd.grad(q.sum(), a)                               # (B, A)
     with torch.no_grad():
         q_teacher = torch.min(*agent.critic(*critic_in, teacher))
         pull_q = dq.norm(dim=-1) / q.abs().mean()                        # (B,) at actor_q_weight=1
-        pull_t = 2 * agent.teacher_weight * (student - teacher).norm(dim=-1)      # (B,)
+        pull_t = 2 * agent.teacher_weight * gap                           # (B,)
     return (f"critic on {rows} online rows: Q(student) {q.mean():.1f}, Q(teacher) {q_teacher.mean():.1f}, "
             f"student higher on {100 * (q > q_teacher).float().mean():.0f} % of rows; |student - teacher| "
-            f"{(student - teacher).norm(dim=-1).mean():.3f}; pull on the action, median over rows: "
+            f"{gap.mean():.3f}; pull on the action, median over rows: "
             f"Q term {pull_q.median():.3f} x actor_q_weight (here {agent.actor_q_weight:g}), "
             f"teacher term {pull_t.median():.3f}")
 
