@@ -128,13 +128,15 @@ class GenesisBackend:
         scene.build(n_envs=num_envs)
         self.scene = scene
         self.dofs = [self.robot.get_joint(n).dofs_idx_local[0] for n in JOINT_NAMES]
-        # Columns of the arm's dofs in the robot's Jacobian: a view when they are the first six in order.
-        self._dof_cols = slice(0, 6) if self.dofs == list(range(6)) else self.dofs
+        # The arm's dofs among the solver's (JOINT_NAMES order): a slice when they lie in order.
+        cols = [self.robot.dof_start + d for d in self.dofs]
+        self._dof_cols = slice(cols[0], cols[0] + 6) if cols == list(range(cols[0], cols[0] + 6)) else cols
         self.grip = self.robot.get_link(GRIPPER_BODY)
         self.jaw = self.robot.get_link(MOVING_JAW_BODY)
         # Global link ids: gripper, moving jaw, cube (solver-level getters take global ids).
         self._pose_links = [self.grip.idx, self.jaw.idx, self.cube.base_link.idx]
         self._cube_link = self.cube.base_link.idx
+        self._state = _StateFields(scene.rigid_solver, self)
         if self.cam is not None:
             # The camera's pose in the gripper link, one per env: (N, 4, 4). Genesis composes
             # link pose @ offset with NumPy broadcasting, so per-env offsets give per-env jitter.
@@ -206,29 +208,22 @@ class GenesisBackend:
         self.scene.step(update_visualizer=False)
 
     # -- state out ------------------------------------------------------------------------
-    def _b(self, x: torch.Tensor, tail: int) -> torch.Tensor:
-        """Genesis drops the env axis for n_envs=1 in places: restore (N, ...)."""
-        x = torch.as_tensor(x, device=self.device).to(torch.float32)
-        if x.dim() == tail + 1:  # (N, ...) already: the usual case, returned as it is
-            return x
-        return x.reshape(self.num_envs, *x.shape[x.dim() - tail:]) if tail else x.reshape(self.num_envs)
-
     def read(self) -> PhysState:
-        """All the task needs, in 7 Genesis calls (each costs tens of microseconds on CPU)."""
-        n, solver = self.num_envs, self.scene.rigid_solver
-        qpos = self._b(self.robot.get_dofs_position(self.dofs), 1)  # (N, 6)
-        qvel = self._b(self.robot.get_dofs_velocity(self.dofs), 1)  # (N, 6)
-        # One solver call each for the poses of gripper, moving jaw and cube (global link ids).
-        lpos = self._b(solver.get_links_pos(self._pose_links), 2).reshape(n, 3, 3)  # (N, 3 links, 3)
-        lquat = self._b(solver.get_links_quat(self._pose_links), 2).reshape(n, 3, 4)  # (N, 3 links, 4) wxyz
+        """All the task needs, read from Genesis' state fields (see `_StateFields`)."""
+        f = self._state
+        qpos = f.get("dof_pos")[:, self._dof_cols].clone(memory_format=torch.contiguous_format)  # (N, 6)
+        qvel = f.get("dof_vel")[:, self._dof_cols].clone(memory_format=torch.contiguous_format)  # (N, 6)
+        lpos = f.get("link_pos").index_select(1, f.pose_links)  # (N, 3 links, 3) gripper, moving jaw, cube
+        lquat = f.get("link_quat").index_select(1, f.pose_links)  # (N, 3 links, 4) wxyz
         rot = quat_to_mat(lquat[:, :2])  # (N, 2, 3, 3) gripper, moving jaw
         tcp = lpos[:, 0] + rot[:, 0] @ self._tcp_off  # (N, 3)
         pad = lpos[:, 1] + rot[:, 1] @ self._pad_off  # (N, 3)
-        jac = self._b(self.robot.get_jacobian(self.grip), 2).reshape(n, 6, -1)[:, :, self._dof_cols]  # (N, 6, 6)
-        jac_rot = jac[:, 3:]  # (N, 3, 6)
-        # At the TCP, v_tcp = v + w x r with r = tcp - origin, column by column. (Genesis'
-        # local_point argument gives the same and costs 4x more per call on CPU.)
-        jac_pos = jac[:, :3] + torch.linalg.cross(jac_rot, (tcp - lpos[:, 0]).unsqueeze(-1).expand_as(jac_rot), dim=1)
+        # The TCP Jacobian from the arm's joint frames: column i is a_i x (tcp - p_i) (position) and
+        # a_i (rotation) for the five joints that carry the gripper; the jaw joint's column is zero.
+        axis = f.get("joint_axis").index_select(1, f.arm_joints)  # (N, 5, 3) world-frame joint axes
+        anchor = f.get("joint_anchor").index_select(1, f.arm_joints)  # (N, 5, 3) world-frame joint origins
+        jac_pos = f.pad_jaw(torch.linalg.cross(axis, tcp.unsqueeze(1) - anchor, dim=2))  # (N, 3, 6)
+        jac_rot = f.pad_jaw(axis)  # (N, 3, 6)
         touch = self._jaw_contacts()  # (N, 2)
         return PhysState(
             qpos=qpos, qvel=qvel, tcp_pos=tcp, gripper_quat=lquat[:, 0], gripper_rot=rot[:, 0], moving_jaw_pos=pad,
@@ -238,13 +233,10 @@ class GenesisBackend:
     def _jaw_contacts(self) -> torch.Tensor:
         """(N, 2) bool: the cube touches the fixed jaw, the moving jaw (this step's contacts only).
 
-        Padded contact buffers masked by each env's live contact count: slots past it hold
-        stale contacts from earlier steps, which must not count as touching.
+        Contact slots past each env's live contact count hold stale contacts from earlier steps,
+        which must not count as touching.
         """
-        c = self.scene.rigid_solver.collider.get_contacts(as_tensor=True, to_torch=True, is_padded=True)
-        la = torch.as_tensor(c["link_a"], device=self.device).reshape(self.num_envs, -1)  # (N, C)
-        lb = torch.as_tensor(c["link_b"], device=self.device).reshape(self.num_envs, -1)  # (N, C)
-        live = torch.arange(la.shape[1], device=self.device) < torch.as_tensor(c["n_contacts"], device=self.device).reshape(-1, 1)
+        la, lb, live = self._state.contacts()  # (N, C) link ids of each contact's two sides, (N, C) live
         cube = self._cube_link
         other = torch.where(lb == cube, la, torch.where(la == cube, lb, -1))  # (N, C) link touching the cube
         other = torch.where(live, other, -1)
@@ -264,3 +256,59 @@ class GenesisBackend:
 
     def close(self) -> None:
         pass
+
+
+class _StateFields:
+    """Genesis' rigid-solver state as (N, ...) torch tensors, read once per step.
+
+    Where Genesis can share its field memory with torch (`gs.use_zerocopy`: the CPU and CUDA
+    backends), the tensors are views made once at build, so a step's read-out is a handful of
+    index ops. Genesis' own getters copy each whole field and then index it, the Jacobian
+    getter runs a kernel into a scratch field and copies that, and `get_contacts` gathers all
+    eight contact fields to give the two the task reads; together they made the task layer
+    ~15 % dearer at N=16 on a 2-core CPU (docs/benchmarks.md). Every read copies out of the
+    views (index_select / clone / gather), so what the task keeps never changes under it when
+    the simulation steps on. The test against the public getters is in tests/test_genesis_task.py.
+    """
+
+    def __init__(self, solver, be: "GenesisBackend") -> None:
+        import genesis as gs
+        from genesis.utils.misc import qd_to_torch
+
+        st, col = solver.dyn_state, solver.collider.collider_state
+        self._fields = {"dof_pos": st.dofs.pos, "dof_vel": st.dofs.vel, "link_pos": st.links.pos,
+                        "link_quat": st.links.quat, "joint_anchor": st.joints.xanchor, "joint_axis": st.joints.xaxis,
+                        "link_a": col.contact_data.link_a, "link_b": col.contact_data.link_b,
+                        "sort": col.contact_sort_idx}
+        self._to_torch = qd_to_torch
+        self._views = ({k: qd_to_torch(v, transpose=True, copy=False) for k, v in self._fields.items()}
+                       if gs.use_zerocopy else None)
+        self._n_contacts = col.n_contacts
+        dev, n = be.device, be.num_envs
+        self.pose_links = torch.tensor(be._pose_links, device=dev)
+        # The joints from the base to the gripper link, in JOINT_NAMES order (the sixth drives the jaw).
+        self.arm_joints = torch.tensor([be.robot.get_joint(name).idx for name in JOINT_NAMES[:5]], device=dev)
+        self._jaw_col = torch.zeros(n, 3, 1, device=dev)  # (N, 3, 1)
+        self._slots: torch.Tensor | None = None  # (C,) contact slot numbers
+
+    def get(self, key: str) -> torch.Tensor:
+        """(N, ...) field `key`: the shared view, or a fresh copy where Genesis cannot share."""
+        if self._views is not None:
+            return self._views[key]
+        return self._to_torch(self._fields[key], transpose=True)
+
+    def pad_jaw(self, cols: torch.Tensor) -> torch.Tensor:
+        """(N, 5, 3) per-joint vectors -> (N, 3, 6) Jacobian with a zero jaw column."""
+        return torch.cat([cols.transpose(1, 2), self._jaw_col], 2)
+
+    def contacts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Link ids of both sides of every contact slot in the collider's order, (N, C) each, and
+        which slots are live this step, (N, C) bool (slot j < that env's contact count)."""
+        order = self.get("sort").long()  # (N, C) slot of the j-th contact; stale (clamped) past the live ones
+        order = order.clamp(0, order.shape[1] - 1)
+        la = self.get("link_a").gather(1, order)  # (N, C)
+        lb = self.get("link_b").gather(1, order)  # (N, C)
+        n = self._to_torch(self._n_contacts, copy=False if self._views is not None else None)  # (N,)
+        if self._slots is None:
+            self._slots = torch.arange(la.shape[1], device=la.device)
+        return la, lb, self._slots < n.reshape(-1, 1)

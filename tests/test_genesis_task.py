@@ -73,9 +73,24 @@ def test_backends_agree_on_predicates_for_the_same_start_and_actions():
     assert both_success >= 2
 
 
+def _assert_read_matches_getters(be) -> None:
+    """`read()` (views on Genesis' state fields) against Genesis' public getters."""
+    s, n = be.read(), be.num_envs
+    assert torch.equal(s.qpos, be.robot.get_dofs_position(be.dofs).reshape(n, 6))
+    assert torch.equal(s.qvel, be.robot.get_dofs_velocity(be.dofs).reshape(n, 6))
+    assert torch.equal(s.cube_pos, be.cube.get_pos().reshape(n, 3))
+    assert torch.equal(s.cube_quat, be.cube.get_quat().reshape(n, 4))
+    assert torch.equal(s.gripper_quat, be.grip.get_quat().reshape(n, 4))
+    jac = be.robot.get_jacobian(be.grip, local_point=None).reshape(n, 6, -1)[:, :, :6]  # (N, 6, 6) at the link origin
+    r = (s.tcp_pos - be.grip.get_pos().reshape(n, 3)).unsqueeze(-1).expand(-1, 3, 6)  # origin -> TCP
+    torch.testing.assert_close(s.jac_rot, jac[:, 3:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(s.jac_pos, jac[:, :3] + torch.linalg.cross(jac[:, 3:], r, dim=1), atol=1e-6, rtol=0)
+
+
 def test_fast_contact_and_kinematics_reads_match_genesis_own_queries():
-    """The backend's shortcuts (padded contact buffers, torch FK for reset IK) against the
-    public Genesis queries they replace, in a batch where envs grasp at different times."""
+    """The backend's shortcuts (state read from views on Genesis' fields, padded contact buffers,
+    torch FK for reset IK) against the public Genesis queries they replace, in a batch where envs
+    grasp at different times."""
     n = 4
     cfg = make_task_config(curriculum_stage=3, pixels=False)
     task = LiftTask(make_genesis_backend(cfg, n, "cpu"), cfg, 7)
@@ -98,6 +113,7 @@ def test_fast_contact_and_kinematics_reads_match_genesis_own_queries():
                            for link in (be.grip, be.jaw)], 1)  # (N, 2)
         fast = be._jaw_contacts()
         assert torch.equal(fast, ref), (t, fast, ref)
+        _assert_read_matches_getters(be)
         seen |= fast
         differ += int((fast.all(1) != fast.all(1)[0]).any())
     assert seen.all(), seen  # every env touched the cube with both jaws at some point
