@@ -16,10 +16,14 @@ PLAIN = {"precision": "fp32", "encoder_chunk": 0, "channels_last": False}
 # bf16 keeps 8 mantissa bits. Measured on this batch over init seeds: losses agree to 0.1 %
 # (critic) and 0.01 (actor); encoder and critic gradients within 11 % (cosine >= 0.994); the
 # actor's, which pass through the critic's bf16-derived features, within 23 % (cosine >= 0.98).
-# Slicing and channels-last alone only change the rounding.
+# Slicing and channels-last alone only change the rounding. How much depends on the CPU's conv
+# kernels: on a Xeon (AMX) the fp32 encoder gradients agreed to 1e-4 relative; on an AMD EPYC
+# channels-last alone moved them by 1.0e-3 (cosine 1.0 to seven digits), and the plain path
+# run on one thread instead of two by 2.4e-4. Hence 3e-3: a real difference in the computation
+# (augmentation, slicing, precision) moves them by percents, as bf16 does.
 TOL = {"bf16": {"rel": 1e-2, "abs": 1e-2, "grad_rel": {"encoder": 0.15, "critic": 0.15, "actor": 0.3},
                 "cos": {"encoder": 0.99, "critic": 0.99, "actor": 0.97}},
-       "fp32": {"rel": 1e-5, "abs": 1e-6, "grad_rel": {"encoder": 1e-4, "critic": 1e-4, "actor": 1e-4},
+       "fp32": {"rel": 1e-5, "abs": 1e-6, "grad_rel": {"encoder": 3e-3, "critic": 3e-3, "actor": 3e-3},
                 "cos": {"encoder": 0.9999, "critic": 0.9999, "actor": 0.9999}}}
 
 
