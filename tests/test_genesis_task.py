@@ -106,7 +106,10 @@ def test_fast_contact_and_kinematics_reads_match_genesis_own_queries():
         a = expert.act(info)
         late = torch.arange(n) * 12 > t  # env i wanders randomly for 12 i steps: grasps at different times
         a[late] = torch.rand(int(late.sum()), 4, generator=gen) * 0.6 - 0.3
+        held = be.read()  # what a caller keeps across a step must not move with the simulation
+        kept = {k: v.clone() for k, v in vars(held).items()}
         _, _, _, info = task.step(a)
+        assert all(torch.equal(getattr(held, k), v) for k, v in kept.items()), t
         c = be.robot.get_contacts(with_entity=be.cube, is_padded=True)
         la, lb, valid = (torch.as_tensor(c[k]).reshape(n, -1) for k in ("link_a", "link_b", "valid_mask"))
         ref = torch.stack([(valid.bool() & ((la == link.idx) | (lb == link.idx))).any(1)
