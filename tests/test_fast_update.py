@@ -3,6 +3,8 @@ one fixed batch: the same losses and gradients within a stated tolerance, and sn
 load across the two."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -77,3 +79,21 @@ def test_a_snapshot_written_in_one_mode_loads_in_the_other(src: str, dst: str) -
     obs = fixed_batch(4).obs
     assert torch.allclose(a.act(obs, 0, eval_mode=True), b.act(obs, 0, eval_mode=True), atol=0.05)
     b.update(fixed_batch(), 0)                       # and trains on from there
+
+
+def test_an_agent_resumed_from_a_snapshot_updates_exactly_as_the_one_that_wrote_it() -> None:
+    """Also from a snapshot written before the optimisers ran batched: an optimiser's state dict
+    carries its settings, and loading must not put the slower, differently rounding loop back."""
+    a = agent(seed=1)
+    a.update(fixed_batch(), 0)
+    old = copy.deepcopy(a.snapshot_state())
+    for opt in old["optimizers"].values():
+        for group in opt["param_groups"]:
+            group.update(foreach=None, fused=None)   # what torch wrote for a default Adam
+    b = agent(seed=2)
+    b.load_snapshot_state(old)
+    for resumed in (a, b):
+        torch.manual_seed(7)
+        resumed.update(fixed_batch(), 1)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.native.agents import make_agent
-from engines.native.networks import RandomShiftsAug, schedule
+from engines.native.networks import RandomShiftsAug, frozen, schedule
 from engines.native.replay import Batch, KeySpec
 from test_native_fakes import tiny_cfg
 
@@ -37,20 +37,33 @@ def random_batch(sp: dict[str, KeySpec]) -> Batch:
                  random_obs(sp, B))
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 @pytest.mark.parametrize("pad", [1, 4])
-def test_random_shift_keeps_shape_and_shifts_at_most_pad(pad: int) -> None:
+def test_random_shift_is_an_exact_integer_crop_of_the_padded_image(pad: int, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
-    x = torch.rand(16, 2, 12, 12) * 255
+    x = (torch.rand(16, 2, 12, 12) * 255).to(dtype)
     out = RandomShiftsAug(pad)(x)
-    assert out.shape == x.shape
-    padded = F.pad(x, (pad,) * 4, mode="replicate")
+    assert out.shape == x.shape and out.dtype == dtype
+    padded = F.pad(x.float(), (pad,) * 4, mode="replicate").to(dtype)
     seen = set()
     for i in range(x.shape[0]):
         matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-                   if torch.allclose(out[i], padded[i, :, dy:dy + 12, dx:dx + 12], atol=1e-3)]
+                   if torch.equal(out[i], padded[i, :, dy:dy + 12, dx:dx + 12])]
         assert matches, f"sample {i} is not an integer shift of at most {pad} px"
         seen.add(matches[0])
     assert len(seen) > 1  # shifts are drawn per sample
+
+
+def test_frozen_keeps_gradients_to_the_input_and_none_to_the_weights() -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+    net[1].bias.requires_grad_(False)  # a flag set before must survive
+    x = torch.randn(5, 3, requires_grad=True)
+    with frozen(net):
+        y = net(x).sum()
+    y.backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+    assert [p.requires_grad for p in net.parameters()] == [True, True, True, False]
 
 
 def test_schedule_parses_linear_and_constants() -> None:

@@ -36,8 +36,9 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, Trunk, TruncatedNormal,
-                                     encoder_options, mlp, schedule, soft_update, weight_init)
+from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, Trunk, TruncatedNormal, adam,
+                                     encoder_options, frozen, mlp, restore_optimizer, schedule, soft_update,
+                                     weight_init)
 from engines.native.replay import Batch, KeySpec
 from engines.native.teacher import StateTeacher
 
@@ -141,7 +142,7 @@ class TwinCriticAgent(nn.Module):
     def load_snapshot_state(self, state: Mapping[str, Any]) -> None:
         self.load_state_dict(state["modules"])
         for k, opt in self.optimizers().items():
-            opt.load_state_dict(state["optimizers"][k])
+            restore_optimizer(opt, state["optimizers"][k])
 
 
 class FrozenPolicy(nn.Module):
@@ -202,9 +203,9 @@ class DrQV2Agent(TwinCriticAgent):
             if self.teacher_weight > 0 else None
         self.to(device)
         enc_params = list(self.encoder.parameters()) + (list(self.aux_head.parameters()) if self.aux_head else [])
-        self.encoder_opt = torch.optim.Adam(enc_params, lr=cfg.encoder_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.encoder_opt = adam(enc_params, cfg.encoder_lr, fused=True)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, fused=True)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, fused=True)
         self.train(True)
         self.critic_target.train(False)
 
@@ -338,7 +339,8 @@ class DrQV2Agent(TwinCriticAgent):
             out["crr_accepted"] = better.float().mean()
         else:
             action = dist.sample(clip=self.stddev_clip)
-            aq1, aq2 = self.critic(*self.critic_inputs(h, batch.obs), action)
+            with frozen(self.critic):  # the actor's loss does not train the critic
+                aq1, aq2 = self.critic(*self.critic_inputs(h, batch.obs), action)
             q = torch.min(aq1, aq2)                                       # (B,)
             distill = None
             if self.teacher is not None:  # every row, the pixel policy's own states included

@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from engines.native.drqv2 import TwinCriticAgent
-from engines.native.networks import Encoder, RandomShiftsAug, Trunk, encoder_options, mlp, soft_update, weight_init
+from engines.native.networks import (Encoder, RandomShiftsAug, Trunk, adam, encoder_options, frozen, mlp, soft_update,
+                                     weight_init)
 from engines.native.replay import Batch, KeySpec
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -61,10 +62,10 @@ class SACAgent(TwinCriticAgent):
         self.to(device)
         critic_params = list(self.critic.parameters())
         if self.encoder is not None:
-            self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.encoder_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+            self.encoder_opt = adam(self.encoder.parameters(), cfg.encoder_lr)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = adam(critic_params, cfg.critic_lr)
+        self.alpha_opt = adam([self.log_alpha], cfg.alpha_lr)
         self.critic_target.train(False)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -110,7 +111,8 @@ class SACAgent(TwinCriticAgent):
 
         h = h.detach() if h is not None else None
         action, logp = self.actor(h, low)
-        aq1, aq2 = self.critic(h, low, action)
+        with frozen(self.critic):  # the actor's loss does not train the critic
+            aq1, aq2 = self.critic(h, low, action)
         q = torch.min(aq1, aq2)                                           # (B,)
         mean_action = self.actor(h, low, deterministic=True)[0] if self.bc_weight > 0 else action
         actor_loss, bc = self.with_bc((alpha * logp - q).mean(), q, mean_action, batch)

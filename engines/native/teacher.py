@@ -24,7 +24,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from engines.native.networks import ObsFeatures, RunningNorm, mlp, weight_init
+from engines.native.networks import ObsFeatures, RunningNorm, adam, mlp, weight_init
 
 
 class StateTeacher(nn.Module):
@@ -39,7 +39,7 @@ class StateTeacher(nn.Module):
         self.norm = RunningNorm(in_dim)
         self.nets = nn.ModuleList(mlp(in_dim, hidden_dim, action_dim) for _ in range(members))
         self.apply(weight_init)
-        self.opt = torch.optim.Adam(self.nets.parameters(), lr=lr)
+        self.opt = adam(self.nets.parameters(), lr)
 
     def state(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         f = self.features[0]
