@@ -19,10 +19,21 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from engines.native.drqv2 import DrQV2Agent
-from engines.native.networks import RandomShiftsAug, encoder_options
+from engines.native.networks import encoder_options
 from engines.native.replay import Batch, KeySpec
 
 FRAME_STACK, IMAGE, LOW_DIM, ACTION_DIM = 3, 84, 18, 4
+
+
+def published_shift(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """DrQ-v2's RandomShiftsAug as published: replicate pad, then grid_sample at shifted pixel centres."""
+    n, _, h, w = x.shape
+    x = F.pad(x, (pad,) * 4, mode="replicate")
+    eps = 1.0 / (h + 2 * pad)
+    arange = torch.linspace(-1.0 + eps, 1.0 - eps, h + 2 * pad)[:h]
+    base = torch.stack(torch.meshgrid(arange, arange, indexing="xy"), dim=-1)  # (H, W, 2)
+    shift = torch.randint(0, 2 * pad + 1, (n, 1, 1, 2)).float() * (2.0 / (h + 2 * pad))
+    return F.grid_sample(x, base.unsqueeze(0) + shift, padding_mode="zeros", align_corners=False)
 
 
 class ReferenceDrQV2(nn.Module):
@@ -47,7 +58,7 @@ class ReferenceDrQV2(nn.Module):
         self.critic_trunk, self.q1, self.q2 = trunk(), head(1, ACTION_DIM), head(1, ACTION_DIM)
         self.target = nn.ModuleList([trunk(), head(1, ACTION_DIM), head(1, ACTION_DIM)])
         self.target.load_state_dict(nn.ModuleList([self.critic_trunk, self.q1, self.q2]).state_dict())
-        self.aug = RandomShiftsAug(4)
+        self.aug = published_shift
         critic = [*self.critic_trunk.parameters(), *self.q1.parameters(), *self.q2.parameters()]
         self.opts = [torch.optim.Adam(self.encoder.parameters(), lr), torch.optim.Adam(critic, lr),
                      torch.optim.Adam([*self.actor_trunk.parameters(), *self.actor.parameters()], lr)]
