@@ -394,3 +394,14 @@ def test_teacher_clones_the_demos_from_state_and_the_actor_follows_it_on_every_r
     assert torch.equal(restored.act(online.obs, 0, eval_mode=True), agent.act(online.obs, 0, eval_mode=True))
     plain = make_agent(tiny_cfg(**{"agent.name": "drqv2", "pixels": True}).agent, sp, FS, A, torch.device("cpu"))
     assert "teacher_loss" not in plain.update(online, step=10)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_encoder_leaves_its_input_images_as_they_were(channels_last: bool) -> None:
+    from engines.native.networks import Encoder
+    enc = Encoder(6, 16, 16, chunk=2, channels_last=channels_last)
+    for x in (torch.randint(0, 256, (3, 6, 16, 16), dtype=torch.uint8), torch.rand(3, 6, 16, 16) * 255):
+        before = x.clone()
+        for aug in (None, RandomShiftsAug(2)):
+            enc(x, aug)
+            assert torch.equal(x, before)

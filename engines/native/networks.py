@@ -155,9 +155,10 @@ class Encoder(nn.Module):
         parts = img.split(self.chunk) if 0 < self.chunk < img.shape[0] else (img,)
         h = []
         for part in parts:
-            x = (aug(part) if aug is not None else part).float().div_(255.0).sub_(0.5)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = (aug(part) if aug is not None else part).to(torch.float32, copy=True)  # a copy: scaled in place
+            x = x.div_(255.0).sub_(0.5)
+            # the layout the convs run in: the crop hands back NHWC, the plain path wants NCHW
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 h.append(self.convnet(x).flatten(1))
         return (torch.cat(h) if len(h) > 1 else h[0]).float()   # (B, repr_dim)
