@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.native.agents import make_agent
-from engines.native.networks import RandomShiftsAug, frozen, schedule
+from engines.native.networks import Encoder, RandomShiftsAug, frozen, schedule
 from engines.native.replay import Batch, KeySpec
 from test_native_fakes import tiny_cfg
 
@@ -398,7 +398,6 @@ def test_teacher_clones_the_demos_from_state_and_the_actor_follows_it_on_every_r
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_the_encoder_leaves_its_input_images_as_they_were(channels_last: bool) -> None:
-    from engines.native.networks import Encoder
     enc = Encoder(6, 16, 16, chunk=2, channels_last=channels_last)
     for x in (torch.randint(0, 256, (3, 6, 16, 16), dtype=torch.uint8), torch.rand(3, 6, 16, 16) * 255):
         before = x.clone()
