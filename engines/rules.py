@@ -96,6 +96,7 @@ RULES: dict[str, Rule] = {
     "num_explore_steps": integer(0),
     "replay_size_before_train": integer(0),
     "update_every_steps": integer(1),
+    "overlap_env_step": boolean(),
     "batch_size": integer(1),
     "eval_every_steps": integer(0),
     "eval_at_start": boolean(),

@@ -49,3 +49,29 @@ def test_native_engine_trains_on_genesis_with_tensors_end_to_end(tmp_path: Path)
     env.close()
     result = NativeTrainer(cfg, factories.GenesisLiftFactory(), tmp_path).train()
     assert result["frames"] == 24 and result["updates"] > 0 and "eval/success_rate" in result
+
+
+@pytest.mark.slow
+def test_overlapping_env_steps_with_updates_gives_the_same_run(tmp_path: Path) -> None:
+    """overlap_env_step only lets the env step and the updates run at once: the agent, the
+    replay and the logged losses of a pixel run are bitwise those of the same run stepped
+    and updated one after the other (the env must not draw from the agent's RNG)."""
+    import torch
+
+    if not hasattr(factories, "MujocoLiftFactory"):
+        pytest.skip("factories.MujocoLiftFactory not available")
+    runs = {}
+    for overlap in (True, False):
+        cfg = tiny_cfg(num_train_envs=1, num_train_frames=40, num_explore_steps=8, replay_size_before_train=8,
+                       update_every_steps=2, snapshot_every_n=40, log_every=8, pixels=True,
+                       overlap_env_step=overlap, **{"agent.name": "drqv2"})
+        cfg.env.task, cfg.env.episode_length = {"image_size": 32}, 12
+        result = NativeTrainer(cfg, factories.MujocoLiftFactory(), tmp_path / str(overlap)).train()
+        runs[overlap] = (result, read_snapshot(tmp_path / str(overlap))[1])
+    (fast, a), (slow, b) = runs[True], runs[False]
+    assert fast["updates"] == slow["updates"] > 0
+    assert (fast["critic_loss"], fast["actor_loss"]) == (slow["critic_loss"], slow["actor_loss"])
+    for k, v in a["agent"]["modules"].items():
+        assert torch.equal(v, b["agent"]["modules"][k]), k
+    for k in ("action", "reward"):
+        assert torch.equal(a["replay"][k], b["replay"][k]), k

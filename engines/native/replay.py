@@ -62,7 +62,6 @@ class ReplayBuffer:
         self.nstep, self.gamma, self.device = nstep, float(gamma), torch.device(device)
         self.rows = max(capacity // num_envs, nstep + frame_stack + 1)
         S, N, dev = self.rows, num_envs, self.device
-        self._obs = {k: torch.zeros((S, N, *s.frame_shape), dtype=s.dtype, device=dev) for k, s in self.spec.items()}
         self._action = torch.zeros((S, N, action_dim), dtype=torch.float32, device=dev)
         self._reward = torch.zeros((S, N), dtype=torch.float32, device=dev)
         self._flags = torch.zeros((S, N), dtype=torch.uint8, device=dev)
@@ -70,7 +69,12 @@ class ReplayBuffer:
         self._final_slot = torch.full((S, N), -1, dtype=torch.int32, device=dev)
         self.final_capacity = max(N, math.ceil(S * N * final_fraction))
         M = self.final_capacity
-        self._final = {k: torch.zeros((M, *s.frame_shape), dtype=s.dtype, device=dev) for k, s in self.spec.items()}
+        # One store per key: the ring's frames (row r, env e at r * N + e), then M final-obs slots,
+        # so a batch's frames, final ones included, are one row gather (`_assemble`).
+        self._frames = {k: torch.zeros((S * N + M, *s.frame_shape), dtype=s.dtype, device=dev)
+                        for k, s in self.spec.items()}
+        self._obs = {k: v[:S * N].view(S, N, *v.shape[1:]) for k, v in self._frames.items()}    # (S, N, ...)
+        self._final = {k: v[S * N:] for k, v in self._frames.items()}                            # (M, ...)
         self._final_owner = torch.full((M,), -1, dtype=torch.int64, device=dev)  # abs_row * N + env
         self._final_written = 0
         self._pos_next = torch.zeros(N, dtype=torch.int32, device=dev)
@@ -217,13 +221,13 @@ class ReplayBuffer:
         nrows = self._stack_rows(w["vrow"], w["vpos"])                                     # (B, F)
         is_final = w["boot_final"][:, None] & (nrows == w["vrow"][:, None])                # (B, F)
         nrows = (torch.where(is_final, nrows - 1, nrows).clamp(min=oldest)) % S
+        idx = rows * self.N + env[:, None]                                                   # (B, F) store rows
+        nidx = torch.where(is_final, S * self.N + w["slot"][:, None].long().clamp(min=0),
+                           nrows * self.N + env[:, None])                                    # (B, F)
         obs, nxt = {}, {}
-        for k, store in self._obs.items():
-            obs[k] = store[rows, env[:, None]]                                               # (B, F, ...)
-            main = store[nrows, env[:, None]]                                                # (B, F, ...)
-            fin = self._final[k][w["slot"]][:, None].expand_as(main)                        # (B, F, ...)
-            mask = is_final.view(*is_final.shape, *([1] * (main.dim() - 2)))
-            nxt[k] = torch.where(mask, fin, main)
+        for k, store in self._frames.items():
+            obs[k] = store.index_select(0, idx.flatten()).view(*idx.shape, *store.shape[1:])     # (B, F, ...)
+            nxt[k] = store.index_select(0, nidx.flatten()).view(*idx.shape, *store.shape[1:])    # (B, F, ...)
         action = self._action[w["abs"] % S, env]
         return Batch(obs, action, w["ret"], w["discount"], nxt)
 

@@ -1,13 +1,15 @@
 """NativeTrainer: the off-policy loop over N batched envs (DrQ-v2 or SAC).
 
-Per iteration: act for all N envs at once, step, insert the N transitions as one batched
-replay write, then run the updates that are due. Counters are in env frames; the number of
+Per iteration: act for all N envs at once; step them while the updates that are due run on
+a worker thread (they sample the replay as it stood before this step); then insert the N
+transitions as one batched replay write. Counters are in env frames; the number of
 updates is a deterministic function of the frames seen with a learn-ready replay, so a run
 resumed from a snapshot ends with the same counters as an uninterrupted one.
 """
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import os
 import random
 import signal
@@ -66,6 +68,7 @@ class NativeTrainer:
             validate_config(cfg)
         self.cfg = cfg
         self._make_expert = getattr(factory, "make_expert", None)
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None  # runs the updates during env steps
         if cfg.demos > 0 and self._make_expert is None:
             raise ValueError(f"demos={cfg.demos} needs a factory with a scripted expert (make_expert); "
                              f"{type(factory).__name__} has none")
@@ -179,6 +182,8 @@ class NativeTrainer:
                    dynamic_ncols=True, mininterval=1.0, disable=None)
         self._bar_visible = not bar.disable
         start_frames = self.frames
+        if cfg.overlap_env_step:
+            self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
         try:
             while self.frames < cfg.num_train_frames and self._stop is None and not self._out_of_time():
                 obs = self._iteration(obs)
@@ -202,6 +207,9 @@ class NativeTrainer:
                     say(f"[native] {self._stop} received: stopped after {self.frames} frames / {self.updates} "
                           f"updates; snapshot written to {path}. Resume with resume={self.work_dir}")
         finally:
+            if self._worker is not None:
+                self._worker.shutdown()
+                self._worker = None
             bar.close()
             self._restore_signal_handlers(previous)
             self.logger.close()
@@ -231,13 +239,27 @@ class NativeTrainer:
         return every > 0 and self.frames // every > (self.frames - self.num_envs) // every
 
     def _iteration(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Act, then step the envs while the updates due so far run on the worker thread.
+
+        The updates sample the replay as it stood before this step (DrQ-v2's order: act,
+        update, step), so stepping and updating share no data and the result is the same
+        with `overlap_env_step` on or off; they only stop waiting on each other.
+        """
         cfg, N, dev = self.cfg, self.num_envs, self.device
         obs_t = {k: obs[k].to(dev, non_blocking=True) for k in self.keys}  # dict of (N, F, ...)
         if self.frames < cfg.num_explore_steps:
             action = torch.rand((N, self.action_dim), device=dev) * 2.0 - 1.0
         else:
             action = self.agent.act(obs_t, self.frames, eval_mode=False)    # (N, A)
-        step = self.train_env.step(action.to(self.train_env.device))
+        due = self.update_credit // cfg.update_every_steps - self.updates
+        pending = self._worker.submit(self._update, due) if due > 0 and self._worker is not None else None
+        try:
+            step = self.train_env.step(action.to(self.train_env.device))
+        finally:  # never leave an update running behind an exception
+            if pending is not None:
+                pending.result()
+        if due > 0 and pending is None:
+            self._update(due)
         # Rows being reset hold no transition (`skip`); an ended row's obs is its final obs.
         self.replay.add(obs_t, action, step.reward, step.terminated, step.truncated, step.obs, cut=step.fault,
                         skip=step.reset)
@@ -249,15 +271,18 @@ class NativeTrainer:
         self.frames += N
         if len(self.replay) >= self.learn_start:
             self.update_credit += N
-        while self.updates < self.update_credit // cfg.update_every_steps:
-            batch = demos.mixed_sample(self.replay, self.demo_replay, cfg.batch_size, self.demo_ratio,
-                                       cfg.use_self_imitation)
+        return step.obs
+
+    def _update(self, count: int) -> None:
+        """`count` agent updates on batches from the replay (and the demos)."""
+        for _ in range(count):
+            batch = demos.mixed_sample(self.replay, self.demo_replay, self.cfg.batch_size, self.demo_ratio,
+                                       self.cfg.use_self_imitation)
             out = self.agent.update(batch, self.frames)
             for k, v in out.items():
                 self._acc[k] = self._acc.get(k, 0.0) + v
             self._acc_n += 1
             self.updates += 1
-        return step.obs
 
     def _record_episodes(self, step: Step, done: torch.Tensor) -> None:
         """The training windows: success, return and per-term sums of the episodes ending now."""
