@@ -96,7 +96,7 @@ RULES: dict[str, Rule] = {
     "num_explore_steps": integer(0),
     "replay_size_before_train": integer(0),
     "update_every_steps": integer(1),
-    "overlap_env_step": boolean(),
+    "overlap_env_step": Rule(lambda v: v == "auto" or isinstance(v, bool), "'auto', true or false"),
     "batch_size": integer(1),
     "eval_every_steps": integer(0),
     "eval_at_start": boolean(),

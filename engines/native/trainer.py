@@ -182,7 +182,7 @@ class NativeTrainer:
                    dynamic_ncols=True, mininterval=1.0, disable=None)
         self._bar_visible = not bar.disable
         start_frames = self.frames
-        if cfg.overlap_env_step:
+        if self._overlap(cfg.overlap_env_step):
             self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
         try:
             while self.frames < cfg.num_train_frames and self._stop is None and not self._out_of_time():
@@ -216,6 +216,15 @@ class NativeTrainer:
             self.close_envs()
         return {**metrics, **self.last_eval, "frames": self.frames, "updates": self.updates,
                 "episodes": self.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
+
+    @staticmethod
+    def _overlap(setting: bool | str) -> bool:
+        """overlap_env_step=auto: only when torch's threads leave a core free. With every core in the
+        update's thread pool the env step only competes with it (pixels_cpu, torch_threads=2 on 2
+        cores: 117 and 132 s against 113 and 108 s without overlap for the same 1000 frames)."""
+        if setting != "auto":
+            return bool(setting)
+        return torch.get_num_threads() < len(os.sched_getaffinity(0))
 
     def _pretrain_bc(self, steps: int) -> None:
         """agent.bc_pretrain_steps of behaviour cloning on the demos, before the first env step."""
