@@ -1,4 +1,5 @@
-"""Milliseconds per DrQ-v2 update: the project's default, the project in plain fp32, and a
+"""Milliseconds per DrQ-v2 update: the project's default, the default with its TD target on
+the update's own thread (`agent.parallel_target=false`), the project in plain fp32, and a
 reference DrQ-v2 of the published architecture (written here, fp32), interleaved.
 
     python -m bench.update_bench --batches 64 256 --rounds 5
@@ -19,7 +20,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from engines.native.drqv2 import DrQV2Agent
-from engines.native.networks import encoder_options
+from engines.native.networks import encoder_options, spare_cpu_core
 from engines.native.replay import Batch, KeySpec
 
 FRAME_STACK, IMAGE, LOW_DIM, ACTION_DIM = 3, 84, 18, 4
@@ -116,6 +117,7 @@ def measure(batches: list[int], rounds: int) -> dict[str, object]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     default = encoder_options(OmegaConf.load("conf/agent/drqv2.yaml"), torch.device("cpu"))
+    default["parallel_target"] = spare_cpu_core()  # what agent.parallel_target=auto resolves to here
     out: dict[str, object] = {"default_options": default, "rounds": rounds, "batches": {}}
     for b in batches:
         data = batch(b)
@@ -123,6 +125,7 @@ def measure(batches: list[int], rounds: int) -> dict[str, object]:
         ref = ReferenceDrQV2(FRAME_STACK * 3)
         variants = {
             "default": (lambda a: lambda: a.update(data, 0))(project_agent()),
+            "serial": (lambda a: lambda: a.update(data, 0))(project_agent(parallel_target=False)),
             "fp32": (lambda a: lambda: a.update(data, 0))(project_agent(precision="fp32", encoder_chunk=0,
                                                                         channels_last=False)),
             "reference": lambda: ref.update(img(data.obs), data.action, data.reward[:, None],

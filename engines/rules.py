@@ -145,6 +145,8 @@ RULES: dict[str, Rule] = {
     "agent.teacher_weight": number(0.0, when="drqv2"),
     "agent.teacher_lr": number(0.0, 1.0, low_open=True, when="drqv2"),
     "agent.teacher_members": integer(1, when="drqv2"),
+    "agent.parallel_target": Rule(lambda v: v == "auto" or isinstance(v, bool), "'auto', true or false",
+                                  when="drqv2"),
     "agent.alpha_lr": number(0.0, 1.0, low_open=True, when="sac"),
     "agent.init_temperature": number(0.0, low_open=True, when="sac"),
     "agent.learnable_temperature": boolean(when="sac"),

@@ -97,6 +97,29 @@ def test_update_changes_every_network_with_finite_losses(name: str, pixels: bool
         assert not torch.equal(before.log_alpha, agent.log_alpha)  # learnable temperature
 
 
+@pytest.mark.parametrize("extra", [{}, {"agent.cql_weight": 0.5}], ids=["plain", "cql"])
+def test_td_target_on_a_second_thread_gives_the_same_updates(extra: dict) -> None:
+    """agent.parallel_target only runs the TD target beside the critic's forward: the random
+    draws keep their serial order, so losses, parameters and the generator after a few updates
+    are bitwise those of the serial update."""
+    sp = spec(True)
+    torch.manual_seed(1)
+    batches = [random_batch(sp) for _ in range(3)]
+    runs = {}
+    for parallel in (True, False):
+        torch.manual_seed(0)
+        cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.parallel_target": parallel, **extra})
+        agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+        metrics = [agent.update(b, step=10) for b in batches]
+        runs[parallel] = (agent.state_dict(), metrics, torch.rand(4))
+    (params, metrics, rng), (params_serial, metrics_serial, rng_serial) = runs[True], runs[False]
+    assert torch.equal(rng, rng_serial)
+    for m, ms in zip(metrics, metrics_serial):
+        assert m.keys() == ms.keys() and all(torch.equal(m[k], ms[k]) for k in m)
+    for k, v in params.items():
+        assert torch.equal(v, params_serial[k]), k
+
+
 @pytest.mark.parametrize("name,pixels", [("drqv2", True), ("sac", False)])
 def test_act_shapes_bounds_and_determinism(name: str, pixels: bool) -> None:
     cfg = tiny_cfg(**{"agent.name": name, "pixels": pixels})

@@ -53,9 +53,10 @@ def test_native_engine_trains_on_genesis_with_tensors_end_to_end(tmp_path: Path)
 
 @pytest.mark.slow
 def test_overlapping_env_steps_with_updates_gives_the_same_run(tmp_path: Path) -> None:
-    """overlap_env_step only lets the env step and the updates run at once: the agent, the
-    replay and the logged losses of a pixel run are bitwise those of the same run stepped
-    and updated one after the other (the env must not draw from the agent's RNG)."""
+    """overlap_env_step only lets the env step and the updates run at once, and
+    agent.parallel_target the TD target beside the critic's forward: the agent, the replay and
+    the logged losses of a pixel run with both are bitwise those of the same run with neither
+    (the env must not draw from the agent's RNG, nor the two update threads out of order)."""
     import torch
 
     if not hasattr(factories, "MujocoLiftFactory"):
@@ -64,7 +65,7 @@ def test_overlapping_env_steps_with_updates_gives_the_same_run(tmp_path: Path) -
     for overlap in (True, False):
         cfg = tiny_cfg(num_train_envs=1, num_train_frames=40, num_explore_steps=8, replay_size_before_train=8,
                        update_every_steps=2, snapshot_every_n=40, log_every=8, pixels=True,
-                       overlap_env_step=overlap, **{"agent.name": "drqv2"})
+                       overlap_env_step=overlap, **{"agent.name": "drqv2", "agent.parallel_target": overlap})
         cfg.env.task, cfg.env.episode_length = {"image_size": 32}, 12
         result = NativeTrainer(cfg, factories.MujocoLiftFactory(), tmp_path / str(overlap)).train()
         runs[overlap] = (result, read_snapshot(tmp_path / str(overlap))[1])

@@ -165,6 +165,7 @@ def test_unknown_group_option_names_group_and_lists_options(group: str, option: 
     (["agent=drqv2", "agent.precision=fp16"], "precision", "fp16"),
     (["agent=drqv2", "agent.encoder_chunk=-1"], "encoder_chunk", "-1"),
     (["agent=drqv2", "agent.channels_last=maybe"], "channels_last", "maybe"),
+    (["agent=drqv2", "agent.parallel_target=2"], "parallel_target", "2 is invalid: allowed 'auto', true or false"),
     (["env=genesis_lift", "task.randomization.cube_color=true"], "cube_color", "Genesis"),
     (["env=genesis_lift", "env.sim_device=tpu"], "env.sim_device", "'tpu' is invalid: allowed 'cpu', 'gpu'"),
     (["env=genesis_lift", "env.renderer=ray"], "env.renderer", "'ray' is invalid: allowed 'auto'"),

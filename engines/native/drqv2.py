@@ -9,26 +9,27 @@ simulator's cube pose and the low-dim state instead of the image, so its values 
 the encoder to learn where the cube is; the encoder then learns through the actor's loss. With
 `agent.aux_weight` the encoder also regresses the privileged state from the image, on every row.
 
-With `agent.ibrl` (Imitation Bootstrapped RL, Hu et al. 2023) the BC-pre-trained policy is kept,
-frozen, beside the RL actor: wherever an action is chosen (acting, evaluating, and the next
-action of the TD target) the critic picks the better of the two. RL from a BC start otherwise
-loses that start as soon as its critic extrapolates (docs/learning.md); here the BC policy stays
-the fallback until the critic rates the RL actor's action higher, state by state.
+With `agent.ibrl` (Imitation Bootstrapped RL, Hu et al. 2023) the frozen BC-pre-trained policy
+stays beside the RL actor, and wherever an action is chosen (acting, evaluating, the TD target's
+next action) the critic picks the better of the two, state by state (docs/learning.md).
 
-With `agent.cql_weight` the critic is conservative (CQL, Kumar et al. 2020, the form with the
-policy as the pushed-down distribution): its loss adds weight * (Q(s, a ~ policy) - Q(s, a_replay)).
-A critic trained on half demo rows otherwise rates the agent's failing online starts ~145 above
-the return they earned (`bench/critic_calibration.py`, docs/learning.md), and both the actor and
-IBRL's choice follow that extrapolation; the term lowers Q wherever the policy's action is not
-one the replay holds, so the replay's actions keep the higher rating until TD says otherwise.
+With `agent.cql_weight` the critic is conservative (CQL, Kumar et al. 2020, the policy as the
+pushed-down distribution): its loss adds weight * (Q(s, a ~ policy) - Q(s, a_replay)), against
+a critic that rates failing online starts far above their return (`bench/critic_calibration.py`).
 
 With `agent.teacher_weight` a state policy cloned from the demos (`teacher.py`, it reads the cube
 pose) labels every replay row, and the actor also regresses onto its labels, DAgger-style; the
 critic then evaluates the teacher (its actions in the TD target), which needs no image.
+
+With `agent.parallel_target` the TD target (the next obs' encoding, the next action and the
+target critic, all without gradients) runs on a second thread while this thread encodes the obs
+and evaluates the critic: on a CPU whose other core would idle through the update. The random
+draws keep their serial order, so the update is bitwise the same either way.
 """
 from __future__ import annotations
 
 import copy
+from concurrent.futures import Future
 from typing import Any, Mapping
 
 import torch
@@ -36,9 +37,9 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, Trunk, TruncatedNormal, adam,
-                                     encoder_options, frozen, mlp, restore_optimizer, schedule, soft_update,
-                                     weight_init)
+from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, SideThread, Trunk, TruncatedNormal,
+                                     adam, encoder_options, frozen, mlp, restore_optimizer, schedule,
+                                     soft_update, spare_cpu_core, weight_init)
 from engines.native.replay import Batch, KeySpec
 from engines.native.teacher import StateTeacher
 
@@ -208,6 +209,10 @@ class DrQV2Agent(TwinCriticAgent):
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, fused=True)
         self.train(True)
         self.critic_target.train(False)
+        parallel = cfg.get("parallel_target", False)
+        if parallel == "auto":
+            parallel = device.type == "cpu" and spare_cpu_core()
+        self._side = SideThread(parallel, "td-target")
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         opts = {"encoder": self.encoder_opt, "actor": self.actor_opt, "critic": self.critic_opt}
@@ -272,28 +277,37 @@ class DrQV2Agent(TwinCriticAgent):
         target = self.features.privileged(obs)[:, -self.aux_head.out_features:]    # (B, P)
         return self.aux_weight * ((self.aux_head(h) - target) ** 2).sum(-1).mean()
 
-    def update_critic(self, h: torch.Tensor, batch: Batch, std: float) -> dict[str, torch.Tensor]:
-        """TD step of the critic on n-step targets. The encoder steps with it (and the auxiliary
-        loss) unless the critic is privileged, which does not read the image."""
+    @torch.no_grad()
+    def td_target(self, batch: Batch, std: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """n-step TD target (B,) from the augmented next obs and a clipped-noise next action, and
+        what it logs. Runs with no gradients, so it may run beside the critic's own forward."""
         out: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
-            next_image = self.features.image(batch.next_obs)
-            if self.teacher is not None:  # the critic evaluates the teacher: no image to encode
-                next_h, mean = None, self.teacher.label(batch.next_obs)
-                next_action = TruncatedNormal(mean, torch.full_like(mean, std)).sample(clip=self.stddev_clip)
-            else:
-                next_h = self.encoder(next_image, self.aug)
-                next_action = self.actor(next_h, self.features.low(batch.next_obs), std).sample(clip=self.stddev_clip)
-            next_in = self.critic_inputs(next_h, batch.next_obs)
-            if self.il_policy is None:
-                next_q = torch.min(*self.critic_target(*next_in, next_action))  # (B,)
-            else:  # IBRL: bootstrap from the better of the two policies' next actions
-                il = self.il_policy.mean(next_image, self.features.raw_low(batch.next_obs), self.aug)
-                _, next_q, use_il = self._choose(self.critic_target, next_in, next_action, il)
-                out["il_chosen"] = use_il.float().mean()
-            target_q = batch.reward + batch.discount * next_q  # (B,)
+        next_image = self.features.image(batch.next_obs)
+        if self.teacher is not None:  # the critic evaluates the teacher: no image to encode
+            next_h, mean = None, self.teacher.label(batch.next_obs)
+            next_action = TruncatedNormal(mean, torch.full_like(mean, std)).sample(clip=self.stddev_clip)
+        else:
+            next_h = self.encoder(next_image, self.aug)
+            next_action = self.actor(next_h, self.features.low(batch.next_obs), std).sample(clip=self.stddev_clip)
+        next_in = self.critic_inputs(next_h, batch.next_obs)
+        if self.il_policy is None:
+            next_q = torch.min(*self.critic_target(*next_in, next_action))  # (B,)
+        else:  # IBRL: bootstrap from the better of the two policies' next actions
+            il = self.il_policy.mean(next_image, self.features.raw_low(batch.next_obs), self.aug)
+            _, next_q, use_il = self._choose(self.critic_target, next_in, next_action, il)
+            out["il_chosen"] = use_il.float().mean()
+        return batch.reward + batch.discount * next_q, out
+
+    def update_critic(self, h: torch.Tensor, batch: Batch, std: float,
+                      target: Future[tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
+                      ) -> dict[str, torch.Tensor]:
+        """TD step of the critic on n-step targets (`target`, when it is already under way).
+        The encoder steps with it (and the auxiliary loss) unless the critic is privileged,
+        which does not read the image."""
+        target = target if target is not None else self._side.start(self.td_target, batch, std)
         critic_in = self.critic_inputs(h, batch.obs)
         q1, q2 = self.critic(*critic_in, batch.action)
+        target_q, out = target.result()                                  # no random draw on this thread before
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         loss = critic_loss
         if self.cql_weight > 0:  # conservative term: policy actions below the replay's own
@@ -318,14 +332,21 @@ class DrQV2Agent(TwinCriticAgent):
             out["aux_loss"] = aux.detach()
         return out
 
-    def update_actor(self, h: torch.Tensor, batch: Batch, std: float) -> dict[str, torch.Tensor]:
+    def policy_sample(self, h: torch.Tensor, batch: Batch, std: float) -> tuple[TruncatedNormal, torch.Tensor]:
+        """The actor's distribution on the obs features (B, repr_dim) and a clipped-noise action
+        (B, A): the actor's forward, which the critic's step does not change."""
+        dist = self.actor(h, self.features.low(batch.obs), std)
+        return dist, dist.sample(clip=self.stddev_clip)
+
+    def update_actor(self, h: torch.Tensor, batch: Batch, std: float,
+                     policy: Future[tuple[TruncatedNormal, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
         """Deterministic policy gradient through the critic (+ BC), or with `actor_objective=crr`
         (Critic Regularized Regression, Wang et al. 2020, binary filter) regression of the mean
         action onto every replay action the critic rates above the policy's own: the actor never
         leaves the actions it has data for, where a critic's extrapolation is least trusted.
         Features (B, repr_dim) come detached, except with a privileged critic, whose actor loss
-        is what trains the encoder."""
-        dist = self.actor(h, self.features.low(batch.obs), std)
+        is what trains the encoder. `policy`: `policy_sample`, when it is already under way."""
+        dist, action = policy.result() if policy is not None else (self.actor(h, self.features.low(batch.obs), std), None)
         out: dict[str, torch.Tensor] = {}
         if self.actor_objective == "crr":
             with torch.no_grad():
@@ -338,7 +359,7 @@ class DrQV2Agent(TwinCriticAgent):
             actor_loss = actor_loss + bc if bc is not None else actor_loss
             out["crr_accepted"] = better.float().mean()
         else:
-            action = dist.sample(clip=self.stddev_clip)
+            action = action if action is not None else dist.sample(clip=self.stddev_clip)
             with frozen(self.critic):  # the actor's loss does not train the critic
                 aq1, aq2 = self.critic(*self.critic_inputs(h, batch.obs), action)
             q = torch.min(aq1, aq2)                                       # (B,)
@@ -363,12 +384,22 @@ class DrQV2Agent(TwinCriticAgent):
         return out
 
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        """One critic + actor step. Returns detached 0-d tensors (no host sync per update)."""
+        """One critic + actor step. Returns detached 0-d tensors (no host sync per update).
+
+        The obs are cropped (random draws) before the TD target starts, whose next-obs crops and
+        next-action noise are the next draws. Where the critic's step draws nothing (no CQL term)
+        and the actor's action comes from its own weights alone (DPG, detached features), the
+        actor's forward and its noise follow on the same thread during the critic's backward:
+        the order of a serial update, on either thread."""
         std = schedule(self.stddev_schedule, step)
         self.features.observe(batch.obs)
-        h = self.encoder(self.features.image(batch.obs), self.aug)       # (B, repr_dim), augmented
-        out = self.update_critic(h, batch, std)
-        out.update(self.update_actor(h if self.privileged_critic else h.detach(), batch, std))
+        crops = self.encoder.augment(self.features.image(batch.obs), self.aug)
+        target = self._side.start(self.td_target, batch, std)
+        h = self.encoder.encode(crops)                                    # (B, repr_dim), augmented
+        ahead = self.cql_weight == 0 and self.actor_objective == "dpg" and not self.privileged_critic
+        policy = self._side.start(self.policy_sample, h.detach(), batch, std) if ahead else None
+        out = self.update_critic(h, batch, std, target)
+        out.update(self.update_actor(h if self.privileged_critic else h.detach(), batch, std, policy))
         soft_update(self.critic, self.critic_target, self.tau)
         out.update(batch_reward=batch.reward.mean().detach(), stddev=torch.tensor(std))
         return out

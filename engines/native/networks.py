@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
-from typing import Any, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -150,16 +152,23 @@ class Encoder(nn.Module):
             self.convnet.to(memory_format=torch.channels_last)
 
     def forward(self, img: torch.Tensor, aug: nn.Module | None = None) -> torch.Tensor:
-        """(B, C, H, W) uint8 or float in [0, 255] -> (B, repr_dim) fp32 features.
+        """(B, C, H, W) uint8 or float in [0, 255] -> (B, repr_dim) fp32 features."""
+        return self.encode(self.augment(img, aug))
 
-        The augmentation (on the uint8 frames), the float conversion and the scaling run slice by
-        slice with the convs, so each slice's pixels are still in cache when the first conv reads them.
-        """
+    def augment(self, img: torch.Tensor, aug: nn.Module | None = None) -> list[torch.Tensor]:
+        """The batch in slices of `chunk`, each cropped by `aug` (on the uint8 frames): every
+        random draw of an encoding happens here, so a caller can order its draws against other
+        threads' and run `encode` wherever it likes."""
         parts = img.split(self.chunk) if 0 < self.chunk < img.shape[0] else (img,)
+        return [aug(part) if aug is not None else part for part in parts]
+
+    def encode(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Slices from `augment` -> (B, repr_dim) fp32 features. The float conversion and the
+        scaling run slice by slice with the convs, so each slice's pixels are still in cache when
+        the first conv reads them."""
         h = []
         for part in parts:
-            x = (aug(part) if aug is not None else part).to(torch.float32, copy=True)  # a copy: scaled in place
-            x = x.div_(255.0).sub_(0.5)
+            x = part.to(torch.float32, copy=True).div_(255.0).sub_(0.5)  # a copy: scaled in place
             # the layout the convs run in: the crop hands back NHWC, the plain path wants NCHW
             x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -176,6 +185,27 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def spare_cpu_core() -> bool:
+    """Do torch's intra-op threads leave a CPU core of this process free (for a second thread)?"""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return torch.get_num_threads() < cores
+
+
+class SideThread:
+    """One worker thread for work that may overlap this thread's (`start` returns a Future), or,
+    disabled, the same work done at once: the caller reads `.result()` either way."""
+
+    def __init__(self, enabled: bool, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) if enabled else None
+
+    def start(self, fn: Callable[..., Any], *args: Any) -> Future:
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
 
 
 def encoder_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from engines.native import demos, envio
 from engines.native.agents import make_agent
 from engines.evaluation import evaluate
 from engines.native.logger import MetricLogger
+from engines.native.networks import spare_cpu_core
 from engines.native.replay import ReplayBuffer
 from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,
                                      merge_resume_config, prune_snapshots, read_snapshot, rng_state,
@@ -222,10 +223,7 @@ class NativeTrainer:
         """overlap_env_step=auto: only when torch's threads leave a core free. With every core in the
         update's thread pool the env step only competes with it (pixels_cpu, torch_threads=2 on 2
         cores: 117 and 132 s against 113 and 108 s without overlap for the same 1000 frames)."""
-        if setting != "auto":
-            return bool(setting)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return torch.get_num_threads() < cores
+        return spare_cpu_core() if setting == "auto" else bool(setting)
 
     def _pretrain_bc(self, steps: int) -> None:
         """agent.bc_pretrain_steps of behaviour cloning on the demos, before the first env step."""
