@@ -42,7 +42,7 @@ def test_benchmark_rewrites_its_sections_with_measured_rows(tmp_path: Path):
     assert len(raw["mujoco"]) == 2 and raw["train"] == []
 
 
-def test_update_section_times_default_fp32_and_reference(tmp_path: Path):
+def test_update_section_times_default_serial_fp32_and_reference(tmp_path: Path):
     doc = tmp_path / "bench.md"
     doc.write_text("# Notes kept\n")
     p = bench(tmp_path, "sections=[update]", "update_batches=[8]", "update_rounds=1")
@@ -51,9 +51,9 @@ def test_update_section_times_default_fp32_and_reference(tmp_path: Path):
     assert text.startswith("# Notes kept") and "<!-- update -->" in text and "cores" in text
     row = next(line for line in text.splitlines() if line.startswith("| 8 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert all(float(c) > 0 for c in cells[1:4]) and cells[4].endswith("x") and cells[5].endswith("x"), row
+    assert all(float(c) > 0 for c in cells[1:5]) and cells[5].endswith("x") and cells[6].endswith("x"), row
     raw = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert set(raw["update"]["batches"]["8"]["ms"]) == {"default", "fp32", "reference"}
+    assert set(raw["update"]["batches"]["8"]["ms"]) == {"default", "serial", "fp32", "reference"}
 
 
 def test_unknown_section_is_named_before_measuring(tmp_path: Path):

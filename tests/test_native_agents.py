@@ -120,6 +120,24 @@ def test_td_target_on_a_second_thread_gives_the_same_updates(extra: dict) -> Non
         assert torch.equal(v, params_serial[k]), k
 
 
+def test_an_agent_with_its_second_thread_running_copies_and_the_copy_updates_alike() -> None:
+    """A copy of an agent whose TD-target thread has run (deepcopy: tests, evaluation forks) gets
+    its own thread, and copy and original make the same update from the same random state."""
+    sp = spec(True)
+    torch.manual_seed(0)
+    cfg = tiny_cfg(**{"agent.name": "drqv2", "pixels": True, "agent.parallel_target": True})
+    agent = make_agent(cfg.agent, sp, FS, A, torch.device("cpu"))
+    agent.update(random_batch(sp), step=10)
+    clone = copy.deepcopy(agent)
+    batch, state = random_batch(sp), torch.get_rng_state()
+    metrics = agent.update(batch, step=10)
+    torch.set_rng_state(state)
+    metrics_clone = clone.update(batch, step=10)
+    assert all(torch.equal(metrics[k], metrics_clone[k]) for k in metrics)
+    for k, v in agent.state_dict().items():
+        assert torch.equal(v, clone.state_dict()[k]), k
+
+
 @pytest.mark.parametrize("name,pixels", [("drqv2", True), ("sac", False)])
 def test_act_shapes_bounds_and_determinism(name: str, pixels: bool) -> None:
     cfg = tiny_cfg(**{"agent.name": name, "pixels": pixels})

@@ -195,17 +195,27 @@ def spare_cpu_core() -> bool:
 
 class SideThread:
     """One worker thread for work that may overlap this thread's (`start` returns a Future), or,
-    disabled, the same work done at once: the caller reads `.result()` either way."""
+    disabled, the same work done at once: the caller reads `.result()` either way. The thread
+    starts on first use; a copy (deepcopy, pickle) gets its own."""
 
     def __init__(self, enabled: bool, name: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) if enabled else None
+        self.enabled, self.name = enabled, name
+        self._pool: ThreadPoolExecutor | None = None
 
     def start(self, fn: Callable[..., Any], *args: Any) -> Future:
-        if self._pool is not None:
+        if self.enabled:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
             return self._pool.submit(fn, *args)
         done: Future = Future()
         done.set_result(fn(*args))
         return done
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "name": self.name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
 
 
 def encoder_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
