@@ -119,7 +119,8 @@ def update_section(batches: list[int], rounds: int) -> tuple[str, dict | None]:
         return "DrQ-v2 update: measurement failed (see the benchmark's output).", None
     opts = r["default_options"]
     rows = [f"| {b} | {v['ms']['default']:.0f} | {v['ms']['serial']:.0f} | {v['ms']['fp32']:.0f} | "
-            f"{v['ms']['reference']:.0f} | {v['speedup_vs_reference']:.2f}x | {v['fp32_vs_reference']:.2f}x |" for b, v in r["batches"].items()]
+            f"{v['ms']['reference']:.0f} | {v['speedup_vs_reference']:.2f}x | {v['fp32_vs_reference']:.2f}x |"
+            for b, v in r["batches"].items()]
     body = ("One DrQ-v2 update (critic + actor + target, augmentation included), 84x84 wrist camera, frame stack 3, "
             f"one torch thread, median of {r['rounds']} interleaved rounds. *default*: the project as configured "
             f"(`agent.precision/encoder_chunk/channels_last=auto`, here bf16={opts['bf16']}, "

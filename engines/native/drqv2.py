@@ -346,7 +346,8 @@ class DrQV2Agent(TwinCriticAgent):
         leaves the actions it has data for, where a critic's extrapolation is least trusted.
         Features (B, repr_dim) come detached, except with a privileged critic, whose actor loss
         is what trains the encoder. `policy`: `policy_sample`, when it is already under way."""
-        dist, action = policy.result() if policy is not None else (self.actor(h, self.features.low(batch.obs), std), None)
+        dist, action = (policy.result() if policy is not None
+                        else (self.actor(h, self.features.low(batch.obs), std), None))
         out: dict[str, torch.Tensor] = {}
         if self.actor_objective == "crr":
             with torch.no_grad():

@@ -211,6 +211,12 @@ class SideThread:
         done.set_result(fn(*args))
         return done
 
+    def close(self) -> None:
+        """Wait for what was started and stop the thread (a later `start` starts a new one)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def __getstate__(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "name": self.name}
 

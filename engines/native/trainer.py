@@ -9,7 +9,6 @@ resumed from a snapshot ends with the same counters as an uninterrupted one.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import os
 import random
 import signal
@@ -29,7 +28,7 @@ from engines.native import demos, envio
 from engines.native.agents import make_agent
 from engines.evaluation import evaluate
 from engines.native.logger import MetricLogger
-from engines.native.networks import spare_cpu_core
+from engines.native.networks import SideThread, spare_cpu_core
 from engines.native.replay import ReplayBuffer
 from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,
                                      merge_resume_config, prune_snapshots, read_snapshot, rng_state,
@@ -69,7 +68,7 @@ class NativeTrainer:
             validate_config(cfg)
         self.cfg = cfg
         self._make_expert = getattr(factory, "make_expert", None)
-        self._worker: concurrent.futures.ThreadPoolExecutor | None = None  # runs the updates during env steps
+        self._updater = SideThread(False, "update")  # runs the updates during env steps when enabled
         if cfg.demos > 0 and self._make_expert is None:
             raise ValueError(f"demos={cfg.demos} needs a factory with a scripted expert (make_expert); "
                              f"{type(factory).__name__} has none")
@@ -183,8 +182,7 @@ class NativeTrainer:
                    dynamic_ncols=True, mininterval=1.0, disable=None)
         self._bar_visible = not bar.disable
         start_frames = self.frames
-        if self._overlap(cfg.overlap_env_step):
-            self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
+        self._updater = SideThread(self._overlap(cfg.overlap_env_step), "update")
         try:
             while self.frames < cfg.num_train_frames and self._stop is None and not self._out_of_time():
                 obs = self._iteration(obs)
@@ -208,9 +206,7 @@ class NativeTrainer:
                     say(f"[native] {self._stop} received: stopped after {self.frames} frames / {self.updates} "
                           f"updates; snapshot written to {path}. Resume with resume={self.work_dir}")
         finally:
-            if self._worker is not None:
-                self._worker.shutdown()
-                self._worker = None
+            self._updater.close()
             bar.close()
             self._restore_signal_handlers(previous)
             self.logger.close()
@@ -260,14 +256,12 @@ class NativeTrainer:
         else:
             action = self.agent.act(obs_t, self.frames, eval_mode=False)    # (N, A)
         due = self.update_credit // cfg.update_every_steps - self.updates
-        pending = self._worker.submit(self._update, due) if due > 0 and self._worker is not None else None
+        pending = self._updater.start(self._update, due) if due > 0 else None  # done here if not overlapping
         try:
             step = self.train_env.step(action.to(self.train_env.device))
         finally:  # never leave an update running behind an exception
             if pending is not None:
                 pending.result()
-        if due > 0 and pending is None:
-            self._update(due)
         # Rows being reset hold no transition (`skip`); an ended row's obs is its final obs.
         self.replay.add(obs_t, action, step.reward, step.terminated, step.truncated, step.obs, cut=step.fault,
                         skip=step.reset)
