@@ -68,7 +68,7 @@ class NativeTrainer:
             validate_config(cfg)
         self.cfg = cfg
         self._make_expert = getattr(factory, "make_expert", None)
-        self._updater = SideThread(False, "update")  # runs the updates during env steps when enabled
+        self._updater = SideThread(self._overlap(cfg.overlap_env_step), "update")  # the updates beside env steps
         if cfg.demos > 0 and self._make_expert is None:
             raise ValueError(f"demos={cfg.demos} needs a factory with a scripted expert (make_expert); "
                              f"{type(factory).__name__} has none")
@@ -182,7 +182,6 @@ class NativeTrainer:
                    dynamic_ncols=True, mininterval=1.0, disable=None)
         self._bar_visible = not bar.disable
         start_frames = self.frames
-        self._updater = SideThread(self._overlap(cfg.overlap_env_step), "update")
         try:
             while self.frames < cfg.num_train_frames and self._stop is None and not self._out_of_time():
                 obs = self._iteration(obs)
