@@ -1,6 +1,7 @@
 """What the task layer costs per batched step, apart from the physics, in one process.
 
-    python -m bench.task_layer 16
+    python -m bench.task_layer 16            # the layer between physics steps
+    python -m bench.task_layer 16 --alone    # also the same layer with the physics call skipped
 
 Steps the native engine's batched env (`WrappedGenesisVectorEnv(...).env`, Genesis on CPU, stage 3,
 state only) through the same 190 random actions five times and splits each step's wall time into
@@ -9,17 +10,23 @@ predicates, reward terms, observation, frame stacks). Prints the medians in ms p
 Why: the genesis section's "batched over bare" ratio compares two loops whose physics time
 drifts by 10-30 % between processes on a shared 2-core machine; the layer's own cost, timed
 inside one loop, is what a change to the task layer moves.
+
+`--alone` takes turns with a second loop in which the backend's physics call does nothing (the
+state stays at the reset pose): the same torch ops on the same actions, run back to back. The
+difference says how much of the layer's time is the CPU coming back from a physics step to it
+rather than the ops themselves.
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
 import torch
 
 
-def main(n: int, rounds: int = 5) -> tuple[float, float]:
+def main(n: int, rounds: int = 5, alone: bool = False) -> dict[str, tuple[float, float]]:
+    """{"loop": (layer, physics) ms per step, medians over rounds; "alone": (layer, 0.0) with --alone}."""
     import envs  # noqa: F401
     from factories.vector_env import WrappedGenesisVectorEnv
 
@@ -30,26 +37,41 @@ def main(n: int, rounds: int = 5) -> tuple[float, float]:
     physics = [0.0]
     real_step = be.step
 
-    def timed_step(*args, **kw) -> None:
-        t = time.perf_counter()
-        real_step(*args, **kw)
-        physics[0] += time.perf_counter() - t
+    def timed(step):
+        def run(*args, **kw) -> None:
+            t = time.perf_counter()
+            step(*args, **kw)
+            physics[0] += time.perf_counter() - t
+        return run
 
-    be.step = timed_step
-    rows = []
+    variants = {"loop": timed(real_step)}
+    if alone:
+        variants["alone"] = timed(lambda *args, **kw: None)
+    rows: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
     for _ in range(rounds):
-        env.reset(seed=0)
-        physics[0] = 0.0
-        t = time.perf_counter()
-        for a in acts:
-            env.step(a)
-        total = time.perf_counter() - t
-        rows.append(((total - physics[0]) / len(acts) * 1e3, physics[0] / len(acts) * 1e3))
-    rows.sort()
-    return rows[len(rows) // 2]
+        for name, step in variants.items():
+            be.step = step
+            env.reset(seed=0)
+            physics[0] = 0.0
+            t = time.perf_counter()
+            for a in acts:
+                env.step(a)
+            total = time.perf_counter() - t
+            rows[name].append(((total - physics[0]) / len(acts) * 1e3, physics[0] / len(acts) * 1e3))
+    be.step = real_step
+    return {name: sorted(r)[len(r) // 2] for name, r in rows.items()}
 
 
 if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("n", type=int, nargs="?", default=16)
+    p.add_argument("--alone", action="store_true", help="also time the layer with the physics call skipped")
+    p.add_argument("--rounds", type=int, default=5)
+    a = p.parse_args()
     torch.set_num_threads(1)  # as in training (engines/run.py torch_threads)
-    layer, phys = main(int(sys.argv[1]) if len(sys.argv) > 1 else 16)
-    print(f"task layer {layer:.3f} ms/step, physics {phys:.3f} ms/step (medians of 5 rounds)")
+    out = main(a.n, a.rounds, a.alone)
+    layer, phys = out["loop"]
+    print(f"task layer {layer:.3f} ms/step, physics {phys:.3f} ms/step (medians of {a.rounds} rounds)")
+    if "alone" in out:
+        print(f"task layer alone (physics call skipped) {out['alone'][0]:.3f} ms/step: "
+              f"{layer / out['alone'][0]:.2f}x that between physics steps")
