@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -52,6 +53,15 @@ def test_tiny_pixel_run_writes_logs_eval_video_and_snapshots(tmp_path: Path) -> 
     videos = list((tmp_path / "eval_videos").glob("*.mp4"))
     assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
     assert any((tmp_path / "tb").iterdir())
+
+
+def test_training_leaves_no_worker_thread_behind(tmp_path: Path) -> None:
+    # Both overlaps on: the env step beside the updates, and DrQ-v2's TD target beside the critic.
+    before = set(threading.enumerate())
+    cfg = tiny_cfg(**{"overlap_env_step": True, "agent.parallel_target": True})
+    trainer = NativeTrainer(cfg, FakeFactory(), tmp_path)  # kept: its agent and threads stay referenced
+    assert trainer.train()["updates"] > 0
+    assert [t.name for t in set(threading.enumerate()) - before if not t.daemon] == []  # tqdm's monitor is a daemon
 
 
 def test_eval_at_start_evaluates_before_the_first_step_and_not_again_on_resume(tmp_path: Path) -> None:

@@ -206,6 +206,7 @@ class NativeTrainer:
                           f"updates; snapshot written to {path}. Resume with resume={self.work_dir}")
         finally:
             self._updater.close()
+            self.agent.close()
             bar.close()
             self._restore_signal_handlers(previous)
             self.logger.close()
