@@ -172,6 +172,7 @@ class GenesisBackend:
             ratio = (s.cube_friction / self._base_friction).to(self.device).reshape(-1, 1)
             self.cube.set_friction_ratio(ratio, [0], envs_idx=ids)
         self._visuals_moved()
+        self._detect_contacts()
         if self.cfg.randomization.camera_jitter and self.cam is not None:
             # As MuJoCo does it: position offset in the link frame, rotation applied in the camera frame.
             off = s.camera_offset.detach().cpu().to(torch.float64)  # (k, 6)
@@ -195,6 +196,19 @@ class GenesisBackend:
         (and FrameStack refilled the new episode's stack with it).
         """
         self.scene.visualizer.update(force=True)
+
+    def _detect_contacts(self) -> None:
+        """State was teleported: make the contacts read next those of the new poses.
+
+        Genesis detects contacts inside `scene.step` only, so after a reset the collider still held
+        the previous step's: a stage-1/2 start with the cube between the pads read as not grasped
+        until the first step (MuJoCo's reset reports the grasp), and the scripted expert, told so,
+        opened the jaws to grasp again. Detection runs for every env (it cannot take a subset),
+        which leaves the next physics step bitwise the same: each substep detects afresh.
+        """
+        collider = self.scene.rigid_solver.collider
+        collider.clear()
+        collider.detection()
 
     def kinematics(self, env_ids: torch.Tensor, qpos: torch.Tensor) -> Kinematics:
         # Torch forward kinematics of the same MJCF: a Genesis set_dofs_position + read per
