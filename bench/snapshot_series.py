@@ -6,8 +6,8 @@
 Why: a run evaluates every `eval_every_steps` frames (5k in the presets), too sparse to say when
 a dip starts and ends. Snapshots every 1k frames leave the run as it was (checked on that
 seed-3 run: the same four evaluations as with snapshots every 10k), so their policies, evaluated
-afterwards, fill the gaps. Prints one line per
-snapshot: frames, success rate, mean return and episode length over `episodes` episodes.
+afterwards, fill the gaps. Prints one line per snapshot: frames, success rate, mean return and
+episode length over `episodes` episodes.
 """
 from __future__ import annotations
 
@@ -21,9 +21,7 @@ def main(run_dir: Path, episodes: int) -> None:
     import envs  # noqa: F401  (headless GL before the simulators)
     from omegaconf import OmegaConf
 
-    from engines.evaluation import AgentPolicy, run_episodes
-    from engines.native import envio
-    from engines.native.agents import make_agent
+    from engines.evaluation import run_episodes, snapshot_policy
     from engines.native.snapshot import read_snapshot
     from engines.native.trainer import EVAL_SEED_OFFSET
     from engines.run import make_factory
@@ -32,19 +30,15 @@ def main(run_dir: Path, episodes: int) -> None:
                    key=lambda p: int(p.name.split("_")[0]))
     if not snaps:
         raise SystemExit(f"no numbered snapshots in {run_dir / 'snapshots'} (train with keep_snapshots=0)")
-    env, cpu = None, torch.device("cpu")
+    env = None
     for path in snaps:
         _, payload = read_snapshot(str(path), key="checkpoint")
         cfg = OmegaConf.create(payload["config"])
         if env is None:  # one eval env for all snapshots of the run
             env = make_factory(cfg).make_eval_env(cfg)
-            spec, frame_stack = envio.obs_spec(env.observation_space)
-        agent = make_agent(cfg.agent, spec, frame_stack, int(env.action_space.shape[-1]), cpu)
-        agent.load_snapshot_state(payload["agent"])
-        frames = int(payload["counters"]["frames"])
-        stats, _ = run_episodes(AgentPolicy(agent, env, frames, list(spec), cpu), env, episodes,
-                                int(cfg.seed) + EVAL_SEED_OFFSET, progress=False)
-        print(f"{frames:7d} frames: success {stats['success_rate']:.2f}, return {stats['mean_reward']:7.1f}, "
+        policy = snapshot_policy(payload, cfg.agent, env, torch.device("cpu"))
+        stats, _ = run_episodes(policy, env, episodes, int(cfg.seed) + EVAL_SEED_OFFSET, progress=False)
+        print(f"{policy.frames:7d} frames: success {stats['success_rate']:.2f}, return {stats['mean_reward']:7.1f}, "
               f"length {stats['mean_length']:5.1f}", flush=True)
     env.close()
 

@@ -133,7 +133,6 @@ def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path
     from omegaconf import OmegaConf
 
     from engines.native import envio
-    from engines.native.agents import make_agent
     from engines.native.snapshot import check_obs_spec, read_snapshot
     from engines.run import make_factory
 
@@ -152,14 +151,22 @@ def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path
     env = make_factory(cfg).make_eval_env(cfg)
     spec, frame_stack = envio.obs_spec(env.observation_space)
     check_obs_spec(payload["obs_spec"], envio.spec_signature(spec, frame_stack), path)
-    dev = torch.device(device)
-    agent = make_agent(cfg.agent, spec, frame_stack, int(env.action_space.shape[-1]), dev)
-    agent.load_snapshot_state(payload["agent"])
-    frames = int(payload["counters"]["frames"])
-    stats, eps = run_episodes(AgentPolicy(agent, env, frames, list(spec), dev), env, episodes, seed, video_episodes)
+    policy = snapshot_policy(payload, cfg.agent, env, torch.device(device))
+    stats, eps = run_episodes(policy, env, episodes, seed, video_episodes)
     videos = [write_video(e["video"], out_dir / f"episode_{i:03d}.mp4") for i, e in enumerate(eps[:video_episodes])]
     env.close()
-    return {"checkpoint": str(path), "frames": frames, **stats, "videos": [str(v) if v else None for v in videos]}
+    return {"checkpoint": str(path), "frames": policy.frames, **stats, "videos": [str(v) if v else None for v in videos]}
+
+
+def snapshot_policy(payload: dict[str, Any], agent_cfg: Any, env: Any, device: torch.device) -> AgentPolicy:
+    """A snapshot's agent as the mean-action policy on `env` (whose observations are the snapshot's)."""
+    from engines.native import envio
+    from engines.native.agents import make_agent
+
+    spec, frame_stack = envio.obs_spec(env.observation_space)
+    agent = make_agent(agent_cfg, spec, frame_stack, int(env.action_space.shape[-1]), device)
+    agent.load_snapshot_state(payload["agent"])
+    return AgentPolicy(agent, env, int(payload["counters"]["frames"]), list(spec), device)
 
 
 def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = None,

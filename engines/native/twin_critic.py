@@ -97,11 +97,11 @@ class TwinCriticAgent(nn.Module):
     def snapshot_state(self) -> dict[str, Any]:
         return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
 
-    def close(self) -> None:
-        """Stop any worker thread the agent started (the trainer calls this when training ends;
-        a later update starts it again)."""
-
     def load_snapshot_state(self, state: Mapping[str, Any]) -> None:
         self.load_state_dict(state["modules"])
         for k, opt in self.optimizers().items():
             restore_optimizer(opt, state["optimizers"][k])
+
+    def close(self) -> None:
+        """Stop any worker thread the agent started (the trainer calls this when training ends;
+        a later update starts it again)."""
