@@ -3,7 +3,8 @@
     python -m bench.genesis_bench 16 --pixels --steps 30
 
 Prints one JSON line: env-steps/s of WrappedGenesisVectorEnv, of the batched env the native
-engine trains on (`envs.batched.BatchedLiftEnv`, the wrapped env's core), of a bare Genesis
+engine trains on (`envs.batched.BatchedLiftEnv`, the wrapped env's core), of the same batched env
+with `task.compile=true` (a second task on the same scene; its compile time is `compile_s`), of a bare Genesis
 step(+render) loop of the same scene and N replaying the joint targets the wrapped run sent
 (so both do the same physics work), of the batched task without the wrapper layer (same
 actions), of the renderer alone on the same frames, and the time of one reset of all N envs.
@@ -26,7 +27,11 @@ import torch
 
 
 def measure(n: int, pixels: bool, steps: int, device: str = "cpu", rounds: int = 3) -> dict:
+    from dataclasses import replace
+
     import envs  # noqa: F401
+    from envs.batched import BatchedLiftEnv
+    from envs.task import LiftTask
     from factories.vector_env import WrappedGenesisVectorEnv
 
     t0 = time.perf_counter()
@@ -62,6 +67,14 @@ def measure(n: int, pixels: bool, steps: int, device: str = "cpu", rounds: int =
         vec.reset(seed=0)
         return _timed(lambda: [vec.env.step(torch.as_tensor(a[:, 0], device=task.device)) for a in acts])
 
+    compiled_env = BatchedLiftEnv(LiftTask(be, replace(task.cfg, compile=True), 0), 3)
+
+    def compiled() -> float:  # the batched env with task.compile=true
+        compiled_env.reset(seed=0)
+        return _timed(lambda: [compiled_env.step(torch.as_tensor(a[:, 0], device=task.device)) for a in acts])
+
+    compile_s = compiled()  # untimed: the first call compiles
+
     def task_only() -> float:  # the batched task without the wrapper layer (transforms, stacks, info)
         vec.reset(seed=0)
         return _timed(lambda: [(task.step(torch.as_tensor(a[:, 0], device=task.device)), task.observe())
@@ -87,8 +100,8 @@ def measure(n: int, pixels: bool, steps: int, device: str = "cpu", rounds: int =
             spent += _timed(lambda: (be.scene.visualizer.update(force=True), _render(be)))
         return spent
 
-    variants: dict[str, Callable[[], float]] = {"wrapped": wrapped, "batched": batched, "bare": bare,
-                                                "task_only": task_only}
+    variants: dict[str, Callable[[], float]] = {"wrapped": wrapped, "batched": batched, "compiled": compiled,
+                                                "bare": bare, "task_only": task_only}
     if pixels:
         variants["render_only"] = render_only
     spent = dict.fromkeys(variants, 0.0)
@@ -104,7 +117,8 @@ def measure(n: int, pixels: bool, steps: int, device: str = "cpu", rounds: int =
     for _ in range(3):
         task.reset()
     out.update(n=n, pixels=pixels, device=device, reset_ms=reset_ms, task_reset_ms=(time.perf_counter() - t) / 3 * 1e3,
-               episode_length=task.cfg.episode_length, build_s=build_s, steps=rounds * per_round)
+               episode_length=task.cfg.episode_length, build_s=build_s, compile_s=compile_s,
+               steps=rounds * per_round)
     return out
 
 

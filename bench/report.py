@@ -49,7 +49,7 @@ def genesis_table(results: list[dict], device: str) -> str:
     for r in results:
         n, pixels = r["n"], r["pixels"]
         if r.get("failed"):
-            rows.append(f"| {n} | {'84x84' if pixels else 'none'} | failed |" + " |" * 13)
+            rows.append(f"| {n} | {'84x84' if pixels else 'none'} | failed |" + " |" * 16)
             continue
         base.setdefault(pixels, r["wrapped"])  # the first N of each kind is the scaling reference
         over = 100 * (r["bare"] / r["wrapped"] - 1)
@@ -61,12 +61,15 @@ def genesis_table(results: list[dict], device: str) -> str:
         batched = r.get("batched", float("nan"))
         b_step_s = (1 / batched + (r.get("task_reset_ms", float("nan")) / 1e3 + n / batched)
                     / (r["episode_length"] * n))
+        comp = r.get("compiled", float("nan"))
         vs_render = (f"{100 * r['wrapped'] / r['render_only']:.0f} % | {100 * batched / r['render_only']:.0f} % | "
-                     f"{100 * r['bare'] / r['render_only']:.0f} %" if pixels else "— | — | —")
+                     f"{100 * comp / r['render_only']:.0f} % | {100 * r['bare'] / r['render_only']:.0f} %"
+                     if pixels else "— | — | — | —")
         rows.append(f"| {n} | {'84x84' if pixels else 'none'} | {r['wrapped']:.0f} | "
                     f"{r['wrapped'] / base[pixels]:.1f}x | {r['bare']:.0f} | {over:+.0f} % | "
                     f"{r['task_only']:.0f} | {layer:+.0f} % | {r['reset_ms']:.0f} | {1 / per_step_s:.0f} | "
-                    f"{batched:.0f} | {100 * (r['bare'] / batched - 1):+.0f} % | {1 / b_step_s:.0f} | {vs_render} |")
+                    f"{batched:.0f} | {100 * (r['bare'] / batched - 1):+.0f} % | {1 / b_step_s:.0f} | "
+                    f"{comp:.0f} | {100 * (r['bare'] / comp - 1):+.0f} % | {vs_render} |")
     return "\n".join([
         f"Genesis {device}, `WrappedGenesisVectorEnv` (stage 3, frame stack 3), env-steps/s, against: a bare "
         "Genesis loop of the same scene and N (control + `scene.step` + camera render, replaying the wrapped "
@@ -75,14 +78,16 @@ def genesis_table(results: list[dict], device: str) -> str:
         "N envs per 200-step episode added (the wrapped env observes the batch again when envs reset). "
         "'batched': the native engine's env (`envs/batched.py`, the wrapped env's core: task, frame stacks, "
         "torch out); with resets it pays one reset of the N envs' task state and one extra step per episode, "
-        "and no second render. 'renderer alone': the wrapped run's own states teleported back "
+        "and no second render. 'compiled': the batched env with `task.compile=true` (the task's torch ops "
+        "fused by torch.compile; compiled once before timing). 'renderer alone': the wrapped run's own states teleported back "
         "in, visuals synced and rendered, nothing else (what a frame costs depends on what the camera sees). "
         "The variants replay the same trajectory and take turns, 3 rounds each.",
         "",
         "| N | camera | wrapped | vs N=1 | bare loop | overhead vs bare | task alone | wrapper layer | "
         "reset all N (ms) | wrapped with resets | batched | batched over bare | batched with resets | "
-        "wrapped / renderer alone | batched / renderer alone | bare / renderer alone |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "compiled | compiled over bare | "
+        "wrapped / renderer alone | batched / renderer alone | compiled / renderer alone | bare / renderer alone |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows])
 
 

@@ -24,7 +24,7 @@ from engines.run_report import say
 from engines.rundir import (SAVED, RunLock, remove_if_untouched, remove_stale_temp_files, save_composition,
                             saved_overrides)
 from engines.schema import nearest, unknown_keys
-from envs.config import ConfigError, check_cameras, check_randomization, make_task_config
+from envs.config import ConfigError, check_cameras, check_compile, check_randomization, make_task_config
 
 log = logging.getLogger(__name__)
 FACTORIES = ("factories.MujocoLiftFactory", "factories.GenesisLiftFactory")
@@ -106,8 +106,13 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.engine.name == "native":
         check_device(cfg)
         check_memory_fits(cfg, task.image_size if task.pixels else 0, len(task.cameras))
-    check_randomization(task.randomization, make_factory(cfg).backend)
-    check_cameras(task.cameras, make_factory(cfg).backend)
+    backend = make_factory(cfg).backend
+    check_randomization(task.randomization, backend)
+    check_cameras(task.cameras, backend)
+    try:
+        check_compile(task.compile, backend)
+    except ConfigError as e:
+        raise ConfigError(full_key_path(str(e), cfg)) from None
     return kw
 
 

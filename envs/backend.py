@@ -48,6 +48,7 @@ class ResetState:
 
 
 class Backend(Protocol):
+    name: str  # "Genesis" or "MuJoCo", as configs and errors name the backend
     num_envs: int
     device: torch.device
     joint_low: torch.Tensor  # (6,)

@@ -105,6 +105,7 @@ class TaskConfig:
     lock_wrist_roll: bool = True
     keep_gripper_vertical: bool = True  # IK also keeps the jaws pointing down
     ik_damping: float = 0.05
+    compile: bool = False  # torch.compile the task's step and observation (Genesis): see LiftTask.compile
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
     def __post_init__(self) -> None:
@@ -185,7 +186,7 @@ class TaskConfig:
             inside = lo[0] <= x - r - h and x + r + h <= hi[0] and lo[1] <= y - r - h and y + r + h <= hi[1]
             _check(inside, name, [x, y], f"[x, y] with the whole cube (+-{r} m of randomisation) inside the "
                    f"workspace x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]} m")
-        for name in ("lock_wrist_roll", "keep_gripper_vertical"):
+        for name in ("lock_wrist_roll", "keep_gripper_vertical", "compile"):
             _check(isinstance(getattr(self, name), bool), name, getattr(self, name), "true or false")
         _check(isinstance(self.randomization, RandomizationConfig), "randomization",
                self.randomization, "a mapping of randomisation options")
@@ -206,6 +207,18 @@ def check_cameras(cameras: tuple[str, ...], backend: str) -> None:
     allowed = BACKEND_CAMERAS[backend]
     if any(c not in allowed for c in cameras):
         raise ConfigError(f"cameras={list(cameras)} is not supported by the {backend} backend: allowed {list(allowed)}")
+
+
+# Backends whose state read-out is torch ops only, so that torch.compile can fuse the task around it.
+BACKEND_COMPILE = ("Genesis",)
+
+
+def check_compile(compile: bool, backend: str) -> None:
+    """Refuse, by name and before any simulator starts, compile=true where the backend cannot take it."""
+    if compile and backend not in BACKEND_COMPILE:
+        raise ConfigError(f"compile=True is invalid with the {backend} backend, which reads its state through "
+                          f"NumPy, one env at a time: there is nothing to fuse. Allowed: false "
+                          f"(true with {', '.join(BACKEND_COMPILE)})")
 
 
 def make_task_config(**kwargs: Any) -> TaskConfig:

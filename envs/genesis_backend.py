@@ -38,6 +38,13 @@ def init_genesis(device: str = "cpu") -> str:
     want = "gpu" if device == "gpu" or (device == "auto" and torch.cuda.is_available()) else "cpu"
     if want == "gpu" and not torch.cuda.is_available():
         raise ConfigError("sim_device='gpu' is invalid here: CUDA is not available (allowed: cpu, auto)")
+    # setuptools before Genesis: once Genesis is imported, `import setuptools` fails its own check that
+    # its distutils replaced the interpreter's, and torch.compile's C++ builder (task.compile=true)
+    # imports setuptools. Without setuptools (Python >= 3.12) there is no stdlib distutils to clash with.
+    try:
+        import setuptools  # noqa: F401
+    except ImportError:
+        pass
     import genesis as gs
 
     if _INITIALISED is None:
@@ -69,6 +76,7 @@ def _model_offsets() -> dict[str, np.ndarray]:
 class GenesisBackend:
     """N envs of the lift scene in one Genesis scene."""
 
+    name = "Genesis"
     supports = BACKEND_RANDOMISATIONS["Genesis"]
 
     def __init__(self, cfg: TaskConfig, num_envs: int = 1, device: str = "cpu",

@@ -67,6 +67,7 @@ class MujocoBackend:
 
     num_envs = 1
     device = torch.device("cpu")
+    name = "MuJoCo"
     supports = BACKEND_RANDOMISATIONS["MuJoCo"]
 
     def __init__(self, cube_half_size: float = 0.015, cube_mass: float = 0.03,
@@ -225,6 +226,7 @@ class MujocoBatchBackend:
     """
 
     device = torch.device("cpu")
+    name = "MuJoCo"
     supports = BACKEND_RANDOMISATIONS["MuJoCo"]
 
     def __init__(self, envs: list[MujocoBackend]) -> None:

@@ -14,7 +14,7 @@ from gymnasium.error import ResetNeeded
 
 import rewards
 from envs.backend import Backend, PhysState, ResetState
-from envs.config import PRIVILEGED_KEY, TaskConfig, check_randomization
+from envs.config import PRIVILEGED_KEY, TaskConfig, check_compile, check_randomization
 from envs.geometry import approach_axis, gripper_angle_for_gap, quat_to_euler, yaw_quat
 from envs.kinematics import Kinematics
 from envs.scene import CUBE_RGBA
@@ -51,7 +51,7 @@ class LiftTask:
         self.cube_half = torch.full((n,), float(cfg.cube_half_size), device=dev)  # (N,) per env's cube
         self.ended = torch.ones(n, dtype=torch.bool, device=dev)  # terminated or truncated, not reset since
         self._faults = torch.zeros((), dtype=torch.long, device=dev)  # env steps that faulted (no host sync per step)
-        self.invalid_action_count = 0
+        self._invalid_actions = torch.zeros((), dtype=torch.long, device=dev)  # env steps with a non-finite action
         # Per-episode sums of each weighted term and of the return: columns of one (N, T+1) tensor.
         self.sum_names = [*self.reward_fn.terms, "return"]
         self._reward_keys = [f"reward/{name}" for name in self.reward_fn.terms]  # info keys, made once
@@ -63,11 +63,37 @@ class LiftTask:
         self.ws_high = torch.tensor(cfg.workspace_high, device=dev)
         self.state: PhysState | None = None
         self._damping_eye: dict[int, torch.Tensor] = {}  # rows -> (R, R) lambda^2 I
+        if cfg.compile:
+            self.compile()
 
     def seed(self, seed: int | None) -> None:
         base = int(seed) if seed is not None else int(torch.seed() % (2**62))
         for i, g in enumerate(self.gens):
             g.manual_seed(base + i)
+
+    def compile(self) -> None:
+        """Hand `step` and `observe` to torch.compile (task.compile=true).
+
+        Why: at N=16 on a CPU a step's ~280 small torch calls (read-out, IK, predicates, rewards,
+        observation) cost a third of a Genesis physics step, a few microseconds each; fused, they
+        cost 50-60 % of that (docs/benchmarks.md). The physics and camera calls stay eager
+        (Genesis runs its own kernels), so each compiled step is the code before the physics
+        call and the code after it. The first step compiles (~20 s on a 2-core CPU, cached on disk
+        for later processes). Fused float arithmetic rounds differently from eager in the last bit,
+        and the physics amplifies that over an episode: a compiled run is deterministic, but its
+        trajectories are not the eager run's.
+        """
+        check_compile(True, self.backend.name)
+        self._physics = torch.compiler.disable(self._physics)
+        self._render = torch.compiler.disable(self._render)
+        self.step = torch.compile(self.step, dynamic=False)
+        self.observe = torch.compile(self.observe, dynamic=False)
+
+    def _physics(self, q: torch.Tensor) -> None:
+        self.backend.step(q, self.cfg.n_substeps)
+
+    def _render(self, camera: str) -> torch.Tensor:
+        return self.backend.render(camera)
 
     # ------------------------------------------------------------------ sampling helpers
     def _uniform(self, k: int, lo: float, hi: float, *shape: int) -> torch.Tensor:
@@ -219,6 +245,11 @@ class LiftTask:
         return s
 
     @property
+    def invalid_action_count(self) -> int:
+        """Env steps whose action was non-finite (isolated, see `step`), since the task was built."""
+        return int(self._invalid_actions)
+
+    @property
     def fault_count(self) -> int:
         """Env steps whose physics went non-finite (or whose action did), since the task was built."""
         return int(self._faults)
@@ -253,10 +284,9 @@ class LiftTask:
         (`check_not_ended`).
         """
         if isolate_invalid and action.shape == (self.n, 4):
-            invalid = ~torch.isfinite(action).all(1).to(self.device)
-            if invalid.any():
-                action = torch.where(invalid[:, None].to(action.device), torch.zeros_like(action), action)
-                self.invalid_action_count += int(invalid.sum())
+            invalid = ~torch.isfinite(action).all(1).to(self.device)  # (N,)
+            action = action.masked_fill(invalid[:, None].to(action.device), 0.0)
+            self._invalid_actions = self._invalid_actions + invalid.sum()  # no host sync per step
             a = action.to(self.device, torch.float32).clamp(-1.0, 1.0)  # finite now: check_action's clamp
         else:
             invalid = torch.zeros(self.n, dtype=torch.bool, device=self.device)
@@ -278,7 +308,7 @@ class LiftTask:
         q[:, 5] = lo[5] + (GRIPPER_OPEN - lo[5]) * (a[:, 3] + 1.0) / 2.0
         q = torch.clamp(q, lo, hi)
         self.q_cmd = q
-        self.backend.step(q, c.n_substeps)
+        self._physics(q)
         s = self.backend.read()
         fault = ~torch.isfinite(torch.cat([s.qpos, s.cube_pos, s.qvel], 1)).all(1) | invalid  # (N,)
         self.state = s
@@ -351,7 +381,7 @@ class LiftTask:
             obs[PRIVILEGED_KEY] = self.privileged()
         if self.cfg.pixels:
             for cam in self.cfg.cameras:
-                obs[f"rgb_{cam}"] = self.backend.render(cam).permute(0, 3, 1, 2).contiguous()
+                obs[f"rgb_{cam}"] = self._render(cam).permute(0, 3, 1, 2).contiguous()
         return obs
 
 

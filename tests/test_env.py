@@ -66,6 +66,11 @@ def test_front_camera_sees_the_cube_where_the_wrist_camera_does_not():
         gym.make("LiftCube-Genesis-v0", cameras=["wrist", "front"])
 
 
+def test_compile_is_refused_by_name_on_mujoco():
+    with pytest.raises(ConfigError, match=r"compile=True is invalid with the MuJoCo backend.*Allowed: false"):
+        gym.make("LiftCube-MuJoCo-v0", compile=True)
+
+
 def test_spaces_and_observation(pixel_env):
     obs, info = pixel_env.reset(seed=1)
     assert obs["rgb_wrist"].shape == (3, 84, 84) and obs["rgb_wrist"].dtype == np.uint8

@@ -37,7 +37,7 @@ BOOL_KEYS = ["save_snapshot", "resume_replay", "log_eval_video", "wandb.use", "c
              "agent.critic_layer_norm"]
 STR_KEYS = ["device", "wandb.mode", "env.factory", "engine.name", "agent.name", "resume"]
 TASK_KEYS = ["hold_steps", "cube_mass", "lift_height", "action_scale", "physics_dt", "cube_half_size",
-             "ik_damping", "lock_wrist_roll", "foo", "randomization.cube_xy", "randomization.joint_noise_range"]
+             "ik_damping", "lock_wrist_roll", "compile", "foo", "randomization.cube_xy", "randomization.joint_noise_range"]
 VALUES = ["-1", "0", "1", "2", "7", "-5", "1000000000", "0.5", "-0.1", "1.5", "1e9", "nan", "inf", "abc",
           "'12'", "null", "true", "false", "[1,2]", "[84,84]", "[32,40]", "[]", "cpu", "cuda:x", "online",
           "''", "{a: 1}"]
@@ -167,6 +167,8 @@ def test_unknown_group_option_names_group_and_lists_options(group: str, option: 
     (["agent=drqv2", "agent.channels_last=maybe"], "channels_last", "maybe"),
     (["agent=drqv2", "agent.parallel_target=2"], "parallel_target", "2 is invalid: allowed 'auto', true or false"),
     (["env=genesis_lift", "task.randomization.cube_color=true"], "cube_color", "Genesis"),
+    (["task.compile=true"], "task.compile", "True is invalid with the MuJoCo backend"),
+    (["env=genesis_lift", "task.compile=1"], "task.compile", "1 is invalid: allowed true or false"),
     (["env=genesis_lift", "env.sim_device=tpu"], "env.sim_device", "'tpu' is invalid: allowed 'cpu', 'gpu'"),
     (["env=genesis_lift", "env.renderer=ray"], "env.renderer", "'ray' is invalid: allowed 'auto'"),
     (["env=genesis_lift", "env.as_torch=1"], "env.as_torch", "1 is invalid: allowed 'auto', true or false"),
@@ -184,7 +186,7 @@ def test_examples_name_key_and_value(overrides, key, value) -> None:
 def test_valid_overrides_pass_validation() -> None:
     for ov in (["seed=3"], ["curriculum_stage=0"], ["curriculum_stage=4", "reward_version=v11"],
                ["+env.task.hold_steps=5"], ["agent=drqv2"], ["replay.gamma=0.9", "batch_size=8"],
-               ["env=genesis_lift", "task.randomization.camera_jitter=true"],
+               ["env=genesis_lift", "task.randomization.camera_jitter=true"], ["env=genesis_lift", "task.compile=true"],
                ["demos=3"], ["demos=3", "demo_ratio=1.0", "agent.bc_weight=0.5"], ["demo_ratio=0"],
                ["demos=3", "use_self_imitation=true"]):
         with no_simulators():
