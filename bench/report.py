@@ -79,8 +79,9 @@ def genesis_table(results: list[dict], device: str) -> str:
         "'batched': the native engine's env (`envs/batched.py`, the wrapped env's core: task, frame stacks, "
         "torch out); with resets it pays one reset of the N envs' task state and one extra step per episode, "
         "and no second render. 'compiled': the batched env with `task.compile=true` (the task's torch ops "
-        "fused by torch.compile; compiled once before timing). 'renderer alone': the wrapped run's own states teleported back "
-        "in, visuals synced and rendered, nothing else (what a frame costs depends on what the camera sees). "
+        "fused by torch.compile; compiled once before timing). 'renderer alone': the wrapped run's own "
+        "states teleported back in, visuals synced and rendered, nothing else (what a frame costs depends "
+        "on what the camera sees). "
         "The variants replay the same trajectory and take turns, 3 rounds each.",
         "",
         "| N | camera | wrapped | vs N=1 | bare loop | overhead vs bare | task alone | wrapper layer | "

@@ -214,11 +214,24 @@ BACKEND_COMPILE = ("Genesis",)
 
 
 def check_compile(compile: bool, backend: str) -> None:
-    """Refuse, by name and before any simulator starts, compile=true where the backend cannot take it."""
-    if compile and backend not in BACKEND_COMPILE:
+    """Refuse, by name and before any simulator starts, compile=true where it cannot work: a backend
+    that reads its state through NumPy, or a machine without the C++ compiler torch.compile builds
+    its CPU kernels with."""
+    if not compile:
+        return
+    if backend not in BACKEND_COMPILE:
         raise ConfigError(f"compile=True is invalid with the {backend} backend, which reads its state through "
                           f"NumPy, one env at a time: there is nothing to fuse. Allowed: false "
                           f"(true with {', '.join(BACKEND_COMPILE)})")
+    from torch._inductor import config as inductor
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception:  # noqa: BLE001  Inductor's InvalidCxxCompiler, or whatever its search raises
+        raise ConfigError(f"compile=True is invalid on this machine: torch.compile builds its kernels with a C++ "
+                          f"compiler and found none of {[c for c in inductor.cpp.cxx if c]} on PATH. Install "
+                          "g++, or allowed: false") from None
 
 
 def make_task_config(**kwargs: Any) -> TaskConfig:

@@ -17,7 +17,8 @@ import torch
 
 from envs._headless import setup_headless_gl
 from envs.backend import PhysState, ResetState
-from envs.config import BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_cameras, check_randomization
+from envs.config import (BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_cameras, check_compile,
+                         check_randomization)
 from envs.geometry import quat_to_mat, rotvec_to_mat
 from envs.kinematics import ArmKinematics, Kinematics
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset, robot_model
@@ -87,6 +88,7 @@ class GenesisBackend:
             raise ConfigError(f"renderer={renderer!r} is invalid: allowed {', '.join(RENDERERS)}")
         check_randomization(cfg.randomization, "Genesis")
         check_cameras(cfg.cameras, "Genesis")
+        check_compile(cfg.compile, "Genesis")
         used = init_genesis(device)
         if renderer == "batch" and used != "gpu":
             raise ConfigError("renderer='batch' is invalid here: Genesis' BatchRenderer needs the CUDA backend "

@@ -1,6 +1,8 @@
 """The MuJoCo env through gymnasium: API, spaces, seeding, stages, bad input."""
 from __future__ import annotations
 
+from unittest import mock
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -66,9 +68,18 @@ def test_front_camera_sees_the_cube_where_the_wrist_camera_does_not():
         gym.make("LiftCube-Genesis-v0", cameras=["wrist", "front"])
 
 
-def test_compile_is_refused_by_name_on_mujoco():
+def test_compile_is_refused_by_name_on_mujoco_and_without_a_compiler():
     with pytest.raises(ConfigError, match=r"compile=True is invalid with the MuJoCo backend.*Allowed: false"):
         gym.make("LiftCube-MuJoCo-v0", compile=True)
+    import torch._inductor.config
+
+    import envs.genesis_backend
+
+    # A machine without g++: Inductor searches only this name.
+    with torch._inductor.config.patch({"cpp.cxx": ("liftbase-no-such-compiler",)}), \
+            mock.patch.object(envs.genesis_backend, "init_genesis", side_effect=AssertionError("Genesis started")):
+        with pytest.raises(ConfigError, match=r"compile=True is invalid on this machine.*no-such-compiler.*g\+\+"):
+            gym.make("LiftCube-Genesis-v0", compile=True)
 
 
 def test_spaces_and_observation(pixel_env):
