@@ -4,7 +4,8 @@
 
 Prints one JSON line: env-steps/s of WrappedGenesisVectorEnv, of the batched env the native
 engine trains on (`envs.batched.BatchedLiftEnv`, the wrapped env's core), of the same batched env
-with `task.compile=true` (a second task on the same scene; its compile time is `compile_s`), of a bare Genesis
+with `task.compile=true` (a second task on the same scene; `compile_s`: its first, untimed pass, compile
+included), of a bare Genesis
 step(+render) loop of the same scene and N replaying the joint targets the wrapped run sent
 (so both do the same physics work), of the batched task without the wrapper layer (same
 actions), of the renderer alone on the same frames, and the time of one reset of all N envs.
@@ -73,7 +74,7 @@ def measure(n: int, pixels: bool, steps: int, device: str = "cpu", rounds: int =
         compiled_env.reset(seed=0)
         return _timed(lambda: [compiled_env.step(torch.as_tensor(a[:, 0], device=task.device)) for a in acts])
 
-    compile_s = compiled()  # untimed: the first call compiles
+    compile_s = compiled()  # not a timed round: the first pass compiles
 
     def task_only() -> float:  # the batched task without the wrapper layer (transforms, stacks, info)
         vec.reset(seed=0)
