@@ -136,7 +136,7 @@ class BatchedLiftEnv:
         if resetting:  # hold still: these envs are teleported after the physics step anyway
             a = torch.where(pending[:, None], torch.zeros_like(a), a)
         reward, term, trunc, info = self.task.step(a, isolate_invalid=self.isolate_invalid)
-        invalid = info["invalid_action"] & ~pending
+        invalid, fault = info["invalid_action"], info["sim_fault"]  # (N,) each; a reset row's action was zeroed
         if bool(invalid.any()):
             log.warning(f"non-finite action for env(s) {torch.nonzero(invalid).flatten().tolist()}: truncated and "
                         f"reset, the others stepped on ({self.task.invalid_action_count} such env steps so far)")
@@ -146,13 +146,13 @@ class BatchedLiftEnv:
             info = {k: torch.where(pending.view(-1, *([1] * (v.dim() - 1))), fresh[k], v) if k in fresh else v
                     for k, v in info.items()}
             reward = torch.where(pending, torch.zeros_like(reward), reward)
-            term, trunc = term & ~pending, trunc & ~pending
+            term, trunc, fault = term & ~pending, trunc & ~pending, fault & ~pending
         frame = self.task.observe()  # the step's one render
         self.stacks.push(frame)
         if resetting:
             self.stacks.refill(frame, pending)
         self._pending = term | trunc
-        return Step(self.stacks.stacks, reward, term, trunc, pending, info["sim_fault"] & ~pending, info)
+        return Step(self.stacks.stacks, reward, term, trunc, pending, fault, info)
 
     def reset_envs(self, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Reset the envs in `mask` (N,) now, not at the next step (gymnasium 0.29's auto-reset):

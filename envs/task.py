@@ -7,6 +7,7 @@ a boolean mask; nothing on the step path loops over envs in Python.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -78,16 +79,23 @@ class LiftTask:
         observation) cost a third of a Genesis physics step, a few microseconds each; fused, they
         cost 50-60 % of that (docs/benchmarks.md). The physics and camera calls stay eager
         (Genesis runs its own kernels), so each compiled step is the code before the physics
-        call and the code after it. The first step compiles (~20 s on a 2-core CPU, cached on disk
+        call and the code after it. The first step compiles (~35 s on a 2-core CPU, cached on disk
         for later processes). Fused float arithmetic rounds differently from eager in the last bit,
         and the physics amplifies that over an episode: a compiled run is deterministic, but its
         trajectories are not the eager run's.
         """
         check_compile(True, self.backend.name)
+        # On a CPU each compiled region's Python wrapper (allocating ~50 outputs, checking input strides)
+        # is a good part of what is left; the C++ wrapper made the layer 2-3 points of the physics
+        # cheaper at N=16, for ~10 s more of a cold compile (docs/benchmarks.md). Not measured on CUDA.
+        options = {"cpp_wrapper": True} if self.device.type == "cpu" else None
+        inductor_log = logging.getLogger("torch._inductor.ir")
+        if options and _no_c_shim_warning not in inductor_log.filters:
+            inductor_log.addFilter(_no_c_shim_warning)  # the IK's linalg.solve has no C shim; the fallback is correct
         self._physics = torch.compiler.disable(self._physics)
         self._render = torch.compiler.disable(self._render)
-        self.step = torch.compile(self.step, dynamic=False)
-        self.observe = torch.compile(self.observe, dynamic=False)
+        self.step = torch.compile(self.step, dynamic=False, options=options)
+        self.observe = torch.compile(self.observe, dynamic=False, options=options)
 
     def _physics(self, q: torch.Tensor) -> None:
         self.backend.step(q, self.cfg.n_substeps)
@@ -383,6 +391,10 @@ class LiftTask:
             for cam in self.cfg.cameras:
                 obs[f"rgb_{cam}"] = self._render(cam).permute(0, 3, 1, 2).contiguous()
         return obs
+
+
+def _no_c_shim_warning(record: logging.LogRecord) -> bool:
+    return "missing a c-shim implementation" not in record.getMessage()
 
 
 def _finite_cat(parts: list[torch.Tensor]) -> torch.Tensor:
