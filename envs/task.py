@@ -77,7 +77,7 @@ class LiftTask:
 
         Why: at N=16 on a CPU a step's ~280 small torch calls (read-out, IK, predicates, rewards,
         observation) cost a third of a Genesis physics step, a few microseconds each; fused, they
-        cost 50-60 % of that (docs/benchmarks.md). The physics and camera calls stay eager
+        cost about 60 % of that (docs/benchmarks.md). The physics and camera calls stay eager
         (Genesis runs its own kernels), so each compiled step is the code before the physics
         call and the code after it. The first step compiles (~35 s on a 2-core CPU, cached on disk
         for later processes). Fused float arithmetic rounds differently from eager in the last bit,
