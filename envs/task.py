@@ -86,8 +86,9 @@ class LiftTask:
         """
         check_compile(True, self.backend.name)
         # On a CPU each compiled region's Python wrapper (allocating ~50 outputs, checking input strides)
-        # is a good part of what is left; the C++ wrapper made the layer 2-3 points of the physics
-        # cheaper at N=16, for ~10 s more of a cold compile (docs/benchmarks.md). Not measured on CUDA.
+        # is a good part of what is left; the C++ wrapper made the stack over bare Genesis 2.6 points
+        # cheaper at N=16 (median of 8 paired runs; bench.task_layer showed no gain), for ~10 s more of
+        # a cold compile (docs/benchmarks.md). Not measured on CUDA.
         options = {"cpp_wrapper": True} if self.device.type == "cpu" else None
         inductor_log = logging.getLogger("torch._inductor.ir")
         if options and _no_c_shim_warning not in inductor_log.filters:
