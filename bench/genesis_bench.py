@@ -141,5 +141,5 @@ if __name__ == "__main__":
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
-    torch.set_num_threads(1)  # as in training (engines/run.py torch_threads)
+    torch.set_num_threads(1)  # as in training (launch/run.py torch_threads)
     print("RESULT " + json.dumps(measure(a.n, a.pixels, a.steps, a.device, a.rounds)), flush=True)

@@ -82,7 +82,7 @@ if __name__ == "__main__":
     p.add_argument("--compile", action="store_true", help="also time the layer with task.compile=true")
     p.add_argument("--rounds", type=int, default=5)
     a = p.parse_args()
-    torch.set_num_threads(1)  # as in training (engines/run.py torch_threads)
+    torch.set_num_threads(1)  # as in training (launch/run.py torch_threads)
     out = main(a.n, a.rounds, a.alone, a.compile)
     layer, phys = out["loop"]
     print(f"task layer {layer:.3f} ms/step, physics {phys:.3f} ms/step (medians of {a.rounds} rounds)")

@@ -17,11 +17,12 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def measure(n: int, env: str, frames: int, image: int, agent: str) -> dict:
-    import envs  # noqa: F401  (headless GL first)
     from hydra import compose, initialize_config_dir
 
-    from engines.native.trainer import NativeTrainer
-    from engines.run import make_factory, validate
+    import envs  # noqa: F401  (headless GL first)
+    from factories import make_factory
+    from launch.run import validate
+    from learning.trainer import NativeTrainer
 
     warm = max(4 * n, 64)  # explore/warm-up frames; the rate is read over the LAST `warm` frames
     total = warm * max(2, -(-frames // warm) + 1)

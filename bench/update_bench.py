@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from engines.native.drqv2 import DrQV2Agent
-from engines.native.networks import encoder_options, spare_cpu_core
-from engines.native.replay import Batch, KeySpec
+from learning.drqv2 import DrQV2Agent
+from learning.networks import encoder_options, spare_cpu_core
+from learning.replay import Batch, KeySpec
 
 FRAME_STACK, IMAGE, LOW_DIM, ACTION_DIM = 3, 84, 18, 4
 

@@ -24,14 +24,13 @@ from omegaconf import DictConfig
 from torch import nn
 
 import envs  # noqa: F401  (headless GL before mujoco)
-from engines.config import compose_train
-from engines.native import demos, envio
-from engines.native.agents import make_agent
-from engines.evaluation import evaluate
-from engines.native.networks import mlp
-from engines.native.trainer import DEMO_SEED_OFFSET, EVAL_SEED_OFFSET
-from engines.rules import validate_config
-
+from learning import demos, envio
+from learning.agents import make_agent
+from learning.evaluation import evaluate
+from learning.networks import mlp
+from learning.trainer import DEMO_SEED_OFFSET, EVAL_SEED_OFFSET
+from runconfig.compose import compose_train
+from runconfig.rules import validate_config
 
 
 def compose_cfg(overrides: list[str]) -> DictConfig:

@@ -28,6 +28,10 @@ CAMERAS = ("wrist", "front")
 BACKEND_CAMERAS = {"MuJoCo": CAMERAS, "Genesis": ("wrist",)}
 PRIVILEGED_KEY = "privileged_state"  # the observation of the cube pose (privileged_state=true): no policy reads it
 
+# Genesis options: where its physics runs and which renderer draws its cameras.
+SIM_DEVICES = ("cpu", "gpu", "auto")
+RENDERERS = ("auto", "rasterizer", "batch")
+
 
 class ConfigError(ValueError):
     """A task/config value is invalid. The message names key, value and allowed values."""

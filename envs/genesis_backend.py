@@ -17,8 +17,16 @@ import torch
 
 from envs._headless import setup_headless_gl
 from envs.backend import PhysState, ResetState
-from envs.config import (BACKEND_RANDOMISATIONS, ConfigError, TaskConfig, check_cameras, check_compile,
-                         check_randomization)
+from envs.config import (
+    BACKEND_RANDOMISATIONS,
+    RENDERERS,
+    SIM_DEVICES,
+    ConfigError,
+    TaskConfig,
+    check_cameras,
+    check_compile,
+    check_randomization,
+)
 from envs.geometry import quat_to_mat, rotvec_to_mat
 from envs.kinematics import ArmKinematics, Kinematics
 from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset, robot_model
@@ -26,8 +34,6 @@ from envs.scene import CUBE_RGBA, CUBE_SPAWN_XY, FLOOR_RGB, SCENE_CAM_FOVY, SCEN
 
 setup_headless_gl()
 
-SIM_DEVICES = ("cpu", "gpu", "auto")
-RENDERERS = ("auto", "rasterizer", "batch")
 _INITIALISED: str | None = None
 
 

@@ -1,5 +1,23 @@
-"""RoboBase EnvFactory plugin: `GenesisLiftFactory`, `MujocoLiftFactory`, `WrappedGenesisVectorEnv`."""
+"""RoboBase EnvFactory plugin: `GenesisLiftFactory`, `MujocoLiftFactory`, `WrappedGenesisVectorEnv`,
+and `make_factory(cfg)`, the factory a run config names (`env.factory`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from envs.config import ConfigError
 from factories.factory import GenesisLiftFactory, MujocoLiftFactory, task_kwargs
 from factories.vector_env import WrappedGenesisVectorEnv, WrappedVectorEnv
 
-__all__ = ["GenesisLiftFactory", "MujocoLiftFactory", "WrappedGenesisVectorEnv", "WrappedVectorEnv", "task_kwargs"]
+FACTORIES = {"factories.MujocoLiftFactory": MujocoLiftFactory, "factories.GenesisLiftFactory": GenesisLiftFactory}
+
+
+def make_factory(cfg: Any) -> MujocoLiftFactory | GenesisLiftFactory:
+    """The factory named by `cfg.env.factory`."""
+    name = cfg.env.factory
+    if name not in FACTORIES:
+        raise ConfigError(f"env.factory={name!r} is invalid: allowed {', '.join(FACTORIES)}")
+    return FACTORIES[name]()
+
+
+__all__ = ["FACTORIES", "GenesisLiftFactory", "MujocoLiftFactory", "WrappedGenesisVectorEnv", "WrappedVectorEnv",
+           "make_factory", "task_kwargs"]

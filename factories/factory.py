@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from engines.rules import WRAPPER_KEYS, check_keys
 from envs.backend import Backend
 from envs.batched import BatchedLiftEnv
 from envs.config import ConfigError, TaskConfig, make_task_config
@@ -24,6 +23,7 @@ from envs.expert import ScriptedExpert, batch_info
 from envs.lift_env import LiftCubeEnv
 from envs.task import LiftTask
 from factories.vector_env import WrappedGenesisVectorEnv
+from runconfig.rules import WRAPPER_KEYS, check_keys
 
 try:  # RoboBase is optional: see README
     from robobase.envs.env import EnvFactory as _EnvFactoryBase

@@ -32,10 +32,10 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
-from engines.rules import check_value
 from envs.batched import BatchedLiftEnv, rescale_from_tanh, stacked_space  # noqa: F401 (stacked_space: API)
 from envs.lift_env import info_to_numpy
 from envs.task import LiftTask
+from runconfig.rules import check_value
 
 
 def check_wrapper_args(frame_stack: Any, action_sequence: Any) -> None:

@@ -1,7 +1,7 @@
 """The published reward versions (task.md). Never edit one: add a new version instead."""
 from __future__ import annotations
 
-from rewards import terms as T
+import rewards.terms as T
 from rewards.registry import RewardVersion, Term, register
 
 V11 = register(RewardVersion(

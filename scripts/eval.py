@@ -12,19 +12,17 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from engines.cli import quote_numeric_group_overrides  # noqa: E402
+import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 from envs.config import ConfigError  # noqa: E402
-from engines.evaluation import format_block  # noqa: E402
+from launch.evaluate import evaluate_checkpoint, format_block  # noqa: E402
+from runconfig.cli import quote_numeric_group_overrides  # noqa: E402
 
 
 @hydra.main(config_path="../conf", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from engines.evaluation import evaluate_checkpoint
-
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     overrides = {}
     if cfg.get("curriculum_stage") is not None:  # the group option, as train.py takes it

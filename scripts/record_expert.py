@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import envs  # noqa: E402,F401  (headless GL before mujoco)
-from engines.cli import quote_numeric_group_overrides  # noqa: E402
-from engines.evaluation import format_block, run_expert_episodes  # noqa: E402
+from launch.evaluate import format_block, run_expert_episodes  # noqa: E402
+from runconfig.cli import quote_numeric_group_overrides  # noqa: E402
 
 
 @hydra.main(config_path="../conf", config_name="record_expert", version_base="1.3")

@@ -14,18 +14,18 @@ sys.path.insert(0, ROOT)
 # Launchers start jobs in new processes (submitit, joblib's workers): they must find the project too.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
 
-import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from engines.cli import check_output_dir_override, quote_numeric_group_overrides  # noqa: E402
-from engines.rundir import DiskFull  # noqa: E402
+import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 from envs.config import ConfigError  # noqa: E402
+from launch.rundir import DiskFull  # noqa: E402
+from runconfig.cli import check_output_dir_override, quote_numeric_group_overrides  # noqa: E402
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    from engines.run import run
+    from launch.run import run
 
     hc = hydra.core.hydra_config.HydraConfig.get()
     try:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_native_fakes import check_batched_contract
 
 from envs.batched import BatchedLiftEnv
 from envs.config import make_task_config
 from envs.lift_env import make_mujoco_backend
 from envs.task import LiftTask
-from test_native_fakes import check_batched_contract
 
 SHORT = dict(curriculum_stage=3, episode_length=4, hold_steps=2, image_size=32)
 

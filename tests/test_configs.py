@@ -8,8 +8,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import rewards
-from engines.cli import quote_numeric_group_overrides
-from engines.run import make_factory, validate
+from factories import make_factory
+from launch.run import validate
+from runconfig.cli import quote_numeric_group_overrides
 
 CONF = pathlib.Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["env", "agent", "reward_version", "curriculum_stage", "engine", "experiment"]
@@ -55,12 +56,12 @@ def test_every_option_composes_and_validates(group, monkeypatch):
 
 @pytest.mark.parametrize("agent", options("agent"))
 def test_agent_networks_build_from_config(agent):
-    from engines.native.agents import make_agent
-    from engines.native.envio import obs_spec
     from envs.config import make_task_config
     from envs.lift_env import observation_space
     from factories.factory import task_kwargs
     from factories.vector_env import stacked_space
+    from learning.agents import make_agent
+    from learning.envio import obs_spec
 
     cfg = cfg_for(f"agent={agent}", "visual_observation_shape=[32,32]")
     space = stacked_space(observation_space(make_task_config(**task_kwargs(cfg))), cfg.frame_stack)

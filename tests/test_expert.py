@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engines.evaluation import run_expert_episodes
+from launch.evaluate import run_expert_episodes
 
 EPISODES = 20
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from engines.native.drqv2 import DrQV2Agent
-from engines.native.replay import Batch, KeySpec
+from learning.drqv2 import DrQV2Agent
+from learning.replay import Batch, KeySpec
 from tests._cli import ROOT
 
 SPEC = {"rgb_wrist": KeySpec((3, 84, 84), torch.uint8), "low_dim_state": KeySpec((18,), torch.float32)}

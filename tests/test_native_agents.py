@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-
-from engines.native.agents import make_agent
-from engines.native.networks import Encoder, RandomShiftsAug, frozen, schedule
-from engines.native.replay import Batch, KeySpec
 from test_native_fakes import tiny_cfg
+
+from learning.agents import make_agent
+from learning.networks import Encoder, RandomShiftsAug, frozen, schedule
+from learning.replay import Batch, KeySpec
 
 FS, B, A = 3, 8, 4
 
@@ -196,7 +196,7 @@ def test_low_dim_standardisation_uses_running_stats_of_training_batches() -> Non
     """agent.normalize_low_dim: the networks see the low-dim state standardised by the running
     mean and variance of the batches trained on (merged exactly across batches); the stats
     travel in the state dict (snapshots), and without the option the state passes unchanged."""
-    from engines.native.networks import ObsFeatures
+    from learning.networks import ObsFeatures
 
     sp = {"low_dim_state": KeySpec((2,), torch.float32)}
     g = torch.Generator().manual_seed(0)

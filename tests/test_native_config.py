@@ -5,11 +5,13 @@ import csv
 from pathlib import Path
 
 import pytest
-
-from engines.native import NativeTrainer, default_config, validate_config
-from engines.native.logger import CsvSink
-from engines.native.snapshot import read_snapshot
 from test_native_fakes import FakeFactory, tiny_cfg
+
+from learning.logger import CsvSink
+from learning.snapshot import read_snapshot
+from learning.trainer import NativeTrainer
+from runconfig.compose import default_config
+from runconfig.rules import validate_config
 
 
 def test_defaults_are_valid_and_hold_every_engine_key() -> None:

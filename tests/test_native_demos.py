@@ -10,10 +10,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from engines.native import NativeTrainer, demos
-from engines.native.replay import KeySpec
-from engines.native.snapshot import read_snapshot
 from factories import MujocoLiftFactory
+from learning import demos
+from learning.replay import KeySpec
+from learning.snapshot import read_snapshot
+from learning.trainer import NativeTrainer
 from tests._cli import ROOT
 
 GAMMA, NSTEP = 0.9, 3

@@ -14,8 +14,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from engines.config import default_config
 from envs.batched import Step
+from runconfig.compose import default_config
 
 TERMS = ("reach", "lift")
 

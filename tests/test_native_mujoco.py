@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engines.native import NativeTrainer
-from engines.native.snapshot import read_snapshot
 from test_native_fakes import tiny_cfg
+
+from learning.snapshot import read_snapshot
+from learning.trainer import NativeTrainer
 
 factories = pytest.importorskip("factories")
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from engines.native.replay import KeySpec, ReplayBuffer
 from test_native_fakes import FakeBatchedEnv, frame_value
+
+from learning.replay import KeySpec, ReplayBuffer
 
 F, GAMMA = 3, 0.5
 SPEC = {"rgb": KeySpec((1, 2, 2), torch.uint8), "low": KeySpec((2,), torch.float32)}
@@ -175,7 +175,7 @@ def test_self_imitation_samples_only_successful_episodes_and_joins_the_demos() -
     """Episodes marked by `mark_success` (the trainer marks those that end in task success) are
     what `sample(success_only=True)` draws, whole and still in the ring; with
     use_self_imitation they take their share (by size) of a batch's demo rows."""
-    from engines.native import demos
+    from learning import demos
 
     env = FakeBatchedEnv(num_envs=3, pixels=False, frame_stack=F, ep_len=(6, 10), term_prob=0.12, seed=3)
     spec = {"low_dim_state": KeySpec((21,), torch.float32)}

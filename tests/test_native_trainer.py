@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from engines.native import NativeTrainer
-from engines.native.snapshot import atomic_save, read_snapshot
 from test_native_fakes import FakeFactory, tiny_cfg
+
+from learning.snapshot import atomic_save, read_snapshot
+from learning.trainer import NativeTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,7 +189,7 @@ def test_sigterm_to_a_training_process_exits_cleanly_with_snapshot(tmp_path: Pat
     script = textwrap.dedent(f"""
         import sys, time
         sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
-        from engines.native import NativeTrainer
+        from learning.trainer import NativeTrainer
         from test_native_fakes import FakeFactory, tiny_cfg
         def hook(step):
             if step == 3:
@@ -213,7 +213,7 @@ def test_sigterm_to_a_training_process_exits_cleanly_with_snapshot(tmp_path: Pat
 def test_disk_full_mid_run_names_what_survived_and_how_to_resume(tmp_path: Path, monkeypatch) -> None:
     import errno
 
-    from engines.rundir import DiskFull
+    from launch.rundir import DiskFull
 
     real_save, saves = torch.save, []
 

@@ -2,7 +2,7 @@
 stops before a simulator starts with a message naming the key, the value and what is allowed.
 
 Configs are composed in-process with Hydra's compose API (as scripts/train.py would compose
-them) and checked with engines.run.validate; the simulator constructors are patched to fail.
+them) and checked with launch.run.validate; the simulator constructors are patched to fail.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from engines.cli import quote_numeric_group_overrides
-from engines.run import validate
 from envs.config import ConfigError
+from launch.run import validate
+from runconfig.cli import quote_numeric_group_overrides
 from tests._cli import ROOT, no_traceback, run_train
 
 CONF = str(ROOT / "conf")

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests._cli import counters, finished_run, kill, latest, run_train, start_train, wait_for
+from tests._cli import (
+    counters,
+    finished_run,
+    kill,
+    latest,
+    run_train,
+    start_train,
+    wait_for,
+)
 
 FRAMES = 800
 OVERRIDES = (f"num_train_frames={FRAMES}", "snapshot_every_n=50", "log_every=100")

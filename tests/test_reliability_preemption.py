@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests._cli import ROOT, TRAIN, child_env, counters, latest, no_traceback, start_train, wait_for
+from tests._cli import (
+    ROOT,
+    TRAIN,
+    child_env,
+    counters,
+    latest,
+    no_traceback,
+    start_train,
+    wait_for,
+)
 
 BOUND_S = 30
 

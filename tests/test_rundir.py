@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests._cli import counters, finished_run, kill, latest, load, no_traceback, run_train, start_train, wait_for
+from tests._cli import (
+    counters,
+    finished_run,
+    kill,
+    latest,
+    load,
+    no_traceback,
+    run_train,
+    start_train,
+    wait_for,
+)
 
 
 def _config(run: Path) -> dict:

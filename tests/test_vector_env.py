@@ -144,9 +144,9 @@ def test_info_is_what_gymnasium_vectorising_single_envs_gives():
     """Keys, `_k` masks, dtypes and auto-reset info of the batched env against gymnasium 0.29's
     SyncVectorEnv over single envs of the same task (RoboBase's chain vectorises this way)."""
     from gymnasium.vector import SyncVectorEnv
+    from omegaconf import OmegaConf
 
     from factories import GenesisLiftFactory
-    from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({"task": {"curriculum_stage": 3, "episode_length": 3, "hold_steps": 1},
                             "env": {"sim_device": "cpu"},

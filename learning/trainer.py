@@ -24,19 +24,31 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from engines.native import demos, envio
-from engines.native.agents import make_agent
-from engines.evaluation import evaluate
-from engines.native.logger import MetricLogger
-from engines.native.networks import SideThread, spare_cpu_core
-from engines.native.replay import ReplayBuffer
-from engines.native.snapshot import (FORMAT, LATEST, VERSION, SnapshotError, atomic_save, check_obs_spec,
-                                     merge_resume_config, prune_snapshots, read_snapshot, rng_state,
-                                     set_rng_state)
-from engines.rules import ring_capacity, validate_config
-from engines.rundir import DiskFull, disk_full, free_space
-from engines.run_report import eval_line, say
 from envs.batched import Step
+from learning import demos, envio
+from learning.agents import make_agent
+from learning.console import eval_line, say
+from learning.evaluation import evaluate
+from learning.logger import MetricLogger
+from learning.networks import SideThread, spare_cpu_core
+from learning.replay import ReplayBuffer
+from learning.snapshot import (
+    FORMAT,
+    LATEST,
+    VERSION,
+    DiskFull,
+    SnapshotError,
+    atomic_save,
+    check_obs_spec,
+    disk_full,
+    free_space,
+    merge_resume_config,
+    prune_snapshots,
+    read_snapshot,
+    rng_state,
+    set_rng_state,
+)
+from runconfig.rules import ring_capacity, validate_config
 
 WINDOW = 100  # finished episodes in the train success / return windows
 # seed + offset: the eval episodes and the demos are seeded apart from training and from each other

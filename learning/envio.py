@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from engines.native.replay import KeySpec
+from learning.replay import KeySpec
 
 _TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32,
                  np.dtype(np.float64): torch.float32, np.dtype(np.int64): torch.int64}

@@ -7,7 +7,6 @@ itself, once, after validation; a resume reads them and never rewrites them.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import shutil
@@ -20,8 +19,9 @@ from typing import IO, Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from engines.run_report import say
 from envs.config import ConfigError
+from learning.console import say
+from learning.snapshot import DiskFull, disk_full, free_space  # noqa: F401  (re-exported)
 
 SAVED = ".hydra"                       # where Hydra kept it: analysis/ and users know the place
 LOCK = ".lock"
@@ -48,30 +48,6 @@ def save_composition(cfg: DictConfig, work_dir: Path, overrides: list[str], hydr
     (d / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
     if hydra_cfg is not None:
         (d / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
-
-
-class DiskFull(OSError):
-    """A write failed for lack of space; the message says what survived and how to go on."""
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Is ENOSPC anywhere in this exception's chain? (torch.save reports it as a RuntimeError
-    about an unexpected file position, with the OSError only as its context)."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def free_space(path: Path) -> str:
-    try:
-        return f"{shutil.disk_usage(path).free / 2**20:.0f} MiB"
-    except OSError:
-        return "unknown space"
 
 
 class RunLock:

@@ -24,7 +24,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from engines.native.networks import ObsFeatures, RunningNorm, adam, mlp, weight_init
+from learning.networks import ObsFeatures, RunningNorm, adam, mlp, weight_init
 
 
 class StateTeacher(nn.Module):

@@ -1,8 +1,9 @@
 """Episodes with a fixed policy on the single (unbatched) eval env, and their statistics.
 
 One episode loop serves the trainer's periodic evaluation (the agent's mean action),
-`scripts/eval.py` (a saved agent) and `scripts/record_expert.py` (the scripted expert), so a
-success rate or max cube height means the same thing wherever it is printed.
+`scripts/eval.py` (a saved agent) and `scripts/record_expert.py` (the scripted expert,
+`launch/evaluate.py`), so a success rate or max cube height means the same thing wherever it
+is printed.
 """
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import imageio.v2 as imageio
 import numpy as np
 import torch
+
+from learning import envio
+from learning.agents import make_agent
+from learning.replay import as_tensor
 
 
 class Policy(Protocol):
@@ -32,30 +38,9 @@ class AgentPolicy:
         pass
 
     def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
-        from engines.native.replay import as_tensor
-
         batch = {k: as_tensor(obs[k], self.device)[None] for k in self.keys}     # (1, F, ...)
         action = self.agent.act(batch, self.frames, eval_mode=True)[0].reshape(self.action_shape)
         return action if isinstance(obs[self.keys[0]], torch.Tensor) else action.cpu().numpy()
-
-
-class ExpertPolicy:
-    """The scripted expert of the env's task, one env."""
-
-    def __init__(self, cfg: Any) -> None:
-        from envs.expert import ScriptedExpert
-
-        self.expert = ScriptedExpert(1, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
-
-    def reset(self, info: dict[str, Any]) -> None:
-        from envs.expert import batch_info
-
-        self.expert.reset(batch_info(info))
-
-    def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
-        from envs.expert import batch_info
-
-        return self.expert.act(batch_info(info))[0].numpy()
 
 
 def run_episode(policy: Policy, env: Any, seed: int, record: bool = False, max_steps: int = 100_000,
@@ -127,61 +112,12 @@ def evaluate(agent: Any, env: Any, num_episodes: int, frames: int, seed: int, ke
     return metrics, written
 
 
-def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path, video_episodes: int,
-                        device: str = "cpu", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """scripts/eval.py: the snapshot's policy (mean action) on its own eval env."""
-    from omegaconf import OmegaConf
-
-    from engines.native import envio
-    from engines.native.snapshot import check_obs_spec, read_snapshot
-    from engines.run import make_factory
-
-    for key, value, low in (("episodes", episodes, 1), ("seed", seed, 0), ("video_episodes", video_episodes, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{key}={value!r} is invalid: allowed an integer >= {low}")
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device={device!r} is invalid: allowed cpu or cuda[:index]")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} is invalid here: this torch ({torch.__version__}) sees no CUDA device; "
-                         "allowed cpu")
-    path, payload = read_snapshot(checkpoint, key="checkpoint")
-    cfg = OmegaConf.create(payload["config"])
-    for k, v in (overrides or {}).items():
-        OmegaConf.update(cfg, k, v, merge=True)
-    env = make_factory(cfg).make_eval_env(cfg)
-    spec, frame_stack = envio.obs_spec(env.observation_space)
-    check_obs_spec(payload["obs_spec"], envio.spec_signature(spec, frame_stack), path)
-    policy = snapshot_policy(payload, cfg.agent, env, torch.device(device))
-    stats, eps = run_episodes(policy, env, episodes, seed, video_episodes)
-    videos = [write_video(e["video"], out_dir / f"episode_{i:03d}.mp4") for i, e in enumerate(eps[:video_episodes])]
-    env.close()
-    return {"checkpoint": str(path), "frames": policy.frames, **stats, "videos": [str(v) if v else None for v in videos]}
-
-
 def snapshot_policy(payload: dict[str, Any], agent_cfg: Any, env: Any, device: torch.device) -> AgentPolicy:
     """A snapshot's agent as the mean-action policy on `env` (whose observations are the snapshot's)."""
-    from engines.native import envio
-    from engines.native.agents import make_agent
-
     spec, frame_stack = envio.obs_spec(env.observation_space)
     agent = make_agent(agent_cfg, spec, frame_stack, int(env.action_space.shape[-1]), device)
     agent.load_snapshot_state(payload["agent"])
     return AgentPolicy(agent, env, int(payload["counters"]["frames"]), list(spec), device)
-
-
-def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = None,
-                        video_episodes: int = 1, **task_kwargs: Any) -> dict[str, Any]:
-    """scripts/record_expert.py: the scripted expert in `LiftCube-MuJoCo-v0`; one mp4 of the first
-    `video_episodes` episodes at `video_path`."""
-    import gymnasium as gym
-
-    env = gym.make("LiftCube-MuJoCo-v0", **task_kwargs)
-    cfg = env.unwrapped.cfg
-    stats, eps = run_episodes(ExpertPolicy(cfg), env, episodes, seed, video_episodes if video_path else 0)
-    env.close()
-    if video_path:
-        write_video([f for e in eps for f in e["video"]], Path(video_path))
-    return {**stats, "curriculum_stage": cfg.curriculum_stage, "reward_version": cfg.reward_version}
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 50) -> Path | None:
@@ -190,8 +126,6 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 50) -> Path | N
     if not frames:
         return None
     try:
-        import imageio.v2 as imageio
-
         path.parent.mkdir(parents=True, exist_ok=True)
         imageio.mimsave(str(path), [np.asarray(f, dtype=np.uint8) for f in frames], fps=fps,
                         macro_block_size=1)
@@ -199,16 +133,3 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 50) -> Path | N
     except Exception as exc:
         warnings.warn(f"eval video not written ({exc!r})")
         return None
-
-
-def format_block(s: dict[str, Any]) -> str:
-    """The familiar block printed by scripts/eval.py and scripts/record_expert.py."""
-    return "\n".join([
-        "=" * 44,
-        f"Episodes:          {s['episodes']}",
-        f"Mean Reward:       {s['mean_reward']:.2f} +- {s['std_reward']:.2f}",
-        f"Success Rate:      {100 * s['success_rate']:.1f} %",
-        f"Max Cube Z:        {s['max_cube_z']:.3f} +- {s['std_max_cube_z']:.3f} m",
-        f"Mean Grasp Steps:  {s['mean_grasp_steps']:.1f}",
-        "=" * 44,
-    ])

@@ -15,8 +15,7 @@ from typing import Any, Callable, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-from envs.config import ConfigError
-from envs.genesis_backend import RENDERERS, SIM_DEVICES
+from envs.config import RENDERERS, SIM_DEVICES, ConfigError
 
 AGENTS = ("drqv2", "sac")
 MAX_DEMOS = 10_000  # expert episodes rolled out before training (each up to an episode of frames)

@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from engines.native.replay import KeySpec
 from envs.config import PRIVILEGED_KEY
+from learning.replay import KeySpec
 
 
 def weight_init(m: nn.Module) -> None:

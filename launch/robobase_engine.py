@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from engines.native.logger import CsvSink
-from engines.run_report import eval_line, say
 from envs.config import ConfigError
+from launch.report import eval_line, say
+from learning.logger import CsvSink
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def read_robobase_snapshot(resume: str | os.PathLike) -> tuple[Path, dict[str, A
     """
     import torch
 
-    from engines.native.snapshot import resolve_snapshot_path
+    from learning.snapshot import resolve_snapshot_path
 
     try:
         path = resolve_snapshot_path(resume)

@@ -37,12 +37,25 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from engines.native.networks import (Encoder, ObsFeatures, RandomShiftsAug, SideThread, Trunk, TruncatedNormal,
-                                     adam, encoder_options, frozen, mlp, schedule, soft_update, spare_cpu_core,
-                                     weight_init)
-from engines.native.replay import Batch, KeySpec
-from engines.native.teacher import StateTeacher
-from engines.native.twin_critic import Critic, TwinCriticAgent
+from learning.networks import (
+    Encoder,
+    ObsFeatures,
+    RandomShiftsAug,
+    SideThread,
+    TruncatedNormal,
+    Trunk,
+    adam,
+    encoder_options,
+    frozen,
+    mlp,
+    schedule,
+    soft_update,
+    spare_cpu_core,
+    weight_init,
+)
+from learning.replay import Batch, KeySpec
+from learning.teacher import StateTeacher
+from learning.twin_critic import Critic, TwinCriticAgent
 
 
 class Actor(nn.Module):

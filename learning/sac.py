@@ -14,10 +14,19 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from engines.native.networks import (Encoder, RandomShiftsAug, Trunk, adam, encoder_options, frozen, mlp, soft_update,
-                                     weight_init)
-from engines.native.replay import Batch, KeySpec
-from engines.native.twin_critic import TwinCriticAgent
+from learning.networks import (
+    Encoder,
+    RandomShiftsAug,
+    Trunk,
+    adam,
+    encoder_options,
+    frozen,
+    mlp,
+    soft_update,
+    weight_init,
+)
+from learning.replay import Batch, KeySpec
+from learning.twin_critic import TwinCriticAgent
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from engines.cli import quote_numeric_group_overrides
+from runconfig.cli import quote_numeric_group_overrides
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 import torch
 
-from engines.native.replay import Batch, KeySpec, ReplayBuffer
-from engines.run_report import say
+from learning.console import say
+from learning.replay import Batch, KeySpec, ReplayBuffer
 
 Episode = dict[str, Any]  # obs: {key: (T, F, ...)}, action (T, A), reward/terminated/truncated (T,)
 

@@ -1,12 +1,11 @@
 """One training run: validate everything, announce it, dispatch to the chosen engine.
 
 All checks happen here, before any simulator starts: the task options, the engine keys,
-the factory's own keys, and the reward/agent pairing that cost the earlier work weeks
-(a reward designed for state, v11, driving a pixel agent).
+the factory's own keys, and the reward/agent pairing (a reward designed for state, v11,
+driving a pixel agent).
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -16,18 +15,32 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import rewards
-from engines.run_report import say
-from engines.rundir import (SAVED, RunLock, remove_if_untouched, remove_stale_temp_files, save_composition,
-                            saved_overrides)
-from engines.schema import nearest, unknown_keys
 from envs.config import ConfigError, check_cameras, check_compile, check_randomization, make_task_config
+from factories import make_factory, task_kwargs
+from launch.report import closing_block, say
+from launch.robobase_engine import run_robobase
+from launch.rundir import (
+    SAVED,
+    RunLock,
+    remove_if_untouched,
+    remove_stale_temp_files,
+    save_composition,
+    saved_overrides,
+)
+from learning.snapshot import SnapshotError, resolve_snapshot_path, snapshot_counters
+from learning.trainer import NativeTrainer
+from runconfig.rules import ring_capacity, validate_config
+from runconfig.schema import nearest, unknown_keys
 
 log = logging.getLogger(__name__)
-FACTORIES = ("factories.MujocoLiftFactory", "factories.GenesisLiftFactory")
 # Config groups and the key that names the chosen option: on resume, typing the group the run
 # already uses (`agent=sac` for a SAC run) must not replace its saved node with the defaults.
 GROUP_IDS = {"agent": "name", "env": "name", "engine": "name", "reward_version": "name", "curriculum_stage": "stage"}
@@ -45,8 +58,6 @@ class SweepJobError(CompactHydraException):
 
 def _multirun_job() -> str | None:
     """'#<num> (<overrides>)' when running as a job of a Hydra multirun, else None."""
-    from hydra.types import RunMode
-
     hc = _hydra_node()
     if hc is None or hc.mode != RunMode.MULTIRUN:
         return None
@@ -60,26 +71,13 @@ class NothingToDo(Exception):
 def _hydra_node() -> Any:
     """Hydra's own config of this job (None outside a Hydra app)."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         return HydraConfig.get() if HydraConfig.initialized() else None
     except Exception:  # noqa: BLE001
         return None
 
 
-def make_factory(cfg: DictConfig) -> Any:
-    name = cfg.env.factory
-    if name not in FACTORIES:
-        raise ConfigError(f"env.factory={name!r} is invalid: allowed {', '.join(FACTORIES)}")
-    module, cls = name.rsplit(".", 1)
-    return getattr(importlib.import_module(module), cls)()
-
-
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Every check that can fail before a simulator starts; returns the task kwargs."""
-    from engines.rules import validate_config
-    from factories.factory import task_kwargs
-
     unknown = unknown_keys(cfg)
     if unknown:
         key = unknown[0]
@@ -135,17 +133,13 @@ def full_key_path(message: str, cfg: DictConfig) -> str:
 
 
 def check_env_keys(cfg: DictConfig) -> None:
-    """What the env group's keys need of this machine (their values are checked by engines.rules)."""
+    """What the env group's keys need of this machine (their values are checked by runconfig.rules)."""
     if cfg.env.name == "genesis_lift" and cfg.env.sim_device == "gpu":
-        import torch
-
         if not torch.cuda.is_available():
             raise ConfigError("env.sim_device='gpu' is invalid here: CUDA is not available (allowed: cpu, auto)")
 
 
 def check_device(cfg: DictConfig) -> None:
-    import torch
-
     dev = str(cfg.device)
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={dev!r} is invalid here: this torch ({torch.__version__}) sees no CUDA device; "
@@ -167,11 +161,6 @@ def check_memory_fits(cfg: DictConfig, image_size: int, cameras: int = 1) -> Non
     """The native replay is allocated up front and an update's batch at once: refuse what
     cannot fit, before starting. (A 1M-transition pixel replay is ~21 GB; batch_size=1e8 grew
     to 13 GB before it was killed.)"""
-    import psutil
-    import torch
-
-    from engines.rules import ring_capacity
-
     size = ring_capacity(cfg)
     per = 3 * cameras * image_size ** 2 + 4 * (21 + 4 + 4) + 16  # frames (0 if state only) + low-dim + action + flags
     dev = str(cfg.device)
@@ -236,8 +225,6 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
     and the original run directory (None when the snapshot lives outside a run directory)."""
     if not cfg.get("resume"):
         return cfg, None
-    from engines.native.snapshot import resolve_snapshot_path
-
     snap = resolve_snapshot_path(cfg.resume)
     run_dir = snap.parent.parent if snap.parent.name == "snapshots" else None
     saved_file = run_dir / SAVED / "config.yaml" if run_dir else None
@@ -290,8 +277,6 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
         lock.release()
     stop = result.get("stop_signal") if isinstance(result, dict) else None
     if isinstance(result, dict):
-        from engines.run_report import closing_block
-
         say(closing_block(Path(work_dir), result, time.perf_counter() - started))
     if stop and job is None:
         # Pre-empted: the snapshot is written; a non-zero status (128 + signal) tells a scheduler
@@ -304,8 +289,6 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
 
 
 def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None, lock: RunLock) -> dict[str, Any]:
-    from engines.native.snapshot import SnapshotError
-
     work_dir = Path(work_dir)
     live = cfg
     try:  # a missing resume= target fails before anything is written
@@ -314,17 +297,13 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         raise ConfigError(str(e)) from None
     kw = validate(cfg)
     if cfg.get("resume") and cfg.engine.name == "native":
-        from engines.native.snapshot import snapshot_counters
-
         done = snapshot_counters(cfg.resume).get("frames")
         if done is not None and int(done) >= int(cfg.num_train_frames):
             raise NothingToDo(f"[run] {cfg.resume} has already trained {done} frames (num_train_frames="
                               f"{cfg.num_train_frames}): nothing to do. To train further, pass a larger "
                               "num_train_frames=...")
     if cfg.get("torch_threads") is not None:
-        # Small networks on a shared CPU: 2 intra-op threads made a SAC update 60x slower
-        # (1.5 s vs 26 ms) whenever another process was busy; one thread is the safe default.
-        import torch
+        # Small networks on a shared CPU: more intra-op threads than free cores stall each update.
 
         torch.set_num_threads(cfg.torch_threads)
     check_output_dir(work_dir)
@@ -341,11 +320,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)
     factory = make_factory(cfg)
     if cfg.engine.name == "robobase":
-        from engines.robobase_engine import run_robobase
-
         return run_robobase(cfg, factory, work_dir)
-    from engines.native.trainer import NativeTrainer
-
     try:  # a corrupt or incompatible snapshot: one clear line, the run it points at untouched
         trainer = NativeTrainer(cfg, factory, work_dir)
     except SnapshotError as e:

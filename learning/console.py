@@ -1,14 +1,15 @@
-"""What a run tells its user: one line per evaluation, and a closing block at the end.
-
-Both engines write the same `eval.csv`, so the closing block reads its figures from there
-(through the comparison tool's reader, which also follows a `resumed_from` link).
-"""
+"""What a run prints as it goes: `say` (the console and, under Hydra, the run's `train.log`,
+tagged with the job in a sweep) and the one-line `[eval]` summary."""
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
+
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 _log = logging.getLogger("liftbase")
 
@@ -17,9 +18,6 @@ _log = logging.getLogger("liftbase")
 def _hydra_job() -> tuple[bool, str]:
     """(inside a Hydra app, '[job #n: overrides] ' when it is one job of a multirun, else '')."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         if not HydraConfig.initialized():
             return False, ""
         hc = HydraConfig.get()
@@ -31,8 +29,6 @@ def _hydra_job() -> tuple[bool, str]:
 def _job_tag(hc: Any) -> str:
     """'[job 2/4 reward_version=v19 seed=2] ': the job's values of the swept keys, read from the
     sweep's multirun.yaml (the overrides with a list of values); all its overrides if unreadable."""
-    import yaml
-
     mine = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in hc.overrides.task if "=" in o}
     try:
         spec = yaml.safe_load((Path(hc.sweep.dir) / "multirun.yaml").read_text())["hydra"]["overrides"]["task"]
@@ -80,39 +76,3 @@ def eval_line(metrics: Mapping[str, float], frames: int, episodes: int) -> str:
 def _duration(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
-def _row(curve: dict[str, list[float]], i: int) -> str:
-    at = {k: v[i] for k, v in curve.items()}
-    return f"({at['frames']:,.0f} frames): " + _figures(at["success"], at.get("return"), z=at.get("max_cube_z"))
-
-
-def closing_block(work_dir: Path, result: Mapping[str, Any], wall_s: float) -> str:
-    """Final and best evaluation, wall time and the run directory, as printed at the end of a run."""
-    from analysis.runs import load_runs
-
-    work_dir = Path(work_dir).resolve()
-    try:
-        runs, _ = load_runs([str(work_dir)])
-        curve = next((r.curve for r in runs if r.path == work_dir), {})
-    except Exception as e:  # noqa: BLE001  reporting must never fail a run that has finished
-        curve, note = {}, f"eval.csv unreadable ({e})"
-    else:
-        note = "none (eval_every_steps=0 or no evaluation reached)"
-    frames = int(result.get("frames", 0))
-    stop = result.get("stop_signal")
-    lines = ["=" * 72,
-             f"run {'stopped by ' + stop if stop else 'finished'}: {frames:,} frames, wall time {_duration(wall_s)}"]
-    if curve.get("frames"):
-        n = len(curve["frames"])
-        returns = curve.get("return") or [0.0] * n
-        best = max(range(n), key=lambda i: (curve["success"][i], returns[i]))  # ties: the higher return
-        lines.append(f"final eval {_row(curve, n - 1)}")
-        lines.append(f"best eval  {_row(curve, best)}")
-    else:
-        lines.append(f"final eval: {note}")
-    lines.append(f"run directory: {work_dir}")
-    if stop:
-        lines.append(f"resume with: python scripts/train.py resume={work_dir}")
-    lines.append("=" * 72)
-    return "\n".join(lines)

@@ -9,8 +9,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from engines.native.networks import ObsFeatures, Trunk, mlp, restore_optimizer, weight_init
-from engines.native.replay import Batch, KeySpec
+from learning.networks import ObsFeatures, Trunk, mlp, restore_optimizer, weight_init
+from learning.replay import Batch, KeySpec
 
 
 class Critic(nn.Module):

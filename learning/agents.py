@@ -6,9 +6,9 @@ from typing import Mapping
 import torch
 from omegaconf import DictConfig
 
-from engines.native.drqv2 import DrQV2Agent
-from engines.native.replay import KeySpec
-from engines.native.sac import SACAgent
+from learning.drqv2 import DrQV2Agent
+from learning.replay import KeySpec
+from learning.sac import SACAgent
 
 AGENT_CLASSES = {"drqv2": DrQV2Agent, "sac": SACAgent}
 

@@ -7,8 +7,10 @@ directory, so a bad `resume=` fails without damaging the run it points at.
 """
 from __future__ import annotations
 
+import errno
 import os
 import random
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -154,3 +156,27 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class DiskFull(OSError):
+    """A write failed for lack of space; the message says what survived and how to go on."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Is ENOSPC anywhere in this exception's chain? (torch.save reports it as a RuntimeError
+    about an unexpected file position, with the OSError only as its context)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def free_space(path: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(path).free / 2**20:.0f} MiB"
+    except OSError:
+        return "unknown space"

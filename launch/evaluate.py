@@ -1,0 +1,81 @@
+"""What `scripts/eval.py` and `scripts/record_expert.py` run: a snapshot's policy or the scripted
+expert on the episode loop of `learning.evaluation`, and the block they print."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from omegaconf import OmegaConf
+
+import envs  # noqa: F401  (registers LiftCube-MuJoCo-v0)
+from envs.expert import ScriptedExpert, batch_info
+from factories import make_factory
+from learning import envio
+from learning.evaluation import run_episodes, snapshot_policy, write_video
+from learning.snapshot import check_obs_spec, read_snapshot
+
+
+class ExpertPolicy:
+    """The scripted expert of the env's task, one env."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.expert = ScriptedExpert(1, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
+
+    def reset(self, info: dict[str, Any]) -> None:
+        self.expert.reset(batch_info(info))
+
+    def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
+        return self.expert.act(batch_info(info))[0].numpy()
+
+
+def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path, video_episodes: int,
+                        device: str = "cpu", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """scripts/eval.py: the snapshot's policy (mean action) on its own eval env."""
+    for key, value, low in (("episodes", episodes, 1), ("seed", seed, 0), ("video_episodes", video_episodes, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{key}={value!r} is invalid: allowed an integer >= {low}")
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device={device!r} is invalid: allowed cpu or cuda[:index]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} is invalid here: this torch ({torch.__version__}) sees no CUDA device; "
+                         "allowed cpu")
+    path, payload = read_snapshot(checkpoint, key="checkpoint")
+    cfg = OmegaConf.create(payload["config"])
+    for k, v in (overrides or {}).items():
+        OmegaConf.update(cfg, k, v, merge=True)
+    env = make_factory(cfg).make_eval_env(cfg)
+    spec, frame_stack = envio.obs_spec(env.observation_space)
+    check_obs_spec(payload["obs_spec"], envio.spec_signature(spec, frame_stack), path)
+    policy = snapshot_policy(payload, cfg.agent, env, torch.device(device))
+    stats, eps = run_episodes(policy, env, episodes, seed, video_episodes)
+    videos = [write_video(e["video"], out_dir / f"episode_{i:03d}.mp4") for i, e in enumerate(eps[:video_episodes])]
+    env.close()
+    return {"checkpoint": str(path), "frames": policy.frames, **stats, "videos": [str(v) if v else None for v in videos]}
+
+
+def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = None,
+                        video_episodes: int = 1, **task_kwargs: Any) -> dict[str, Any]:
+    """scripts/record_expert.py: the scripted expert in `LiftCube-MuJoCo-v0`; one mp4 of the first
+    `video_episodes` episodes at `video_path`."""
+    env = gym.make("LiftCube-MuJoCo-v0", **task_kwargs)
+    cfg = env.unwrapped.cfg
+    stats, eps = run_episodes(ExpertPolicy(cfg), env, episodes, seed, video_episodes if video_path else 0)
+    env.close()
+    if video_path:
+        write_video([f for e in eps for f in e["video"]], Path(video_path))
+    return {**stats, "curriculum_stage": cfg.curriculum_stage, "reward_version": cfg.reward_version}
+
+
+def format_block(s: dict[str, Any]) -> str:
+    """The familiar block printed by scripts/eval.py and scripts/record_expert.py."""
+    return "\n".join([
+        "=" * 44,
+        f"Episodes:          {s['episodes']}",
+        f"Mean Reward:       {s['mean_reward']:.2f} +- {s['std_reward']:.2f}",
+        f"Success Rate:      {100 * s['success_rate']:.1f} %",
+        f"Max Cube Z:        {s['max_cube_z']:.3f} +- {s['std_max_cube_z']:.3f} m",
+        f"Mean Grasp Steps:  {s['mean_grasp_steps']:.1f}",
+        "=" * 44,
+    ])
