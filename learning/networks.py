@@ -224,13 +224,12 @@ class SideThread:
         self.__init__(**state)
 
 
-def encoder_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    """The encoder's speed settings with 'auto' resolved for the device: on a CPU, slices of
-    32, channels-last and bf16 (where the CPU has it); on a GPU, the published fp32 path."""
+def encoder_options(cfg: Any, device: torch.device) -> dict[str, Any]:
+    """The encoder's speed settings of an agent config (`precision`, `encoder_chunk`,
+    `channels_last`) with 'auto' resolved for the device: on a CPU, slices of 32, channels-last
+    and bf16 (where the CPU has it); on a GPU, the published fp32 path."""
     cpu = device.type == "cpu"
-    precision = cfg.get("precision", "fp32")
-    chunk = cfg.get("encoder_chunk", 0)
-    channels_last = cfg.get("channels_last", False)
+    precision, chunk, channels_last = cfg.precision, cfg.encoder_chunk, cfg.channels_last
     return {"bf16": (cpu and cpu_has_bf16()) if precision == "auto" else precision == "bf16",
             "chunk": (32 if cpu else 0) if chunk == "auto" else int(chunk),
             "channels_last": cpu if channels_last == "auto" else bool(channels_last)}

@@ -11,7 +11,6 @@ from typing import Mapping
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import nn
 
 from learning.networks import (
@@ -25,6 +24,7 @@ from learning.networks import (
     soft_update,
     weight_init,
 )
+from learning.agent_config import SACConfig
 from learning.replay import Batch, KeySpec
 from learning.twin_critic import TwinCriticAgent
 
@@ -54,7 +54,7 @@ class GaussianActor(nn.Module):
 class SACAgent(TwinCriticAgent):
     name = "sac"
 
-    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
+    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: SACConfig,
                  device: torch.device) -> None:
         super().__init__(spec, frame_stack, action_dim, cfg, device)
         self.encoder: Encoder | None = Encoder(*self.features.image_shape, **encoder_options(cfg, device)) \
@@ -63,11 +63,11 @@ class SACAgent(TwinCriticAgent):
         ld, fd, hd = self.features.low_dim, cfg.feature_dim, cfg.hidden_dim
         self.actor = GaussianActor(rd, ld, action_dim, fd, hd)
         self._build_critics(rd, ld, action_dim, fd, hd)
-        self.aug = RandomShiftsAug(int(cfg.augmentation_pad))
+        self.aug = RandomShiftsAug(cfg.augmentation_pad)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)),
-                                      requires_grad=bool(cfg.learnable_temperature))
+                                      requires_grad=cfg.learnable_temperature)
         self.target_entropy = -float(action_dim)
-        self.learnable_temperature = bool(cfg.learnable_temperature)
+        self.learnable_temperature = cfg.learnable_temperature
         self.to(device)
         critic_params = list(self.critic.parameters())
         if self.encoder is not None:
@@ -123,8 +123,8 @@ class SACAgent(TwinCriticAgent):
         with frozen(self.critic):  # the actor's loss does not train the critic
             aq1, aq2 = self.critic(h, low, action)
         q = torch.min(aq1, aq2)                                           # (B,)
-        mean_action = self.actor(h, low, deterministic=True)[0] if self.bc_weight > 0 else action
-        actor_loss, bc = self.with_bc((alpha * logp - q).mean(), q, mean_action, batch)
+        mean_action = self.actor(h, low, deterministic=True)[0] if self.terms else action
+        actor_loss, terms = self.actor_loss((alpha * logp - q).mean(), q, mean_action, batch)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -137,7 +137,6 @@ class SACAgent(TwinCriticAgent):
             alpha_loss.backward()
             self.alpha_opt.step()
             out["alpha_loss"] = alpha_loss.detach()
-        if bc is not None:
-            out["bc_loss"] = bc.detach()
+        out.update(terms)
         soft_update(self.critic, self.critic_target, self.tau)
         return out

@@ -1,14 +1,16 @@
 """What DrQ-v2 (`drqv2.py`) and SAC (`sac.py`) share: twin Q heads, the agent base with its
-target critic, behaviour cloning on the demos (TD3+BC's normalised form) and snapshot state.
+target critic, the imitation terms of the actor's loss (`actor_terms`), BC pre-training and
+snapshot state.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
+from learning.actor_terms import active_terms, actor_loss
+from learning.agent_config import AgentConfig
 from learning.networks import ObsFeatures, Trunk, mlp, restore_optimizer, weight_init
 from learning.replay import Batch, KeySpec
 
@@ -34,36 +36,18 @@ class TwinCriticAgent(nn.Module):
     """What DrQ-v2 and SAC share: a critic with a frozen target copy, and snapshot state
     made of all modules plus every optimiser in `optimizers()`."""
 
-    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: DictConfig,
+    def __init__(self, spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int, cfg: AgentConfig,
                  device: torch.device) -> None:
         super().__init__()
-        self.features = ObsFeatures(spec, frame_stack, bool(cfg.get("normalize_low_dim", False)))
-        self.device, self.action_dim, self.tau = device, action_dim, float(cfg.critic_target_tau)
-        self.bc_weight = float(cfg.get("bc_weight", 0.0))
-        self.actor_q_weight = float(cfg.get("actor_q_weight", 1.0))
-        self.critic_layer_norm = bool(cfg.get("critic_layer_norm", False))  # absent from older snapshots' configs
+        self.cfg = cfg
+        self.features = ObsFeatures(spec, frame_stack, cfg.normalize_low_dim)
+        self.device, self.action_dim, self.tau = device, action_dim, cfg.critic_target_tau
+        self.terms = active_terms(cfg.bc_weight)
 
-    def bc_loss(self, action: torch.Tensor, batch: Batch) -> torch.Tensor | None:
-        """Weighted squared error of the actor's mean action (B, A) to the demo actions, over the
-        batch's demo rows; None when behaviour cloning is off or the batch holds no demo."""
-        if self.bc_weight <= 0 or batch.demo is None or not bool(batch.demo.any()):
-            return None
-        err = ((action - batch.action) ** 2).sum(-1)                      # (B,)
-        return self.bc_weight * err[batch.demo].mean()
-
-    def with_bc(self, policy_loss: torch.Tensor, q: torch.Tensor, mean_action: torch.Tensor, batch: Batch,
-                imitation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The actor loss with the BC term added, as TD3+BC (Fujimoto & Gu 2021) does: the policy
-        term divided by the batch's mean |Q| (B,), so that bc_weight means the same whatever
-        the reward scale (v20 pays up to ~2000 at success), and weighted by `actor_q_weight`: at 0
-        the actor learns from the demo rows alone (and, with use_self_imitation, from its own
-        successful episodes), while the critic still trains the encoder. `imitation` (a teacher's
-        term) counts as BC does. Unchanged when neither is on."""
-        bc = self.bc_loss(mean_action, batch)
-        terms = [t for t in (bc, imitation) if t is not None]
-        if not terms:
-            return policy_loss, None
-        return self.actor_q_weight * policy_loss / q.abs().mean().detach().clamp_min(1e-6) + sum(terms), bc
+    def actor_loss(self, policy_loss: torch.Tensor, q: torch.Tensor, mean: torch.Tensor, batch: Batch
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The policy term (0-d) with the imitation terms of `actor_terms` added."""
+        return actor_loss(policy_loss, q, mean, batch, self, self.terms, self.cfg.actor_q_weight)
 
     def policy_mean(self, obs: Mapping[str, torch.Tensor], augment: bool) -> torch.Tensor:
         """(B, A) mean action of the actor, through the encoder (if any), with gradients."""
@@ -86,8 +70,8 @@ class TwinCriticAgent(nn.Module):
         """Called once BC pre-training is over, before the first env step."""
 
     def _build_critics(self, rd: int, ld: int, action_dim: int, fd: int, hd: int) -> None:
-        self.critic = Critic(rd, ld, action_dim, fd, hd, self.critic_layer_norm)
-        self.critic_target = Critic(rd, ld, action_dim, fd, hd, self.critic_layer_norm)
+        self.critic = Critic(rd, ld, action_dim, fd, hd, self.cfg.critic_layer_norm)
+        self.critic_target = Critic(rd, ld, action_dim, fd, hd, self.cfg.critic_layer_norm)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
 

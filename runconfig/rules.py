@@ -137,10 +137,6 @@ RULES: dict[str, Rule] = {
                                              "duration in env frames", when="drqv2"),
     "agent.stddev_clip": number(0.0, when="drqv2"),
     "agent.privileged_critic": boolean(when="drqv2"),
-    "agent.aux_weight": number(0.0, when="drqv2"),
-    "agent.actor_objective": one_of("dpg", "crr", when="drqv2"),
-    "agent.ibrl": boolean(when="drqv2"),
-    "agent.cql_weight": number(0.0, when="drqv2"),
     "agent.teacher_weight": number(0.0, when="drqv2"),
     "agent.teacher_lr": number(0.0, 1.0, low_open=True, when="drqv2"),
     "agent.teacher_members": integer(1, when="drqv2"),
@@ -210,22 +206,14 @@ def _relations(cfg: DictConfig) -> None:
         raise ConfigError(f"replay.size={cfg.replay.size} is invalid: with num_train_envs={cfg.num_train_envs} "
                           f"it must hold at least replay.nstep + frame_stack + 1 = {nstep + stack + 1} steps per env")
     privileged = OmegaConf.select(cfg, "task.privileged_state", default=False) is True
-    if cfg.agent.name == "drqv2" and not privileged:
-        for key, used in (("agent.privileged_critic", cfg.agent.privileged_critic is True),
-                          ("agent.aux_weight", cfg.agent.aux_weight > 0)):
-            if used:
-                raise ConfigError(f"{key}={OmegaConf.select(cfg, key)} is invalid with task.privileged_state=false: "
-                                  f"it reads the cube pose the env gives only with task.privileged_state=true")
-    if cfg.agent.name == "drqv2" and cfg.agent.ibrl is True and cfg.agent.bc_pretrain_steps <= 0:
-        raise ConfigError(f"agent.ibrl=true is invalid with agent.bc_pretrain_steps={cfg.agent.bc_pretrain_steps}: "
-                          "IBRL keeps the BC-pre-trained policy; use agent.bc_pretrain_steps > 0 (and demos > 0)")
+    if cfg.agent.name == "drqv2" and not privileged and cfg.agent.privileged_critic is True:
+        raise ConfigError("agent.privileged_critic=True is invalid with task.privileged_state=false: it reads the "
+                          "cube pose the env gives only with task.privileged_state=true")
     if cfg.agent.name == "drqv2" and cfg.agent.teacher_weight > 0:
         for key, ok, allowed in (("agent.privileged_critic", cfg.agent.privileged_critic is True, "true: the "
                                   "critic evaluates the teacher, which reads the cube pose"),
                                  ("agent.bc_pretrain_steps", cfg.agent.bc_pretrain_steps > 0, "> 0: the teacher "
-                                  "is cloned from the demos then"),
-                                 ("agent.ibrl", cfg.agent.ibrl is False, "false"),
-                                 ("agent.actor_objective", cfg.agent.actor_objective == "dpg", "dpg")):
+                                  "is cloned from the demos then")):
             if not ok:
                 raise ConfigError(f"{key}={_as_typed(cfg, key)} is invalid with "
                                   f"agent.teacher_weight={cfg.agent.teacher_weight}: allowed {allowed}")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from learning.agent_config import agent_config
 from learning.drqv2 import DrQV2Agent
 from learning.replay import Batch, KeySpec
 from tests._cli import ROOT
@@ -34,7 +35,7 @@ def agent(seed: int = 1, **options: object) -> DrQV2Agent:
     cfg.stddev_schedule, cfg.hidden_dim = 0.2, 64
     cfg.update(options)
     torch.manual_seed(seed)
-    return DrQV2Agent(SPEC, 3, 4, cfg, torch.device("cpu"))
+    return DrQV2Agent(SPEC, 3, 4, agent_config(cfg), torch.device("cpu"))
 
 
 def fixed_batch(b: int = 32) -> Batch:
