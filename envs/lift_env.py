@@ -15,11 +15,15 @@ from envs.task import LiftTask
 
 
 def info_to_numpy(info: dict[str, torch.Tensor], i: int = 0) -> dict[str, Any]:
-    """Env i's slice of a batched info dict, as a single env gives it: Python scalars, NumPy arrays."""
+    """Env i's slice of a batched info dict, as a single env gives it: Python scalars, NumPy arrays.
+
+    The arrays are copies (a few small vectors): a CPU tensor's `.numpy()` would share memory with
+    the batch, so a caller writing into its info could change the task's, and the other way round.
+    """
     out: dict[str, Any] = {}
     for k, v in info.items():
-        x = v[i].detach().cpu().numpy()
-        out[k] = x.item() if x.ndim == 0 else x
+        x = v[i].detach()
+        out[k] = x.item() if x.ndim == 0 else x.to("cpu", copy=True).numpy()
     return out
 
 

@@ -342,7 +342,13 @@ class LiftTask:
         return reward, terminated, truncated, info
 
     def evaluate(self, s: PhysState, action: torch.Tensor, update_hold: bool = True) -> dict[str, torch.Tensor]:
-        """Predicates and the info dict (ManiSkill's evaluate()): every value is (N, ...)."""
+        """Predicates and the info dict (ManiSkill's evaluate()): every value is (N, ...).
+
+        No value shares memory with task state that a later step or reset writes in place
+        (`prev_action`, `hold_count`, `tcp_target`, ...): those are cloned, so an info handed
+        out (a final_info, a logged step) keeps this step's values. The state read-outs
+        (`s.cube_pos`, ...) are fresh tensors of this step's `backend.read()`.
+        """
         c = self.cfg
         grip = s.qpos[:, 5]  # (N,)
         closed = grip < c.gripper_closed_below
@@ -359,7 +365,7 @@ class LiftTask:
             "gripper_state": grip, "is_closed": closed, "is_grasping": grasping,
             "prev_is_grasping": self.prev_grasp.clone(), "is_lifted": lifted,
             "hold_count": self.hold_count.clone(), "is_success": success,
-            "task_success": success.to(torch.float32), "action": action,
+            "task_success": success.to(torch.float32), "action": action.clone(),  # step() keeps it as prev_action
             "prev_action": self.prev_action.clone(), "tcp_target": self.tcp_target.clone(),
             "steps_left": (c.episode_length - self.steps).to(torch.float32),  # steps until truncation
         }

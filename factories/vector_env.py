@@ -47,14 +47,17 @@ def check_wrapper_args(frame_stack: Any, action_sequence: Any) -> None:
 def gym_vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """(N, ...) tensors -> the dict gymnasium 0.29's `VectorEnv._add_info` builds from N single-env
     infos: a scalar key becomes a float64 / int64 / bool array (the Python type of `.item()`),
-    a vector key an object array of per-env arrays, and each key `k` gets its mask `_k` (N,)."""
+    a vector key an object array of per-env arrays, and each key `k` gets its mask `_k` (N,).
+    Every array has memory of its own (the scalars' astype copies, the vectors are copied once),
+    as the single envs' infos have: none is a view of the batch's tensors."""
     out: dict[str, np.ndarray] = {}
     for k, v in info.items():
-        a = v.numpy(force=True)
-        n = a.shape[0]
-        if a.ndim == 1:
+        n = v.shape[0]
+        if v.dim() == 1:
+            a = v.numpy(force=True)
             arr = a.astype({"f": np.float64, "b": bool}.get(a.dtype.kind, np.int64))
         else:
+            a = v.detach().to("cpu", copy=True).numpy()
             arr = np.empty(n, dtype=object)
             for i in range(n):  # object arrays cannot be filled from a 2-D array at once
                 arr[i] = a[i]
