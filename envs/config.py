@@ -1,6 +1,6 @@
 """Task parameters, validated before any simulator starts.
 
-Every value here has the default fixed by ``shared/spec/task.md``; anything that is a choice
+Every value here has the default fixed by the task (docs/task.md); anything that is a choice
 rather than a fact is a field, so Hydra configs and gymnasium kwargs reach it by name.
 Validation errors name the key, the bad value and what is allowed.
 """

@@ -1,7 +1,7 @@
 """Genesis backend: N envs in one scene (`scene.build(n_envs=N)`), batch-first torch.
 
 Only moves physics state in and out; the task (envs/task.py) does the rest. Facts this
-relies on (shared/spec/simulators.md): `gs.init` once per process; elliptic friction cone and
+relies on (docs/backends.md): `gs.init` once per process; elliptic friction cone and
 torsional friction to hold the cube; per-env camera images need `split_envs=True`; link ids in
 contacts are global; MJCF sites and cameras are not imported, so the TCP, the moving pad and
 the wrist camera are re-created from the same offsets the MuJoCo model uses.
@@ -295,8 +295,7 @@ class _StateFields:
     backends), the tensors are views made once at build, so a step's read-out is a handful of
     index ops. Genesis' own getters copy each whole field and then index it, the Jacobian
     getter runs a kernel into a scratch field and copies that, and `get_contacts` gathers all
-    eight contact fields to give the two the task reads; together they made the task layer
-    ~15 % dearer at N=16 on a 2-core CPU (docs/benchmarks.md). Every read copies out of the
+    eight contact fields to give the two the task reads. Every read copies out of the
     views (index_select / clone / gather), so what the task keeps never changes under it when
     the simulation steps on. The test against the public getters is in tests/test_genesis_task.py.
     """

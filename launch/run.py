@@ -98,9 +98,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     if kw.get("reward_version") in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
             and not cfg.allow_state_reward_with_pixels:
         raise ConfigError(
-            f"reward_version={kw['reward_version']!r} was designed for state-based agents and, with the pixel "
-            f"agent {cfg.agent.name!r}, regressed from reward 216 to 16 in earlier work. Use reward_version=v19, "
-            "or pass allow_state_reward_with_pixels=true to run it anyway")
+            f"reward_version={kw['reward_version']!r} was designed for state-based agents, and the pixel agent "
+            f"{cfg.agent.name!r} learned little with it. Use reward_version=v19, or pass "
+            "allow_state_reward_with_pixels=true to run it anyway")
     if cfg.engine.name == "native":
         check_device(cfg)
         check_memory_fits(cfg, task.image_size if task.pixels else 0, len(task.cameras))

@@ -1,9 +1,9 @@
 """What a run owns on disk: its saved composition, an exclusive lock, and no stale temp files.
 
 Hydra's own `.hydra/` output is switched off (`hydra.output_subdir: null` in conf/train.yaml):
-Hydra writes it before any project code runs, so a resume in the same directory used to
-overwrite the composition it was about to continue. The project writes the same three files
-itself, once, after validation; a resume reads them and never rewrites them.
+Hydra writes it before any project code runs, so a resume in the same directory would overwrite
+the composition it is about to continue. The project writes the same three files itself, once,
+after validation; a resume reads them and never rewrites them.
 """
 from __future__ import annotations
 

@@ -292,7 +292,7 @@ class ObsFeatures(nn.Module):
         self.privileged_dim = spec[PRIVILEGED_KEY].frame_shape[0] * frame_stack if PRIVILEGED_KEY in spec else 0
         # Standardising the low-dim state: raw, it mixes metres (~0.01-0.3), radians and
         # velocities, and next to 50 tanh image features a policy barely reads a few cm of
-        # height (docs/learning.md, pixels on a CPU). The privileged state (metres) likewise.
+        # height (docs/notebook.md, pixels on a CPU). The privileged state (metres) likewise.
         self.low_norm = RunningNorm(self.low_dim) if normalize_low and self.low_dim else None
         self.privileged_norm = RunningNorm(self.privileged_dim) if normalize_low and self.privileged_dim else None
         self._register_load_state_dict_pre_hook(self._rename_old_stats)

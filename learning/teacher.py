@@ -1,18 +1,17 @@
 """A privileged state policy that teaches the pixel actor (`agent.teacher_weight`).
 
-On the pixels_cpu task, BC from the same 10 demos reaches ~70 % on the state with the cube
-position and 2-10 % on the image (docs/learning.md, sixth round); the image policy fails by
-drifting off the 450 demo transitions into states no demo covers. So the teacher is an MLP on
+On the pixels_cpu task, BC from a few demos clones a policy from state far better than one from
+the image (docs/notebook.md): the image policy drifts off the demo transitions into states no
+demo covers. So the teacher is an MLP on
 the low-dim and privileged state, cloned from the demos during BC pre-training and frozen
 after it. From then on it labels every replay row with its action, including the rows the
 pixel policy visited itself (DAgger, Ross et al. 2011, with a privileged teacher as in Chen
 et al. 2019), and the pixel actor regresses onto those labels: it learns where the cube is
-from every image the run renders, on its own state distribution, instead of from 450 frames.
+from every image the run renders, on its own state distribution, not only from the demos'.
 The teacher reads the simulator's cube pose, so it exists only in training; evaluation and a
 deployed policy use the pixel actor alone.
 
-Cloned from 450 transitions, one MLP's success depends on its initialisation (86-96 % over
-seeds 1-3 for one, 92-100 % for the mean of five: docs/learning.md, seventh round), and the
+Cloned from a few hundred transitions, one MLP's success depends on its initialisation, and the
 student copies its teacher's mistakes. So the teacher may be a deep ensemble
 (Lakshminarayanan et al. 2017; `agent.teacher_members`): members differ in their
 initialisation, train on the same batches, and the teacher's action is their mean.

@@ -229,8 +229,7 @@ class NativeTrainer:
     @staticmethod
     def _overlap(setting: bool | str) -> bool:
         """overlap_env_step=auto: only when torch's threads leave a core free. With every core in the
-        update's thread pool the env step only competes with it (pixels_cpu, torch_threads=2 on 2
-        cores: 117 and 132 s against 113 and 108 s without overlap for the same 1000 frames)."""
+        update's thread pool the env step only competes with it."""
         return spare_cpu_core() if setting == "auto" else bool(setting)
 
     def _pretrain_bc(self, steps: int) -> None:

@@ -68,7 +68,7 @@ def success_rest_of_episode(info: Info, p: Mapping[str, float]) -> torch.Tensor:
     """v20: on the success step, the number of steps the episode would still have run.
 
     Success ends the episode, so under v19 an agent can earn more by hovering around the lift
-    height without completing the hold (docs/learning.md). Paying the forgone steps at
+    height without completing the hold (docs/notebook.md). Paying the forgone steps at
     success makes finishing worth at least as much as staying.
     """
     return _f(info["is_success"]) * _f(info["steps_left"])

@@ -47,5 +47,5 @@ V20 = register(RewardVersion(
 ))
 
 # Versions designed for state-based agents: using one with a pixel agent is refused unless
-# explicitly allowed (v11 + DrQ-v2 regressed from reward 216 to 16 in the earlier work).
+# explicitly allowed (`allow_state_reward_with_pixels`).
 STATE_ONLY_VERSIONS = frozenset({"v11"})

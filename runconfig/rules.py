@@ -178,8 +178,8 @@ def check_keys(cfg: DictConfig, keys: Iterable[str]) -> None:
 
 
 def ring_capacity(cfg: DictConfig) -> int:
-    """Transitions the online replay allocates: replay.size, but no more than the run can write
-    (a 2000-frame pixel run used to allocate 250k rows, 7 GB). A resume to more frames grows it."""
+    """Transitions the online replay allocates: replay.size, but no more than the run can write.
+    A resume to more frames grows it."""
     return min(int(cfg.replay.size), int(cfg.num_train_frames) + int(cfg.num_train_envs))
 
 
