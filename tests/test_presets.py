@@ -8,8 +8,9 @@ snapshot. Nothing that defines the preset's method (agent and its options, teach
 settings, stage, reward, env, task) is overridden; the test checks that from the config the run
 wrote.
 
-Cost: about 10-20 s per MuJoCo preset on 2 cores; the Genesis preset pays Genesis' kernel
-compile (about 100 s cold), so it is marked slow (it still runs in CI).
+Cost on 2 shared cores: 6-30 s per MuJoCo preset (up to ~70 s under a load of 8), the whole
+file 1.5-3 min; the Genesis preset takes ~35 s with Genesis' kernel cache warm and ~100 s cold,
+so it is marked slow (it still runs in CI). Keep to one Genesis preset for that reason.
 """
 from __future__ import annotations
 
