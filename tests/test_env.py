@@ -185,16 +185,17 @@ def test_randomisation_applies_per_reset():
     env = gym.make("LiftCube-MuJoCo-v0", pixels=False, randomization={
         "cube_size": True, "cube_friction": True, "cube_color": True, "camera_jitter": True, "light": True})
     m = env.unwrapped.backend.model
-    g = env.unwrapped.backend._cube_geom
-    seen = set()
+    g = m.geom("cube").id  # the scene's cube, by its name in the MuJoCo model
+    sizes, frictions = set(), set()
     for seed in range(4):
         _, info = env.reset(seed=seed)
-        seen.add((round(float(m.geom_size[g, 0]), 5), round(float(m.geom_friction[g, 0]), 4)))
+        sizes.add(round(float(m.geom_size[g, 0]), 5))
+        frictions.add(round(float(m.geom_friction[g, 0]), 4))
         assert 0.012 <= m.geom_size[g, 0] <= 0.018 and 0.5 <= m.geom_friction[g, 0] <= 1.5
         # the rewards measure heights from where this cube rests
         assert info["cube_half_size"] == pytest.approx(float(m.geom_size[g, 0]), abs=1e-6)
         assert info["cube_z"] == pytest.approx(info["cube_half_size"], abs=2e-3)
-    assert len(seen) == 4
+    assert len(sizes) == 4 and len(frictions) == 4, (sizes, frictions)  # each drawn anew per reset
     env.close()
 
 

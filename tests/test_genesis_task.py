@@ -7,10 +7,12 @@ import pytest
 import torch
 
 import envs  # noqa: F401
+from envs.backend import ResetState
 from envs.batched import BatchedLiftEnv
 from envs.config import make_task_config
 from envs.expert import ScriptedExpert, batch_info
 from envs.genesis_env import make_genesis_backend
+from envs.scene import CUBE_RGBA
 from envs.task import LiftTask
 
 pytestmark = pytest.mark.slow
@@ -155,7 +157,8 @@ def test_fast_contact_and_kinematics_reads_match_genesis_own_queries():
         la, lb, valid = (torch.as_tensor(c[k]).reshape(n, -1) for k in ("link_a", "link_b", "valid_mask"))
         ref = torch.stack([(valid.bool() & ((la == link.idx) | (lb == link.idx))).any(1)
                            for link in (be.grip, be.jaw)], 1)  # (N, 2)
-        fast = be._jaw_contacts()
+        now = be.read()  # the backend's contact flags, read from its padded contact buffers
+        fast = torch.stack([now.contact_fixed, now.contact_moving], 1)  # (N, 2)
         assert torch.equal(fast, ref), (t, fast, ref)
         _assert_read_matches_getters(be)
         seen |= fast
@@ -193,11 +196,13 @@ def test_wrist_images_follow_resets_and_per_env_camera_jitter():
     assert (after[0] - moved[0]).abs().mean() > 5.0  # env 0 shows its reset pose ...
     assert (after[1] - moved[1]).abs().max() == 0  # ... env 1 was not reset
 
-    task._ids = [0, 1]
-    st, _, _ = task._sample_reset(2)
     s0 = [0, 0]  # both envs in env 0's state
-    st.qpos, st.cube_pos, st.cube_quat = task.state.qpos[s0], task.state.cube_pos[s0], task.state.cube_quat[s0]
-    st.camera_offset = torch.zeros(2, 6)  # no jitter: the model's camera in both envs
+    st = ResetState(
+        qpos=task.state.qpos[s0], cube_pos=task.state.cube_pos[s0], cube_quat=task.state.cube_quat[s0],
+        cube_half_size=torch.full((2,), cfg.cube_half_size), cube_friction=torch.full((2,), cfg.cube_friction),
+        cube_rgba=torch.tensor([CUBE_RGBA] * 2), light_dir=torch.tensor([[0.0, 0.0, -1.0]] * 2),
+        light_intensity=torch.full((2,), 0.8),
+        camera_offset=torch.zeros(2, 6))  # no jitter: the model's camera in both envs
     be.set_state(torch.arange(2), st)
     img = be.render().float()
     assert (img[0] - img[1]).abs().max() == 0
