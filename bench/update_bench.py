@@ -16,13 +16,12 @@ import time
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 
-from learning.agent_config import agent_config
 from learning.drqv2 import DrQV2Agent
 from learning.networks import encoder_options, spare_cpu_core
 from learning.replay import Batch, KeySpec
+from runconfig.schema import DrQV2Config
 
 FRAME_STACK, IMAGE, LOW_DIM, ACTION_DIM = 3, 84, 18, 4
 
@@ -99,12 +98,9 @@ class ReferenceDrQV2(nn.Module):
 
 
 def project_agent(**agent: object) -> DrQV2Agent:
-    cfg = OmegaConf.load("conf/agent/drqv2.yaml")
-    cfg.stddev_schedule = 0.2
-    for k, v in agent.items():
-        cfg[k] = v
+    cfg = DrQV2Config(stddev_schedule=0.2, **agent)
     spec = {"rgb_wrist": KeySpec((3, IMAGE, IMAGE), torch.uint8), "low_dim_state": KeySpec((LOW_DIM,), torch.float32)}
-    return DrQV2Agent(spec, FRAME_STACK, ACTION_DIM, agent_config(cfg), torch.device("cpu"))
+    return DrQV2Agent(spec, FRAME_STACK, ACTION_DIM, cfg, torch.device("cpu"))
 
 
 def batch(b: int) -> Batch:
@@ -117,8 +113,7 @@ def batch(b: int) -> Batch:
 def measure(batches: list[int], rounds: int) -> dict[str, object]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    shipped = OmegaConf.merge(OmegaConf.load("conf/agent/drqv2.yaml"), {"stddev_schedule": 0.2})
-    default = encoder_options(agent_config(shipped), torch.device("cpu"))
+    default = encoder_options(DrQV2Config(), torch.device("cpu"))
     default["parallel_target"] = spare_cpu_core()  # what agent.parallel_target=auto resolves to here
     out: dict[str, object] = {"default_options": default, "rounds": rounds, "batches": {}}
     for b in batches:

@@ -5,10 +5,10 @@ from typing import Any, Mapping
 
 import torch
 
-from learning.agent_config import AgentConfig, agent_config
 from learning.drqv2 import DrQV2Agent
 from learning.replay import KeySpec
 from learning.sac import SACAgent
+from runconfig.schema import AgentConfig, agent_config
 
 AGENT_CLASSES = {"drqv2": DrQV2Agent, "sac": SACAgent}
 

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from learning.actor_terms import active_terms
-from learning.agent_config import DrQV2Config
 from learning.networks import (
     Encoder,
     RandomShiftsAug,
@@ -46,6 +45,7 @@ from learning.networks import (
 from learning.replay import Batch, KeySpec
 from learning.teacher import StateTeacher
 from learning.twin_critic import TwinCriticAgent
+from runconfig.schema import DrQV2Config
 
 
 class Actor(nn.Module):

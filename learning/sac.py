@@ -24,9 +24,9 @@ from learning.networks import (
     soft_update,
     weight_init,
 )
-from learning.agent_config import SACConfig
 from learning.replay import Batch, KeySpec
 from learning.twin_critic import TwinCriticAgent
+from runconfig.schema import SACConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

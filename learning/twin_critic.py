@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from learning.actor_terms import active_terms, actor_loss
-from learning.agent_config import AgentConfig
 from learning.networks import ObsFeatures, Trunk, mlp, restore_optimizer, weight_init
 from learning.replay import Batch, KeySpec
+from runconfig.schema import AgentConfig
 
 
 class Critic(nn.Module):

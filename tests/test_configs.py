@@ -106,12 +106,13 @@ def test_numeric_override_quoting():
     assert q(["curriculum_stage=2,3"]) == ["curriculum_stage='2','3'"]
 
 
-def test_task_group_defaults_equal_task_config_defaults():
+def test_the_task_group_composes_to_the_task_configs_own_defaults():
+    """The task options are declared once (TaskConfig): composed with no override they are its defaults."""
     from envs.config import make_task_config
+    from factories import task_kwargs
 
-    task = OmegaConf.to_container(OmegaConf.load(CONF / "task" / "default.yaml"))
-    assert OmegaConf.to_container(OmegaConf.structured(make_task_config(**task))) == \
-        OmegaConf.to_container(OmegaConf.structured(make_task_config()))
+    cfg = cfg_for("curriculum_stage=3", "reward_version=v19", "agent=drqv2")
+    assert make_task_config(**task_kwargs(cfg)) == make_task_config(image_size=84, pixels=True)
     assert cfg_for("task.hold_steps=150").task.hold_steps == 150  # no '+' needed
 
 

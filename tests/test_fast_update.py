@@ -7,12 +7,10 @@ import copy
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from learning.agent_config import agent_config
 from learning.drqv2 import DrQV2Agent
 from learning.replay import Batch, KeySpec
-from tests._cli import ROOT
+from runconfig.schema import DrQV2Config
 
 SPEC = {"rgb_wrist": KeySpec((3, 84, 84), torch.uint8), "low_dim_state": KeySpec((18,), torch.float32)}
 PLAIN = {"precision": "fp32", "encoder_chunk": 0, "channels_last": False}
@@ -31,11 +29,9 @@ TOL = {"bf16": {"rel": 1e-2, "abs": 1e-2, "grad_rel": {"encoder": 0.15, "critic"
 
 
 def agent(seed: int = 1, **options: object) -> DrQV2Agent:
-    cfg = OmegaConf.load(ROOT / "conf" / "agent" / "drqv2.yaml")
-    cfg.stddev_schedule, cfg.hidden_dim = 0.2, 64
-    cfg.update(options)
+    cfg = DrQV2Config(stddev_schedule=0.2, hidden_dim=64, **options)
     torch.manual_seed(seed)
-    return DrQV2Agent(SPEC, 3, 4, agent_config(cfg), torch.device("cpu"))
+    return DrQV2Agent(SPEC, 3, 4, cfg, torch.device("cpu"))
 
 
 def fixed_batch(b: int = 32) -> Batch:
