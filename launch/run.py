@@ -23,7 +23,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import rewards
-from envs.config import ConfigError, check_cameras, check_compile, check_randomization, make_task_config
+from envs.batched import BatchedLiftEnv, observation_space, stacked_space
+from envs.config import (
+    ConfigError,
+    check_cameras,
+    check_compile,
+    check_randomization,
+    make_task_config,
+)
 from factories import make_factory, task_kwargs
 from launch.report import closing_block, say
 from launch.robobase_engine import run_robobase
@@ -35,7 +42,14 @@ from launch.rundir import (
     save_composition,
     saved_overrides,
 )
-from learning.snapshot import SnapshotError, resolve_snapshot_path, snapshot_counters
+from learning import envio
+from learning.snapshot import (
+    Resume,
+    SnapshotError,
+    check_obs_spec,
+    load_resume,
+    resolve_snapshot_path,
+)
 from learning.trainer import NativeTrainer
 from runconfig.rules import ring_capacity, validate_config
 from runconfig.schema import nearest, unknown_keys
@@ -130,6 +144,19 @@ def full_key_path(message: str, cfg: DictConfig) -> str:
         return TASK_PATHS[root] + key[len(root):] + sep + rest
     in_env = OmegaConf.select(cfg, f"env.task.{key}", default=None) is not None
     return ("env.task." if in_env else "task.") + message
+
+
+def check_resume_fits(resume: Resume, cfg: DictConfig, kw: dict[str, Any]) -> None:
+    """The snapshot's observations and action size are the ones this config's env will give: both
+    follow from the task options and the frame stack, so no simulator is needed to know them."""
+    space = stacked_space(observation_space(make_task_config(**kw)), int(cfg.frame_stack))
+    try:
+        check_obs_spec(resume.payload["obs_spec"], envio.spec_signature(*envio.obs_spec(space)), resume.path)
+    except SnapshotError as e:
+        raise ConfigError(str(e)) from None
+    if int(resume.payload.get("action_dim", BatchedLiftEnv.action_dim)) != BatchedLiftEnv.action_dim:
+        raise ConfigError(f"cannot resume {resume.path}: its action_dim {resume.payload['action_dim']} is not the "
+                          f"task's {BatchedLiftEnv.action_dim}")
 
 
 def check_env_keys(cfg: DictConfig) -> None:
@@ -295,16 +322,22 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         cfg, resumed_from = resume_config(cfg, cli_overrides or [])
     except SnapshotError as e:
         raise ConfigError(str(e)) from None
+    resume = None
+    if cfg.resume and cfg.engine.name == "native":  # read, checked and merged before anything is written
+        try:
+            cfg, resume = load_resume(cfg)
+        except SnapshotError as e:
+            raise ConfigError(str(e)) from None
     kw = validate(cfg)
-    if cfg.get("resume") and cfg.engine.name == "native":
-        done = snapshot_counters(cfg.resume).get("frames")
+    if resume is not None:
+        check_resume_fits(resume, cfg, kw)
+        done = resume.payload["counters"].get("frames")
         if done is not None and int(done) >= int(cfg.num_train_frames):
             raise NothingToDo(f"[run] {cfg.resume} has already trained {done} frames (num_train_frames="
                               f"{cfg.num_train_frames}): nothing to do. To train further, pass a larger "
                               "num_train_frames=...")
-    if cfg.get("torch_threads") is not None:
+    if cfg.torch_threads is not None:
         # Small networks on a shared CPU: more intra-op threads than free cores stall each update.
-
         torch.set_num_threads(cfg.torch_threads)
     check_output_dir(work_dir)
     lock.acquire()
@@ -313,7 +346,8 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
     into_new_dir = resumed_from is not None and resumed_from.resolve() != work_dir.resolve()
     if into_new_dir:  # the original's overrides plus what was typed now
         typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-        overrides = [o for o in saved_overrides(resumed_from) if o.split("=", 1)[0].lstrip("+~") not in typed] + overrides
+        saved = [o for o in saved_overrides(resumed_from) if o.split("=", 1)[0].lstrip("+~") not in typed]
+        overrides = saved + overrides
     save_composition(cfg if resumed_from is not None else live, work_dir, overrides, _hydra_node())
     announce(cfg, kw, work_dir, overrides)
     if into_new_dir and not (work_dir / "resumed_from").exists():
@@ -321,8 +355,4 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
     factory = make_factory(cfg)
     if cfg.engine.name == "robobase":
         return run_robobase(cfg, factory, work_dir)
-    try:  # a corrupt or incompatible snapshot: one clear line, the run it points at untouched
-        trainer = NativeTrainer(cfg, factory, work_dir)
-    except SnapshotError as e:
-        raise ConfigError(str(e)) from None
-    return trainer.train()
+    return NativeTrainer(cfg, factory, work_dir, checked=(cfg, resume)).train()

@@ -13,6 +13,7 @@ import random
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -135,6 +136,23 @@ def merge_resume_config(live: DictConfig, saved: Mapping[str, Any], path: Path) 
                           f"the config's {OmegaConf.select(live, key)!r} is ignored")
             OmegaConf.update(merged, key, old, merge=False)
     return merged
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A snapshot a run continues from: where it is and what it holds."""
+
+    path: Path
+    payload: dict[str, Any]
+
+
+def load_resume(cfg: DictConfig) -> tuple[DictConfig, Resume | None]:
+    """With `resume=`, the snapshot read and the config merged with it (`merge_resume_config`);
+    the config unchanged and None without. Raises SnapshotError for a snapshot that cannot be used."""
+    if not cfg.resume:
+        return cfg, None
+    path, payload = read_snapshot(cfg.resume)
+    return merge_resume_config(cfg, payload["config"], path), Resume(path, payload)
 
 
 def check_obs_spec(saved: Mapping[str, Any], live: Mapping[str, Any], path: Path) -> None:

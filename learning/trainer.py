@@ -37,14 +37,14 @@ from learning.snapshot import (
     LATEST,
     VERSION,
     DiskFull,
+    Resume,
     SnapshotError,
     atomic_save,
     check_obs_spec,
     disk_full,
     free_space,
-    merge_resume_config,
+    load_resume,
     prune_snapshots,
-    read_snapshot,
     rng_state,
     set_rng_state,
 )
@@ -70,14 +70,17 @@ class NativeTrainer:
     file is created in `work_dir`.
     """
 
-    def __init__(self, cfg: DictConfig, factory: Any, work_dir: str | Path) -> None:
-        validate_config(cfg)
-        self.work_dir = Path(work_dir)
-        self._payload: dict[str, Any] | None = None
-        if cfg.resume:
-            self._resume_path, self._payload = read_snapshot(cfg.resume)
-            cfg = merge_resume_config(cfg, self._payload["config"], self._resume_path)
+    def __init__(self, cfg: DictConfig, factory: Any, work_dir: str | Path,
+                 checked: tuple[DictConfig, Resume | None] | None = None) -> None:
+        """`checked`: the config and resume snapshot `launch.run` has already read, merged and
+        validated at its door; without it the trainer does the same here, once."""
+        if checked is None:
+            cfg, resume = load_resume(cfg)
             validate_config(cfg)
+        else:
+            cfg, resume = checked
+        self.work_dir = Path(work_dir)
+        self._resume_path, self._payload = (resume.path, resume.payload) if resume is not None else (None, None)
         self.cfg = cfg
         self._make_expert = getattr(factory, "make_expert", None)
         self._updater = SideThread(self._overlap(cfg.overlap_env_step), "update")  # the updates beside env steps

@@ -38,17 +38,21 @@ CASES = [
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("in_place", [False, True], ids=["new_dir", "in_place"])
 @pytest.mark.parametrize("how,extra,expected", CASES, ids=[c[0] for c in CASES])
-def test_bad_resume_is_refused_and_run_dir_untouched(tmp_path_factory, tmp_path: Path, how, extra, expected):
+def test_bad_resume_is_refused_and_writes_nothing(tmp_path_factory, tmp_path: Path, how, extra, expected, in_place):
+    """Refused before anything is written: the run it points at stays byte for byte as it was (no
+    resumes.yaml entry, no rewritten config_resolved.yaml), and a new run directory is not made."""
     run = tmp_path / "orig"
     shutil.copytree(finished_run(tmp_path_factory), run, symlinks=True)
     _damage(run, how)
     target = tmp_path / "nope" if how == "missing" else run
     before = tree_digest(run)
+    out_dir = run if in_place else tmp_path / "resumed"
     # more frames than the run has: a finished run would otherwise have nothing to do
-    r = run_train(tmp_path / "resumed", f"resume={target}", "num_train_frames=400", *extra, timeout=120)
+    r = run_train(out_dir, f"resume={target}", "num_train_frames=400", *extra, timeout=120)
     assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-3000:]
     assert "error:" in r.stderr and expected in r.stderr and "resume" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
     assert tree_digest(run) == before
-    assert not (tmp_path / "resumed" / "snapshots").exists()
+    assert in_place or not (tmp_path / "resumed").exists()
