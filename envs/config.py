@@ -238,6 +238,15 @@ def check_compile(compile: bool, backend: str) -> None:
                           "g++, or allowed: false") from None
 
 
+def check_backend(cfg: TaskConfig, backend: str) -> None:
+    """Refuse, by name and before any simulator starts, the options `backend` cannot honour: its
+    randomisations, cameras and compile. Called where a run is validated and where each backend
+    is built (the entry of gym.make and RoboBase users)."""
+    check_randomization(cfg.randomization, backend)
+    check_cameras(cfg.cameras, backend)
+    check_compile(cfg.compile, backend)
+
+
 def make_task_config(**kwargs: Any) -> TaskConfig:
     """Build a TaskConfig from keyword arguments, rejecting unknown keys by name."""
     names = {f.name for f in dataclasses.fields(TaskConfig)}

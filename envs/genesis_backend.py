@@ -23,14 +23,25 @@ from envs.config import (
     SIM_DEVICES,
     ConfigError,
     TaskConfig,
-    check_cameras,
-    check_compile,
-    check_randomization,
+    check_backend,
 )
 from envs.geometry import quat_to_mat, rotvec_to_mat
 from envs.kinematics import ArmKinematics, Kinematics
-from envs.robot import GRIPPER_BODY, JOINT_NAMES, MOVING_JAW_BODY, robot_asset, robot_model
-from envs.scene import CUBE_RGBA, CUBE_SPAWN_XY, FLOOR_RGB, SCENE_CAM_FOVY, SCENE_CAM_LOOKAT, SCENE_CAM_POS
+from envs.robot import (
+    GRIPPER_BODY,
+    JOINT_NAMES,
+    MOVING_JAW_BODY,
+    robot_asset,
+    robot_model,
+)
+from envs.scene import (
+    CUBE_RGBA,
+    CUBE_SPAWN_XY,
+    FLOOR_RGB,
+    SCENE_CAM_FOVY,
+    SCENE_CAM_LOOKAT,
+    SCENE_CAM_POS,
+)
 
 setup_headless_gl()
 
@@ -92,9 +103,7 @@ class GenesisBackend:
             raise ConfigError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
         if renderer not in RENDERERS:
             raise ConfigError(f"renderer={renderer!r} is invalid: allowed {', '.join(RENDERERS)}")
-        check_randomization(cfg.randomization, "Genesis")
-        check_cameras(cfg.cameras, "Genesis")
-        check_compile(cfg.compile, "Genesis")
+        check_backend(cfg, "Genesis")
         used = init_genesis(device)
         if renderer == "batch" and used != "gpu":
             raise ConfigError("renderer='batch' is invalid here: Genesis' BatchRenderer needs the CUDA backend "

@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from envs.backend import Backend
 from envs.batched import BatchedLiftEnv, observation_space, rescale_from_tanh  # noqa: F401 (observation_space: API)
-from envs.config import TaskConfig, check_compile, make_task_config
+from envs.config import TaskConfig, check_backend, make_task_config
 from envs.task import LiftTask
 
 
@@ -101,7 +101,7 @@ def make_mujoco_backend(cfg: TaskConfig, num_envs: int = 1) -> Backend:
     """One MjData (a batch of one), or N of them stepped in turn as one batch."""
     from envs.mujoco_backend import MujocoBackend, MujocoBatchBackend
 
-    check_compile(cfg.compile, "MuJoCo")
+    check_backend(cfg, "MuJoCo")
 
     def one() -> MujocoBackend:
         return MujocoBackend(cfg.cube_half_size, cfg.cube_mass, cfg.cube_friction, cfg.physics_dt, cfg.image_size)

@@ -26,9 +26,8 @@ import rewards
 from envs.batched import BatchedLiftEnv, observation_space, stacked_space
 from envs.config import (
     ConfigError,
-    check_cameras,
-    check_compile,
-    check_randomization,
+    TaskConfig,
+    check_backend,
     make_task_config,
 )
 from factories import make_factory, task_kwargs
@@ -52,13 +51,12 @@ from learning.snapshot import (
 )
 from learning.trainer import NativeTrainer
 from runconfig.rules import ring_capacity, validate_config
-from runconfig.schema import nearest, unknown_keys
+from runconfig.schema import ENGINES, nearest, unknown_keys
 
 log = logging.getLogger(__name__)
 # Config groups and the key that names the chosen option: on resume, typing the group the run
 # already uses (`agent=sac` for a SAC run) must not replace its saved node with the defaults.
 GROUP_IDS = {"agent": "name", "env": "name", "engine": "name", "reward_version": "name", "curriculum_stage": "stage"}
-ENGINES = ("native", "robobase")
 
 
 class SweepJobError(CompactHydraException):
@@ -118,11 +116,8 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.engine.name == "native":
         check_device(cfg)
         check_memory_fits(cfg, task.image_size if task.pixels else 0, len(task.cameras))
-    backend = make_factory(cfg).backend
-    check_randomization(task.randomization, backend)
-    check_cameras(task.cameras, backend)
     try:
-        check_compile(task.compile, backend)
+        check_backend(task, make_factory(cfg).backend)
     except ConfigError as e:
         raise ConfigError(full_key_path(str(e), cfg)) from None
     return kw
@@ -146,10 +141,10 @@ def full_key_path(message: str, cfg: DictConfig) -> str:
     return ("env.task." if in_env else "task.") + message
 
 
-def check_resume_fits(resume: Resume, cfg: DictConfig, kw: dict[str, Any]) -> None:
+def check_resume_fits(resume: Resume, cfg: DictConfig, task: TaskConfig) -> None:
     """The snapshot's observations and action size are the ones this config's env will give: both
     follow from the task options and the frame stack, so no simulator is needed to know them."""
-    space = stacked_space(observation_space(make_task_config(**kw)), int(cfg.frame_stack))
+    space = stacked_space(observation_space(task), int(cfg.frame_stack))
     try:
         check_obs_spec(resume.payload["obs_spec"], envio.spec_signature(*envio.obs_spec(space)), resume.path)
     except SnapshotError as e:
@@ -226,14 +221,13 @@ def check_output_dir(work_dir: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
-def announce(cfg: DictConfig, kw: dict[str, Any], work_dir: Path, overrides: list[str]) -> None:
+def announce(cfg: DictConfig, task: TaskConfig, work_dir: Path, overrides: list[str]) -> None:
     """Say what runs (the overrides and the key facts) and the reward terms; the full resolved
     config goes to the run directory, not the screen."""
-    task = make_task_config(**kw)
     reward = rewards.get(task.reward_version, task.lift_height, task.gripper_closed_below)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     obs = f"pixels {task.image_size}x{task.image_size}" if task.pixels else "state"
-    demos = f", {cfg.demos} demos" if cfg.get("demos") else ""
+    demos = f", {cfg.demos} demos" if cfg.demos else ""
     say(f"[run] {work_dir.resolve()}\n"
         f"[run] overrides: {' '.join(overrides) if overrides else '(none)'}\n"
         f"[run] {cfg.engine.name} engine, {cfg.agent.name} from {obs} (frame stack {cfg.frame_stack}), "
@@ -250,7 +244,7 @@ def resume_config(cfg: DictConfig, cli_overrides: list[str]) -> tuple[DictConfig
     """`resume=<run dir or snapshot>` continues THAT run: its saved config, plus only what the
     user overrode on this command line (e.g. a larger num_train_frames). Returns the config
     and the original run directory (None when the snapshot lives outside a run directory)."""
-    if not cfg.get("resume"):
+    if not cfg.resume:
         return cfg, None
     snap = resolve_snapshot_path(cfg.resume)
     run_dir = snap.parent.parent if snap.parent.name == "snapshots" else None
@@ -328,9 +322,9 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
             cfg, resume = load_resume(cfg)
         except SnapshotError as e:
             raise ConfigError(str(e)) from None
-    kw = validate(cfg)
+    task = make_task_config(**validate(cfg))
     if resume is not None:
-        check_resume_fits(resume, cfg, kw)
+        check_resume_fits(resume, cfg, task)
         done = resume.payload["counters"].get("frames")
         if done is not None and int(done) >= int(cfg.num_train_frames):
             raise NothingToDo(f"[run] {cfg.resume} has already trained {done} frames (num_train_frames="
@@ -349,7 +343,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         saved = [o for o in saved_overrides(resumed_from) if o.split("=", 1)[0].lstrip("+~") not in typed]
         overrides = saved + overrides
     save_composition(cfg if resumed_from is not None else live, work_dir, overrides, _hydra_node())
-    announce(cfg, kw, work_dir, overrides)
+    announce(cfg, task, work_dir, overrides)
     if into_new_dir and not (work_dir / "resumed_from").exists():
         (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)
     factory = make_factory(cfg)
