@@ -43,3 +43,24 @@ def check_output_dir_override(argv: list[str]) -> str | None:
                     f"{'not a directory' if not os.path.isdir(probe) else 'read-only'}): choose another with "
                     f"{arg.split('=', 1)[0]}=...")
     return None
+
+
+def check_unknown_overrides(argv: list[str]) -> str | None:
+    """A `key=value` override whose key no config declares, as the project's message with the
+    nearest declared key (Hydra would first answer with its own "not in struct" or "To append to
+    your config use +key"); None when every key is declared. `+`/`~` overrides, Hydra's own keys and
+    group choices are left to Hydra and to the validation of the composed config."""
+    from runconfig.schema import GROUPS, known_keys, nearest
+
+    for arg in argv:
+        m = re.fullmatch(r"([A-Za-z_][\w.]*)=(.*)", arg, flags=re.S)
+        if not m:
+            continue
+        key = m.group(1)
+        if key.startswith("hydra.") or key in GROUPS or key in ("experiment", "hydra") or key in known_keys():
+            continue
+        hint = nearest(key)
+        return (f"{arg} is invalid: unknown key '{key}', which no config declares; "
+                + (f"did you mean '{hint}'? " if hint else "")
+                + "allowed: the keys declared in runconfig/schema.py (python scripts/train.py --help)")
+    return None

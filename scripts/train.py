@@ -20,7 +20,8 @@ from omegaconf import DictConfig  # noqa: E402
 import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 from envs.config import ConfigError  # noqa: E402
 from launch.rundir import DiskFull  # noqa: E402
-from runconfig.cli import check_output_dir_override, quote_numeric_group_overrides  # noqa: E402
+from runconfig.cli import (check_output_dir_override, check_unknown_overrides,  # noqa: E402
+                           quote_numeric_group_overrides)
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
@@ -42,7 +43,7 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sys.argv = quote_numeric_group_overrides(sys.argv)
-    problem = check_output_dir_override(sys.argv[1:])
+    problem = check_unknown_overrides(sys.argv[1:]) or check_output_dir_override(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)

@@ -142,3 +142,26 @@ def test_batch_that_cannot_fit_is_refused_before_start(agent):
     with pytest.raises(ConfigError, match=r"batch_size=100000000 is invalid here: one update needs .* GiB.*allowed "
                                           r"at most about \d+"):
         validate(cfg_for(f"agent={agent}", "batch_size=100000000"))
+
+
+def test_help_names_every_preset_and_group_option():
+    """--help is the project's page: every preset and every option of the groups a user picks."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(CONF.parent / "scripts" / "train.py"), "--help"], capture_output=True,
+                         text=True, timeout=1800).stdout
+    assert "liftbase" in out and "docs/usage.md" in out and "schema/" not in out
+    for group in ("env", "agent", "reward_version", "curriculum_stage", "engine", "experiment"):
+        for opt in options(group):
+            assert opt in out, (group, opt)
+
+
+def test_an_unknown_key_is_named_with_the_nearest_declared_one_before_hydra_composes():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(CONF.parent / "scripts" / "train.py"), "batch_sise=64"],
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 2 and "did you mean 'batch_size'" in r.stderr, r.stderr
+    assert "To append to your config" not in r.stderr + r.stdout
