@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from rewards import available
+
 STAGES = (0, 1, 2, 3, 4)
 
 
@@ -137,8 +139,6 @@ class TaskConfig:
         return self.cube_half_size
 
     def validate(self) -> None:
-        from rewards import available
-
         _check(_is_int(self.curriculum_stage) and self.curriculum_stage in STAGES,
                "curriculum_stage", self.curriculum_stage, "one of 0, 1, 2, 3, 4")
         _check(self.reward_version in available(), "reward_version", self.reward_version,

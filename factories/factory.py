@@ -20,7 +20,8 @@ from envs.backend import Backend
 from envs.batched import BatchedLiftEnv
 from envs.config import ConfigError, TaskConfig, make_task_config
 from envs.expert import ScriptedExpert, batch_info
-from envs.lift_env import LiftCubeEnv
+from envs.genesis_env import make_genesis_backend
+from envs.lift_env import LiftCubeEnv, make_mujoco_backend
 from envs.task import LiftTask
 from factories.vector_env import WrappedGenesisVectorEnv
 from runconfig.rules import WRAPPER_KEYS, check_keys
@@ -161,15 +162,11 @@ class GenesisLiftFactory(_LiftFactory):
             renderer=str(cfg.env.get("renderer", "auto")))
 
     def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
-        from envs.genesis_env import make_genesis_backend
-
         return make_genesis_backend(tcfg, num_envs, str(cfg.env.get("sim_device", "cpu")),
                                     str(cfg.env.get("renderer", "auto")))
 
 
 def _mujoco_single(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> LiftCubeEnv:
-    from envs.lift_env import make_mujoco_backend
-
     return LiftCubeEnv(make_mujoco_backend, frame_stack=frame_stack, action_sequence=action_sequence, seed=seed, **kw)
 
 
@@ -187,9 +184,7 @@ class MujocoLiftFactory(_LiftFactory):
     backend = "MuJoCo"
 
     def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
-        from envs.lift_env import make_mujoco_backend
-
-        return make_mujoco_backend(tcfg, num_envs)
+            return make_mujoco_backend(tcfg, num_envs)
 
     def make_train_env(self, cfg: DictConfig) -> gym.vector.VectorEnv:
         check_keys(cfg, WRAPPER_KEYS)

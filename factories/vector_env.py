@@ -33,6 +33,8 @@ from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
 from envs.batched import BatchedLiftEnv, rescale_from_tanh, stacked_space  # noqa: F401 (stacked_space: API)
+from envs.config import make_task_config
+from envs.genesis_env import make_genesis_backend
 from envs.lift_env import info_to_numpy
 from envs.task import LiftTask
 from runconfig.rules import check_value
@@ -173,9 +175,6 @@ class WrappedGenesisVectorEnv(WrappedVectorEnv):
 
     def __init__(self, task_kwargs: dict[str, Any], num_envs: int, frame_stack: int, action_sequence: int,
                  sim_device: str, seed: int | None, as_torch: bool, renderer: str = "auto") -> None:
-        from envs.config import make_task_config
-        from envs.genesis_env import make_genesis_backend
-
         check_value("num_train_envs", num_envs)
         check_wrapper_args(frame_stack, action_sequence)
         cfg = make_task_config(**task_kwargs)  # validated before the simulator starts

@@ -7,7 +7,10 @@ entry points quote numeric choices of such groups before Hydra sees them:
 """
 from __future__ import annotations
 
+import os
 import re
+
+from runconfig.schema import GROUPS, known_keys, nearest
 
 NUMERIC_GROUPS = ("curriculum_stage",)
 
@@ -28,8 +31,6 @@ def quote_numeric_group_overrides(argv: list[str], groups: tuple[str, ...] = NUM
 def check_output_dir_override(argv: list[str]) -> str | None:
     """An unwritable hydra.run.dir / hydra.sweep.dir, as a message (Hydra would create it first
     and fail with a traceback before any project code runs); None when it is fine."""
-    import os
-
     for arg in argv:
         m = re.fullmatch(r"hydra\.(?:run|sweep)\.dir=(.+)", arg)
         if not m:
@@ -50,8 +51,6 @@ def check_unknown_overrides(argv: list[str]) -> str | None:
     nearest declared key (Hydra would first answer with its own "not in struct" or "To append to
     your config use +key"); None when every key is declared. `+`/`~` overrides, Hydra's own keys and
     group choices are left to Hydra and to the validation of the composed config."""
-    from runconfig.schema import GROUPS, known_keys, nearest
-
     for arg in argv:
         m = re.fullmatch(r"([A-Za-z_][\w.]*)=(.*)", arg, flags=re.S)
         if not m:

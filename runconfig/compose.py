@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from runconfig.cli import quote_numeric_group_overrides
@@ -17,9 +19,6 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """`conf/train.yaml` with command-line style overrides (`agent=sac`, `curriculum_stage=2`)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     args = quote_numeric_group_overrides(list(overrides))
     if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its search path is this conf/
         return compose("train", overrides=args)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from envs.config import (
@@ -272,8 +273,6 @@ def task_defaults() -> dict[str, Any]:
 
 def register() -> None:
     """Put the declared defaults into Hydra's ConfigStore (idempotent)."""
-    from hydra.core.config_store import ConfigStore
-
     cs = ConfigStore.instance()
     cs.store(name="schema", node=defaults(TrainConfig))
     for group, options in (("env", ENVS), ("agent", AGENTS), ("engine", ENGINES)):
