@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests._cli import HANG_S
+
 ROOT = Path(__file__).resolve().parents[1]
 TASK = {"lift_height": 0.08, "hold_steps": 10}
 
@@ -34,7 +36,7 @@ def compare(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "scripts/compare.py", "reps=300", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=env)
+                          text=True, timeout=HANG_S, env=env)
 
 
 def summary(out: Path) -> dict:

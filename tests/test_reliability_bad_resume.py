@@ -46,7 +46,7 @@ def test_bad_resume_is_refused_and_run_dir_untouched(tmp_path_factory, tmp_path:
     target = tmp_path / "nope" if how == "missing" else run
     before = tree_digest(run)
     # more frames than the run has: a finished run would otherwise have nothing to do
-    r = run_train(tmp_path / "resumed", f"resume={target}", "num_train_frames=400", *extra, timeout=120)
+    r = run_train(tmp_path / "resumed", f"resume={target}", "num_train_frames=400", *extra)
     assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-3000:]
     assert "error:" in r.stderr and expected in r.stderr and "resume" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
