@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from analysis.runs import Run
-from analysis.stats import CONFIDENCE, curve_ci, first_reaching, iqm_ci, mean_ci
+from analysis.stats import CONFIDENCE, curve_ci, first_reaching, iqm_ci, lowest_since, mean_ci, stays_from
 
 LEVELS = (0.5, 0.9)
 
@@ -46,11 +46,21 @@ def summarize_group(label: str, runs: list[Run], reps: int, seed: int) -> dict[s
                      "final_success": r.curve["success"][-1],
                      "final_return": r.curve["return"][-1] if "return" in r.curve else None,
                      "best_success": max(r.curve["success"]),
-                     **{f"frames_to_{int(lv * 100)}": first_reaching(r.frames, r.curve["success"], lv)
-                        for lv in LEVELS}} for r in runs],
+                     **thresholds(r.frames, r.curve["success"])} for r in runs],
     }
+    out.update(thresholds([grid[j] for j in full], [mean_curve[j] for j in full]))
+    return out
+
+
+def thresholds(frames: list[float], success: list[float]) -> dict[str, Any]:
+    """For each level: when the curve first reached it (frames_to_N), the lowest evaluation from
+    then on and where (lowest_after_N), and from when it stays there to the end (stays_N_from)."""
+    out: dict[str, Any] = {}
     for lv in LEVELS:
-        out[f"frames_to_{int(lv * 100)}"] = first_reaching([grid[j] for j in full], [mean_curve[j] for j in full], lv)
+        n = int(lv * 100)
+        out[f"frames_to_{n}"] = first_reaching(frames, success, lv)
+        out[f"lowest_after_{n}"] = lowest_since(frames, success, lv)
+        out[f"stays_{n}_from"] = stays_from(frames, success, lv)
     return out
 
 
@@ -70,14 +80,32 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
+def _stays(f: float | None) -> str:
+    return "never" if f is None else f"{f:,.0f}"
+
+
+def _lowest(low: dict[str, Any] | None) -> str:
+    """'60 % at 10,000'; a value seen at many evaluations names the first and last of them."""
+    if low is None:
+        return "not reached"
+    fs = low["frames"]
+    where = (", ".join(f"{f:,.0f}" for f in fs) if len(fs) <= 3
+             else f"{len(fs)} evaluations, {fs[0]:,.0f}-{fs[-1]:,.0f}")
+    return f"{_pct(low['success'])} at {where}"
+
+
 def markdown(summary: dict[str, Any], command: str) -> str:
     lines = ["# Comparison", "", f"`{command}`", "",
              f"Means and interquartile means (IQM) of the final evaluation over seeds, with "
              f"{100 * summary['confidence']:.0f} % confidence intervals ({summary['statistics']}, "
              f"{summary['bootstrap_reps']} resamples). 'Reached at': first evaluation at which the mean over "
-             "all the group's seeds got there.", "",
+             "all the group's seeds got there. What came after: 'lowest after 90 %' is the lowest evaluation "
+             "from the one that first reached 90 % to the last, and at which frames; 'stays >= N % from' is the "
+             "first evaluation from which every later one is at least N % ('never': the last one is below). "
+             "For a group these read the mean over all its seeds, at the frames every seed evaluated.", "",
              "| group | seeds | final frames | final success: mean [CI] | IQM [CI] | final return | 50 % reached at "
-             "| 90 % reached at |", "|---|---|---|---|---|---|---|---|"]
+             "| 90 % reached at | lowest after 90 % | stays >= 90 % from | stays >= 50 % from |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g in summary["groups"]:
         ff = g["final_frames"]
         frames = f"{min(ff):,.0f}" if min(ff) == max(ff) else f"{min(ff):,.0f}-{max(ff):,.0f}"
@@ -86,14 +114,18 @@ def markdown(summary: dict[str, Any], command: str) -> str:
                      f"{_pct(g['final_success_mean'])} [{_pct(g['final_success_mean_ci'][0])}, "
                      f"{_pct(g['final_success_mean_ci'][1])}] | {_pct(g['final_success_iqm'])} "
                      f"[{_pct(g['final_success_iqm_ci'][0])}, {_pct(g['final_success_iqm_ci'][1])}] | {ret} | "
-                     f"{_frames(g['frames_to_50'])} | {_frames(g['frames_to_90'])} |")
+                     f"{_frames(g['frames_to_50'])} | {_frames(g['frames_to_90'])} | {_lowest(g['lowest_after_90'])} | "
+                     f"{_stays(g['stays_90_from'])} | {_stays(g['stays_50_from'])} |")
     for g in summary["groups"]:
         lines += ["", f"## {g['group']}", "", "| seed | final frames | final success | best success | final return "
-                  "| 90 % first at | run |", "|---|---|---|---|---|---|---|"]
+                  "| 90 % first at | lowest after 90 % | stays >= 90 % from | stays >= 50 % from | run |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in g["per_run"]:
             ret = "-" if r["final_return"] is None else f"{r['final_return']:.0f}"
             lines.append(f"| {r['seed']} | {r['final_frames']:,.0f} | {_pct(r['final_success'])} | "
-                         f"{_pct(r['best_success'])} | {ret} | {_frames(r['frames_to_90'])} | `{r['path']}` |")
+                         f"{_pct(r['best_success'])} | {ret} | {_frames(r['frames_to_90'])} | "
+                         f"{_lowest(r['lowest_after_90'])} | {_stays(r['stays_90_from'])} | "
+                         f"{_stays(r['stays_50_from'])} | `{r['path']}` |")
     if summary["skipped"]:
         lines += ["", "## Skipped inputs", ""] + [f"- `{s['path']}`: {s['why']}" for s in summary["skipped"]]
     lines += ["", "![curves](curves.png)", ""]

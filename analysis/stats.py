@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -77,3 +77,28 @@ def first_reaching(frames: list[float], values: list[float], level: float) -> fl
         if np.isfinite(v) and v >= level:
             return f
     return None
+
+
+def lowest_since(frames: list[float], values: list[float], level: float) -> dict[str, Any] | None:
+    """The lowest value from the evaluation that first reached `level` to the last one, and the
+    frames at which it was seen: {'success': value, 'frames': [...]}; None when never reached.
+    A curve that dips after first reaching a level shows it here, not only on the plot."""
+    start = first_reaching(frames, values, level)
+    if start is None:
+        return None
+    tail = [(f, v) for f, v in zip(frames, values) if f >= start and np.isfinite(v)]
+    low = min(v for _, v in tail)
+    return {"success": float(low), "frames": [f for f, v in tail if v == low]}
+
+
+def stays_from(frames: list[float], values: list[float], level: float) -> float | None:
+    """The first frame count from which every later evaluation is >= level, to the last one;
+    None when the last evaluation is below it (the curve does not stay there)."""
+    since = None
+    for f, v in zip(reversed(frames), reversed(values)):
+        if not np.isfinite(v):
+            continue
+        if v < level:
+            break
+        since = f
+    return since

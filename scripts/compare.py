@@ -1,5 +1,6 @@
 """Compare training runs over seeds: curves with 95 % bootstrap bands, final success (mean and
-IQM with CIs) and frames to 50 % / 90 % success, per group of runs.
+IQM with CIs), frames to 50 % / 90 % success and what came after (the lowest evaluation once
+90 % was reached, and from when 90 % / 50 % held to the end), per group of runs and per run.
 
     python scripts/compare.py runs=[multirun/2026-12-01/10-05-19] by=reward_version out=outputs/cmp
 """

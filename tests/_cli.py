@@ -17,6 +17,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = str(ROOT / "scripts" / "train.py")
+# The timeout of every subprocess (and wait) a test starts: a guard against a hang, not a speed
+# requirement. The tests check what a command does; a loaded machine (2 shared cores, 10-17
+# runnable jobs) makes it many times slower than alone, and only a hang should ever reach this.
+HANG_S = 1800
 # The smallest budget that still exercises every part of a state-only run.
 BASE = ["experiment=smoke", "agent=sac", "curriculum_stage=2", "eval_every_steps=0", "tb.use=false"]
 
@@ -34,7 +38,7 @@ def train_argv(run_dir: Path | str, *overrides: str, base: bool = True) -> list[
     return [sys.executable, TRAIN, *(BASE if base else []), *overrides, f"hydra.run.dir={run_dir}"]
 
 
-def run_train(run_dir: Path | str, *overrides: str, timeout: float = 120, env: dict | None = None,
+def run_train(run_dir: Path | str, *overrides: str, timeout: float = HANG_S, env: dict | None = None,
               base: bool = True, **kw: Any) -> subprocess.CompletedProcess:
     return subprocess.run(train_argv(run_dir, *overrides, base=base), cwd=ROOT, env=env or child_env(),
                           capture_output=True, text=True, timeout=timeout, **kw)
@@ -57,7 +61,7 @@ def counters(path: Path | str) -> dict[str, int]:
     return dict(load(path)["counters"])
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90) -> None:
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = HANG_S) -> None:
     """Wait until `path` exists (the run is in its training loop); fail if the process ends first."""
     t0 = time.monotonic()
     while not path.exists():

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._cli import HANG_S
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.slow
 def bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "scripts/benchmark.py", *overrides, f"hydra.run.dir={tmp_path / 'run'}",
                            f"docs_path={tmp_path / 'bench.md'}", f"plot_path={tmp_path / 'bench.png'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
 
 
 def test_benchmark_rewrites_its_sections_with_measured_rows(tmp_path: Path):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests._cli import HANG_S
+
 ROOT = Path(__file__).resolve().parents[1]
 TASK = {"lift_height": 0.08, "hold_steps": 10}
 
@@ -34,7 +36,7 @@ def compare(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "scripts/compare.py", "reps=300", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=env)
+                          text=True, timeout=HANG_S, env=env)
 
 
 def summary(out: Path) -> dict:
@@ -71,6 +73,47 @@ def test_groups_by_the_named_key_with_known_answers(tmp_path: Path):
     labels = sorted(g["group"] for g in summary(out2)["groups"])
     assert labels == ["batch_size=128 reward_version=v19", "batch_size=256 reward_version=v19",
                       "batch_size=256 reward_version=v20"]
+
+
+def test_dips_after_first_reaching_a_level_are_in_the_summary(tmp_path: Path):
+    """Every seed is at 90 % or more at the first evaluation, then dips: the summary names the dip
+    (lowest evaluation since 90 % was first reached, and where) and from when 90 % / 50 % held."""
+    for seed, success in ((1, [1.0, 0.15, 1.0, 1.0]), (2, [0.9, 0.65, 1.0, 1.0]), (3, [1.0, 1.0, 0.6, 1.0])):
+        make_run(tmp_path / "runs" / f"a{seed}", seed, success, reward_version="v20")
+    make_run(tmp_path / "runs" / "b1", 1, [0.0, 0.95, 0.4], reward_version="v19")  # ends below 50 %
+    out = tmp_path / "out"
+    p = compare(f"runs=[{tmp_path / 'runs'}]", "by=reward_version", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    groups = {g["group"]: g for g in summary(out)["groups"]}
+    v20, v19 = groups["reward_version=v20"], groups["reward_version=v19"]
+    # v20's mean curve: 0.967, 0.6, 0.867, 1.0 -> first at 90 % at 5k, yet only from 20k on does it stay there
+    assert v20["frames_to_90"] == 5000 and v20["frames_to_50"] == 5000
+    assert v20["lowest_after_90"]["frames"] == [10000] and v20["lowest_after_90"]["success"] == pytest.approx(0.6)
+    assert v20["stays_90_from"] == 20000 and v20["stays_50_from"] == 5000
+    assert v20["lowest_after_50"] == v20["lowest_after_90"]
+    runs = {r["seed"]: r for r in v20["per_run"]}
+    assert [runs[s]["frames_to_90"] for s in (1, 2, 3)] == [5000, 5000, 5000]
+    assert [runs[s]["lowest_after_90"] for s in (1, 2, 3)] == [
+        {"success": 0.15, "frames": [10000]}, {"success": 0.65, "frames": [10000]}, {"success": 0.6, "frames": [15000]}]
+    assert [runs[s]["stays_90_from"] for s in (1, 2, 3)] == [15000, 15000, 20000]
+    assert [runs[s]["stays_50_from"] for s in (1, 2, 3)] == [15000, 5000, 5000]
+    # v19 reached 90 % at 10k and ended at 40 %: it never stays at either level
+    assert v19["frames_to_90"] == 10000 and v19["lowest_after_90"] == {"success": 0.4, "frames": [15000]}
+    assert v19["stays_90_from"] is None and v19["stays_50_from"] is None
+    assert v19["per_run"][0]["stays_50_from"] is None
+    md = (out / "summary.md").read_text()
+    assert "| lowest after 90 % | stays >= 90 % from | stays >= 50 % from |" in md
+    group_row = next(line for line in md.splitlines() if line.startswith("| reward_version=v20 |"))
+    assert group_row.endswith("| 5,000 | 5,000 | 60 % at 10,000 | 20,000 | 5,000 |"), group_row
+    assert "| 5,000 | 15 % at 10,000 | 15,000 | 15,000 | `" in md  # seed 1's row
+    assert "| 10,000 | 40 % at 15,000 | never | never |" in md  # v19's group row
+    # A level never reached: nothing to be lowest after.
+    make_run(tmp_path / "low" / "c1", 1, [0.0, 0.5, 0.6])
+    p = compare(f"runs=[{tmp_path / 'low'}]", f"out={tmp_path / 'out_low'}")
+    assert p.returncode == 0, p.stderr
+    (g,) = summary(tmp_path / "out_low")["groups"]
+    assert g["frames_to_90"] is None and g["lowest_after_90"] is None and g["stays_90_from"] is None
+    assert g["lowest_after_50"] == {"success": 0.5, "frames": [10000]} and g["stays_50_from"] == 10000
 
 
 def test_partial_runs_count_where_they_reached_and_empty_runs_are_reported(tmp_path: Path):

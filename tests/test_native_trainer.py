@@ -20,6 +20,7 @@ from test_native_fakes import FakeFactory, tiny_cfg
 
 from learning.snapshot import atomic_save, read_snapshot
 from learning.trainer import NativeTrainer
+from tests._cli import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,11 +200,11 @@ def test_sigterm_to_a_training_process_exits_cleanly_with_snapshot(tmp_path: Pat
         print("DONE", r["interrupted"], r["frames"], flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.stdout.readline().strip() != "STEPPING":
-        pass
+    deadline = time.monotonic() + HANG_S
+    while time.monotonic() < deadline and (line := proc.stdout.readline()) and line.strip() != "STEPPING":
+        pass  # until it steps; at EOF (it died) the asserts below say why
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 0, err
     assert "DONE True" in out and "SIGTERM received" in out
     _, payload = read_snapshot(tmp_path)

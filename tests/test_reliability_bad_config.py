@@ -196,7 +196,7 @@ def test_valid_overrides_pass_validation() -> None:
 @pytest.mark.slow
 def test_cli_bad_value_prints_error_line(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    r = run_train(run_dir, "batch_size=abc", timeout=120)
+    r = run_train(run_dir, "batch_size=abc")
     assert r.returncode == 2, r.stderr[-3000:]
     assert "error: batch_size='abc' is invalid" in r.stderr and "allowed" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]

@@ -50,7 +50,7 @@ def test_bad_resume_is_refused_and_writes_nothing(tmp_path_factory, tmp_path: Pa
     before = tree_digest(run)
     out_dir = run if in_place else tmp_path / "resumed"
     # more frames than the run has: a finished run would otherwise have nothing to do
-    r = run_train(out_dir, f"resume={target}", "num_train_frames=400", *extra, timeout=120)
+    r = run_train(out_dir, f"resume={target}", "num_train_frames=400", *extra)
     assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-3000:]
     assert "error:" in r.stderr and expected in r.stderr and "resume" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]

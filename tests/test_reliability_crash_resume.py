@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests._cli import (
+    HANG_S,
     counters,
     finished_run,
     kill,
@@ -40,7 +41,7 @@ def _kill_at_random(run_dir: Path, rng: random.Random, *extra: str) -> list[dict
             time.sleep(0.2)
     finally:
         kill(proc, signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=HANG_S)
     seen.append(counters(latest(run_dir)))
     return seen
 
@@ -68,7 +69,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path_factory, tmp_path: P
     for snap in (run_dir / "snapshots").glob("*_snapshot.pt"):
         counters(snap)  # every numbered snapshot loads too
 
-    r = run_train(run_dir, *OVERRIDES, f"resume={run_dir}", timeout=180)
+    r = run_train(run_dir, *OVERRIDES, f"resume={run_dir}")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     final = counters(latest(run_dir))
     _assert_monotonic(seen + [final])

@@ -20,7 +20,7 @@ def test_wandb_offline_without_network_or_key(tmp_path: Path) -> None:
                     WANDB_CONFIG_DIR=str(tmp_path / "wandb_cfg"), WANDB_CACHE_DIR=str(tmp_path / "wandb_cache"))
     env.pop("WANDB_MODE", None)
     run_dir = tmp_path / "run"
-    r = run_train(run_dir, "num_train_frames=200", "wandb.use=true", "wandb.mode=offline", timeout=240, env=env)
+    r = run_train(run_dir, "num_train_frames=200", "wandb.use=true", "wandb.mode=offline", env=env)
     assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
     assert counters(latest(run_dir))["frames"] == 200
     assert list(run_dir.rglob("offline-run-*")), "wandb did not write an offline run"
@@ -35,7 +35,7 @@ def test_wandb_offline_without_network_or_key(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_run_prints_each_evaluation_and_a_closing_block(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    r = run_train(run_dir, "num_train_frames=200", "eval_every_steps=100", "num_eval_episodes=1", timeout=240)
+    r = run_train(run_dir, "num_train_frames=200", "eval_every_steps=100", "num_eval_episodes=1")
     assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
     evals = [line for line in r.stdout.splitlines() if line.startswith("[eval]")]
     assert [e.split(":")[0] for e in evals] == ["[eval] 100 frames, 1 episode", "[eval] 200 frames, 1 episode"]
@@ -60,7 +60,7 @@ def _no_big_files() -> None:  # child: files over 64 KiB fail with EFBIG (a full
 @pytest.mark.slow
 def test_unwritable_output_dir_fails_before_training(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    r = run_train(run_dir, timeout=120, preexec_fn=_no_big_files)
+    r = run_train(run_dir, preexec_fn=_no_big_files)
     assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-3000:]
     assert "error: output directory" in r.stderr and "not writable" in r.stderr and str(run_dir) in r.stderr
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
@@ -78,6 +78,6 @@ def test_read_only_output_dir_fails_clearly(tmp_path: Path) -> None:
         ro.mkdir()
         ro.chmod(0o555)
         run_dir = ro / "run"
-    r = run_train(run_dir, timeout=120)
+    r = run_train(run_dir)
     assert r.returncode != 0
     assert str(run_dir) in r.stderr and no_traceback(r.stderr + r.stdout), r.stderr[-3000:]

@@ -18,6 +18,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from envs.config import ConfigError
+from tests._cli import HANG_S
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "scripts" / "train.py"
@@ -67,7 +68,7 @@ def test_train_script_without_robobase_exits_2_before_any_simulator(tmp_path: Pa
         runpy.run_path(sys.argv[0], run_name="__main__")
     """)
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                       timeout=120)
+                       timeout=HANG_S)
     assert p.returncode == 2, p.stdout[-2000:] + p.stderr[-2000:]
     assert "error: RoboBase is not installed" in p.stderr and "pip install --no-deps" in p.stderr
     assert "Traceback" not in p.stderr
@@ -81,7 +82,7 @@ def test_engine_yaml_maps_our_agents() -> None:
 
 
 # ---------------------------------------------------------------- with RoboBase installed
-def _train(run_dir: Path, *overrides: str, timeout: float = 400) -> subprocess.CompletedProcess:
+def _train(run_dir: Path, *overrides: str, timeout: float = HANG_S) -> subprocess.CompletedProcess:
     p = subprocess.run([sys.executable, str(TRAIN), *TINY, *overrides, f"hydra.run.dir={run_dir}"], cwd=ROOT,
                        env=_env(), capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

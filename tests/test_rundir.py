@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests._cli import (
+    HANG_S,
     counters,
     finished_run,
     kill,
@@ -36,7 +37,7 @@ def test_resume_in_place_continues_the_saved_composition(tmp_path_factory, tmp_p
     before = _config(run)
     frames = counters(latest(run))["frames"]
     # Typed without the run's experiment / stage / batch: those must come from the run itself.
-    r = run_train(run, f"resume={run}", *extra, f"num_train_frames={frames + 50}", base=False, timeout=180)
+    r = run_train(run, f"resume={run}", *extra, f"num_train_frames={frames + 50}", base=False)
     assert r.returncode == 0, r.stderr[-3000:]
     after = _config(run)
     assert after["curriculum_stage"] == before["curriculum_stage"]
@@ -53,17 +54,17 @@ def test_second_process_is_refused_and_a_dead_holder_is_taken_over(tmp_path: Pat
     run = tmp_path / "r"
     first = start_train(run, "num_train_frames=100000", "snapshot_every_n=100")
     try:
-        wait_for(latest(run), first, timeout=120)
-        second = run_train(run, "num_train_frames=300", timeout=120)
+        wait_for(latest(run), first)
+        second = run_train(run, "num_train_frames=300")
         assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
         assert "in use by pid" in second.stderr and str(first.pid) in second.stderr, second.stderr[-2000:]
         assert no_traceback(second.stderr)
         assert first.poll() is None  # the holder trains on
     finally:
         kill(first, signal.SIGKILL)
-        first.wait(30)
+        first.wait(HANG_S)
     frames = counters(latest(run))["frames"]
-    third = run_train(run, f"resume={run}", f"num_train_frames={frames + 50}", base=False, timeout=180)
+    third = run_train(run, f"resume={run}", f"num_train_frames={frames + 50}", base=False)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "taking over the lock" in third.stderr and str(first.pid) in third.stderr, third.stderr[-3000:]
 
@@ -71,7 +72,7 @@ def test_second_process_is_refused_and_a_dead_holder_is_taken_over(tmp_path: Pat
 @pytest.mark.slow
 def test_refused_config_leaves_no_run_directory(tmp_path: Path):
     run = tmp_path / "never"
-    r = run_train(run, "num_train_envs=0", timeout=120)
+    r = run_train(run, "num_train_envs=0")
     assert r.returncode == 2 and "num_train_envs" in r.stderr, r.stderr[-2000:]
     assert not run.exists(), sorted(p.name for p in run.iterdir())
 
@@ -85,7 +86,7 @@ def test_temp_files_of_interrupted_writes_are_removed_on_resume(tmp_path_factory
     keep = run / "snapshots" / "notes.tmp"  # not the project's: left alone
     keep.write_text("mine")
     frames = counters(latest(run))["frames"]
-    r = run_train(run, f"resume={run}", f"num_train_frames={frames + 50}", base=False, timeout=180)
+    r = run_train(run, f"resume={run}", f"num_train_frames={frames + 50}", base=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert not orphan.exists() and keep.exists()
     assert "removed 1 temp file" in r.stdout
@@ -95,7 +96,7 @@ def test_temp_files_of_interrupted_writes_are_removed_on_resume(tmp_path_factory
 def test_resuming_a_finished_run_says_so_and_writes_nothing(tmp_path_factory, tmp_path: Path):
     run = finished_run(tmp_path_factory)
     before = sorted(p.name for p in run.rglob("*"))
-    r = run_train(tmp_path / "again", f"resume={run}", base=False, timeout=120)
+    r = run_train(tmp_path / "again", f"resume={run}", base=False)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "nothing to do" in r.stdout and "num_train_frames" in r.stdout, r.stdout[-2000:]
     assert not (tmp_path / "again").exists()
@@ -105,9 +106,9 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(tmp_path_factory, tm
 @pytest.mark.slow
 def test_only_the_newest_numbered_snapshots_are_kept(tmp_path: Path):
     run = tmp_path / "r"
-    r = run_train(run, "num_train_frames=300", "snapshot_every_n=50", "keep_snapshots=2", timeout=180)
+    r = run_train(run, "num_train_frames=300", "snapshot_every_n=50", "keep_snapshots=2")
     assert r.returncode == 0, r.stderr[-3000:]
     names = sorted(p.name for p in (run / "snapshots").glob("*.pt"))
     assert names == ["250_snapshot.pt", "300_snapshot.pt", "latest_snapshot.pt"], names
-    r = run_train(tmp_path / "bad", "keep_snapshots=-1", timeout=120)
+    r = run_train(tmp_path / "bad", "keep_snapshots=-1")
     assert r.returncode == 2 and "keep_snapshots=-1 is invalid" in r.stderr, r.stderr[-2000:]

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests._cli import HANG_S
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+def run(args: list[str], timeout: float = HANG_S) -> subprocess.CompletedProcess:
     env = dict(os.environ, HYDRA_FULL_ERROR="1")
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -67,10 +69,9 @@ def test_eval_prints_the_block_for_a_saved_snapshot(sweep_dir: Path, tmp_path: P
 
 
 def test_curriculum_stage_as_users_type_it_and_bad_values_named(tmp_path: Path):
-    p = run(["scripts/train.py", "curriculum_stage=9", "experiment=smoke"], timeout=120)
+    p = run(["scripts/train.py", "curriculum_stage=9", "experiment=smoke"])
     assert p.returncode != 0 and "curriculum_stage/9" in p.stderr and "Available options" in p.stderr
-    p = run(["scripts/train.py", "experiment=smoke", "agent=sac", "task.hold_steps=0", f"hydra.run.dir={tmp_path}"],
-            timeout=120)
+    p = run(["scripts/train.py", "experiment=smoke", "agent=sac", "task.hold_steps=0", f"hydra.run.dir={tmp_path}"])
     assert p.returncode == 2 and "error: task.hold_steps=0 is invalid: allowed an integer >= 1" in p.stderr
     assert "Traceback" not in p.stderr
 
@@ -80,7 +81,7 @@ def test_submitit_local_sweep_runs_both_jobs_and_names_them(tmp_path: Path):
     out = tmp_path / "sweep"
     p = run(["scripts/train.py", "-m", "seed=1,2", "hydra/launcher=submitit_local", "experiment=smoke", "agent=sac",
              "curriculum_stage=2", "num_train_frames=200", "eval_every_steps=100", "tb.use=false",
-             f"hydra.sweep.dir={out}"], timeout=600)
+             f"hydra.sweep.dir={out}"])
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     for num, seed in ((0, 1), (1, 2)):
         snap = torch.load(out / str(num) / "snapshots" / "latest_snapshot.pt", map_location="cpu", weights_only=False)
