@@ -294,7 +294,13 @@ class GenesisBackend:
         return rgb[env] if rgb.ndim == 4 else rgb
 
     def close(self) -> None:
-        pass
+        """Free the cameras' GL resources now, while the scene is whole. Left to the garbage
+        collector, which finalizes a dead scene's objects in no set order, Genesis' rasterizer can
+        find its offscreen renderer deleted first and raise from __del__. Idempotent; the scene is
+        not stepped or rendered after."""
+        visualizer = getattr(getattr(self, "scene", None), "visualizer", None)
+        if visualizer is not None:
+            visualizer.destroy()
 
 
 class _StateFields:
