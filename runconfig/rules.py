@@ -100,6 +100,7 @@ RULES: dict[str, Rule] = {
     "eval_every_steps": integer(0),
     "eval_at_start": boolean(),
     "num_eval_episodes": integer(0),
+    "num_eval_envs": or_null(integer(1, 1024)),   # null: the backend's default (factories.factory)
     "save_snapshot": boolean(),
     "snapshot_every_n": integer(1),
     "keep_snapshots": integer(0),
