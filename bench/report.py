@@ -140,6 +140,43 @@ def update_section(batches: list[int], rounds: int) -> tuple[str, dict | None]:
     return body, r
 
 
+def eval_section(episodes: int, rounds: int) -> tuple[str, dict | None]:
+    """Seconds per evaluation of `episodes` episodes, the one-env loop against the batched one."""
+    r = run_module(["bench.eval_bench", "--episodes", str(episodes), "--rounds", str(rounds)], timeout=4 * 3600)
+    if r is None:
+        return "Evaluation: measurement failed (see the benchmark's output).", None
+    return eval_table(r), r
+
+
+def eval_table(r: dict[str, Any]) -> str:
+    """The markdown of one eval_bench result."""
+    yes = lambda b: "yes" if b else "no"  # noqa: E731
+    rows = []
+    for p in r["presets"]:
+        m, succ = p["median_s"], p["success"]
+        obs = f"pixels {p['image']}x{p['image']}" if p["image"] else "state"
+        rows.append(f"| `{p['preset']}` ({obs}, episodes of up to {p['episode_length']} steps, torch threads "
+                    f"{p['torch_threads']}) | {p['eval_envs']} | {m['old']:.1f} | {m['new']:.1f} | "
+                    f"{p['speedup']:.2f}x | {m['new_batched_forward']:.1f} | {p['speedup_batched_forward']:.2f}x | "
+                    f"{100 * succ['old']:.0f} % / {100 * succ['new']:.0f} % / {100 * succ['new_batched_forward']:.0f} %"
+                    f" | {yes(p['same_episodes'])} / {yes(p['same_episodes_batched_forward'])} |")
+    p0 = r["presets"][0]
+    return "\n".join([
+        f"The trainer's evaluation of {p0['episodes']} episodes (its eval seeds) with a freshly initialised agent of "
+        "each preset, in seconds (median of "
+        f"{p0['rounds']} round{'s' * (p0['rounds'] != 1)}; the three variants take turns in one process). *old*: "
+        "one episode after another on the single gymnasium env (`make_eval_env`) with NumPy observations and "
+        "info, the loop used before, kept in `bench/eval_bench.py` as the baseline; *new*: "
+        "`learning.evaluation` on `make_batched_eval_env`, num_eval_envs episodes at once, the agent acting one "
+        "env at a time (the default); *batched forward*: the same with one forward pass for the whole batch. "
+        "'same episodes': success, return and length of every episode equal to the old loop's.",
+        "",
+        "| preset | eval envs | old s | new s | speed-up | batched forward s | speed-up | success old / new / "
+        "batched forward | same episodes: new / batched forward |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows])
+
+
 def preset_results(patterns: list[str]) -> dict[int, dict[str, float]]:
     """seed -> the final evaluation (success, frames) of the preset's runs matching `patterns`."""
     from analysis.runs import CompareError, load_runs

@@ -26,7 +26,8 @@ from torch import nn
 import envs  # noqa: F401  (headless GL before mujoco)
 from learning import demos, envio
 from learning.agents import make_agent
-from learning.evaluation import evaluate
+from envs.batched import rescale_from_tanh
+from learning.evaluation import evaluate, run_episodes
 from learning.networks import mlp
 from learning.trainer import DEMO_SEED_OFFSET, EVAL_SEED_OFFSET
 from runconfig.compose import compose_train
@@ -40,7 +41,8 @@ def compose_cfg(overrides: list[str]) -> DictConfig:
 
 
 class OpenLoop:
-    """Replays the demos' per-step mean action (the last one past the longest demo)."""
+    """Replays the demos' per-step mean action (the last one past the longest demo) in every env,
+    each from its own episode's first step; a policy of the episode loop (`learning.evaluation`)."""
 
     def __init__(self, episodes: list[dict[str, Any]], action_dim: int) -> None:
         longest = max(len(e["action"]) for e in episodes)
@@ -49,32 +51,18 @@ class OpenLoop:
             t = len(e["action"])
             total[:t] += e["action"].float()
             count[:t] += 1
-        self.mean, self.action_dim, self.t = total / count, action_dim, 0  # (T, A)
+        self.mean, self.action_dim = total / count, action_dim  # (T, A)
+        self.t = torch.zeros(0, dtype=torch.long)  # (N,) each env's step in its episode
 
-    def act(self, obs: Mapping[str, torch.Tensor], step: int, eval_mode: bool) -> torch.Tensor:
-        if obs["low_dim_state"].shape[0] != 1:
-            raise ValueError("open loop acts for one env")
-        a = self.mean[min(self.t, len(self.mean) - 1)]
+    def reset(self, info: Mapping[str, torch.Tensor], mask: torch.Tensor) -> None:
+        if len(self.t) != len(mask):
+            self.t = torch.zeros(len(mask), dtype=torch.long)
+        self.t[mask.cpu()] = 0
+
+    def __call__(self, obs: Mapping[str, torch.Tensor], info: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        a = self.mean[self.t.clamp(max=len(self.mean) - 1)]  # (N, A)
         self.t += 1
-        return a[None]
-
-
-class ResettingEnv:
-    """Tells the open-loop policy when an episode starts (the evaluator only calls reset)."""
-
-    def __init__(self, env: Any, policy: OpenLoop) -> None:
-        self.env, self.policy = env, policy
-        self.action_space = env.action_space
-
-    def reset(self, **kw: Any) -> Any:
-        self.policy.t = 0
-        return self.env.reset(**kw)
-
-    def step(self, a: Any) -> Any:
-        return self.env.step(a)
-
-    def render(self) -> Any:
-        return self.env.render()
+        return rescale_from_tanh(a)  # as the agents' actions (learning.evaluation.AgentPolicy)
 
 
 class LowDimBC(nn.Module):
@@ -139,7 +127,7 @@ def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batc
     cfg = compose_cfg([*overrides, f"seed={seed}"])
     torch.manual_seed(seed)
     factory = MujocoLiftFactory()
-    train_env, eval_env = factory.make_batched_env(cfg), factory.make_eval_env(cfg)
+    train_env, eval_env = factory.make_batched_env(cfg), factory.make_batched_eval_env(cfg, episodes)
     try:
         spec, fs = envio.obs_spec(train_env.single_observation_space)
         keys, action_dim = list(spec), int(train_env.action_dim)
@@ -151,28 +139,32 @@ def run_seed(overrides: list[str], seed: int, episodes: int, bc_steps: int, batc
         out: dict[str, Any] = {"seed": seed, "demos_kept": len(kept), "demos_tried": tried,
                                "transitions": len(data["action"]), "collect_s": time.perf_counter() - t0}
 
-        def score(name: str, policy: Any, env: Any, train_s: float) -> None:
+        def score(name: str, agent: Any, train_s: float) -> None:
             t = time.perf_counter()
-            m, _ = evaluate(policy, env, episodes, 0, seed + EVAL_SEED_OFFSET, keys, torch.device("cpu"))
-            out[name] = {"success": m["eval/success_rate"], "max_cube_z": m.get("eval/max_cube_z"),
-                         "train_s": train_s, "eval_s": time.perf_counter() - t}
-            print(f"seed {seed} {name}: success {100 * m['eval/success_rate']:.0f} %", flush=True)
+            if isinstance(agent, OpenLoop):
+                s, _ = run_episodes(agent, eval_env, episodes, seed + EVAL_SEED_OFFSET, progress=False)
+                success, max_z = s["success_rate"], s["max_cube_z"]
+            else:
+                m, _ = evaluate(agent, eval_env, episodes, 0, seed + EVAL_SEED_OFFSET, keys, torch.device("cpu"))
+                success, max_z = m["eval/success_rate"], m.get("eval/max_cube_z")
+            out[name] = {"success": success, "max_cube_z": max_z, "train_s": train_s,
+                         "eval_s": time.perf_counter() - t}
+            print(f"seed {seed} {name}: success {100 * success:.0f} %", flush=True)
 
         if "open_loop" in policies:
-            ol = OpenLoop(kept, action_dim)
-            score("open_loop", ol, ResettingEnv(eval_env, ol), 0.0)
+            score("open_loop", OpenLoop(kept, action_dim), 0.0)
         if "lowdim_bc" in policies:
             low = LowDimBC(data["obs"]["low_dim_state"], action_dim)
             t = time.perf_counter()
             fit(list(low.parameters()), lambda o, a: F.mse_loss(low(o["low_dim_state"].float()), a), data,
                 bc_steps, batch, 1e-3)
-            score("lowdim_bc", low, eval_env, time.perf_counter() - t)
+            score("lowdim_bc", low, time.perf_counter() - t)
         if "image_bc" in policies:
             img = ImageBC(cfg, spec, fs, action_dim)
             t = time.perf_counter()
             fit(img.params, img.loss, data, bc_steps, batch, 1e-4)
             img.agent.train(False)
-            score("image_bc", img, eval_env, time.perf_counter() - t)
+            score("image_bc", img, time.perf_counter() - t)
         return out
     finally:
         train_env.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -119,10 +120,20 @@ class BatchedLiftEnv:
         self.stacks = FrameStacks(frame_stack)
         self._pending = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
 
-    def reset(self, seed: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """All envs start a new episode: (obs (N, F, ...), reset info (N, ...))."""
-        if seed is not None:
-            self.task.seed(seed)
+    def reset(self, seed: int | Sequence[int] | None = None
+              ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """All envs start a new episode: (obs (N, F, ...), reset info (N, ...)).
+
+        `seed`: an integer seeds env i with seed + i; a sequence of N seeds gives env i seeds[i]
+        (see `seed_envs`); None keeps the envs' generators where they are.
+        """
+        if isinstance(seed, (int, np.integer)):
+            self.task.seed(int(seed))
+        elif seed is not None:
+            if len(seed) != self.num_envs:
+                raise ValueError(f"reset got {len(seed)} seeds for {self.num_envs} envs: allowed one integer or "
+                                 f"a sequence of {self.num_envs} integers")
+            self.seed_envs(range(self.num_envs), seed)
         self.task.reset()
         self.stacks.fill(self.task.observe())
         self._pending.zero_()
@@ -154,6 +165,14 @@ class BatchedLiftEnv:
         self._pending = term | trunc
         return Step(self.stacks.stacks, reward, term, trunc, pending, fault, info)
 
+    def seed_envs(self, ids: Sequence[int], seeds: Sequence[int]) -> None:
+        """Seed the reset sampling of env ids[j] with seeds[j]; its next reset (by `reset`, by the
+        auto-reset of the step after its episode ends, or by `reset_envs`) then samples exactly what
+        a single env's `reset(seed=seeds[j])` samples, so that episode's start state depends on its
+        seed alone, whichever env of the batch runs it and whatever that env ran before."""
+        for i, s in zip(ids, seeds, strict=True):
+            self.task.gens[int(i)].manual_seed(int(s))
+
     def reset_envs(self, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Reset the envs in `mask` (N,) now, not at the next step (gymnasium 0.29's auto-reset):
         observes the batch a second time. Returns (obs, reset info) of all envs."""
@@ -162,9 +181,9 @@ class BatchedLiftEnv:
         self._pending = self._pending & ~mask
         return self.stacks.stacks, self.task.reset_info()
 
-    def render(self) -> np.ndarray:
-        """A third-person HxWx3 uint8 frame of env 0, for videos."""
-        return self.task.backend.render_scene(0)
+    def render(self, env: int = 0) -> np.ndarray:
+        """A third-person HxWx3 uint8 frame of env `env`, for videos."""
+        return self.task.backend.render_scene(env)
 
     def close(self) -> None:
         self.task.backend.close()

@@ -24,7 +24,7 @@ from envs.genesis_env import make_genesis_backend
 from envs.lift_env import LiftCubeEnv, make_mujoco_backend
 from envs.task import LiftTask
 from factories.vector_env import WrappedGenesisVectorEnv
-from runconfig.rules import WRAPPER_KEYS, check_keys
+from runconfig.rules import WRAPPER_KEYS, check_keys, check_value
 
 try:  # RoboBase is optional: see README
     from robobase.envs.env import EnvFactory as _EnvFactoryBase
@@ -83,8 +83,29 @@ class _LiftFactory(_EnvFactoryBase):
         return BatchedLiftEnv(LiftTask(backend, tcfg, int(cfg.seed)), int(cfg.frame_stack))
 
     def make_eval_env(self, cfg: DictConfig) -> gym.Env:
+        """RoboBase's eval env: one gymnasium env in its wrapper-chain form (the native engine and the
+        scripts evaluate on `make_batched_eval_env`)."""
         check_keys(cfg, WRAPPER_KEYS)
         return self._single_env(cfg)
+
+    # Envs an evaluation runs at once when num_eval_envs is null (see eval_envs).
+    default_eval_envs = 1
+
+    def eval_envs(self, cfg: DictConfig, episodes: int | None = None) -> int:
+        """How many envs evaluate `episodes` (default num_eval_episodes): num_eval_envs, or with null
+        the backend's `default_eval_envs`, never more than the episodes (an env beyond them would idle)."""
+        episodes = int(cfg.num_eval_episodes if episodes is None else episodes)
+        n = check_value("num_eval_envs", cfg.get("num_eval_envs", None))
+        return max(1, min(int(n) if n is not None else self.default_eval_envs, episodes))
+
+    def make_batched_eval_env(self, cfg: DictConfig, episodes: int | None = None) -> BatchedLiftEnv:
+        """The evaluation env of the native engine and the scripts: `eval_envs(cfg, episodes)` envs as one
+        batch, the train env's contract (envs.batched) and observations. The evaluation seeds every
+        episode itself (`BatchedLiftEnv.seed_envs`); the seed given here is only the task's initial one."""
+        check_keys(cfg, ("frame_stack",))
+        tcfg = make_task_config(**task_kwargs(cfg))  # validated before any simulator starts
+        backend = self._backend(cfg, tcfg, self.eval_envs(cfg, episodes))
+        return BatchedLiftEnv(LiftTask(backend, tcfg, int(cfg.seed) + 10_000), int(cfg.frame_stack))
 
     def make_expert(self, cfg: DictConfig, num_envs: int) -> ScriptedExpert:
         """The scripted expert for `num_envs` envs of this config's task (the native engine's demos)."""
@@ -149,9 +170,14 @@ def wants_torch(cfg: DictConfig) -> bool:
 
 
 class GenesisLiftFactory(_LiftFactory):
-    """N envs in one Genesis scene (WrappedGenesisVectorEnv); eval: the same with N = 1."""
+    """N envs in one Genesis scene (WrappedGenesisVectorEnv); RoboBase's eval env: the same with N = 1;
+    the native evaluation: one scene of `eval_envs` envs."""
 
     backend = "Genesis"
+    # One scene steps all its envs in one call: on a 2-core CPU 16 envs step ~7x as many env-steps/s
+    # as one (docs/benchmarks.md, genesis-env), so an evaluation of 10-50 episodes runs them 16 at a
+    # time; more envs would mostly idle through the last round (they are stepped all the same).
+    default_eval_envs = 16
 
     def make_train_env(self, cfg: DictConfig) -> WrappedGenesisVectorEnv:
         check_keys(cfg, WRAPPER_KEYS)
@@ -182,6 +208,11 @@ class MujocoLiftFactory(_LiftFactory):
     same order. For the native engine: the N envs as one batch in this process."""
 
     backend = "MuJoCo"
+    # MuJoCo steps (and renders) its envs one after another, so more envs do not make the physics
+    # or the camera cheaper: the gain is the task's few hundred small torch ops per step, done once
+    # for all envs, and no NumPy round trip. Ten share those well already; beyond that an env idles
+    # (stepped all the same) more often in the last round of an evaluation.
+    default_eval_envs = 10
 
     def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
             return make_mujoco_backend(tcfg, num_envs)

@@ -5,29 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from omegaconf import OmegaConf
 
-import envs  # noqa: F401  (registers LiftCube-MuJoCo-v0)
-from envs.expert import ScriptedExpert, batch_info
-from factories import make_factory
+import envs  # noqa: F401  (headless GL before mujoco/genesis)
+from envs.batched import BatchedLiftEnv
+from envs.config import TaskConfig, make_task_config
+from envs.expert import ScriptedExpert
+from envs.lift_env import make_mujoco_backend
+from envs.task import LiftTask
+from factories import MujocoLiftFactory, make_factory
 from learning import envio
-from learning.evaluation import run_episodes, snapshot_policy, write_video
+from learning.evaluation import Info, Obs, run_episodes, snapshot_policy, write_video
 from learning.snapshot import check_obs_spec, read_snapshot
 
 
 class ExpertPolicy:
-    """The scripted expert of the env's task, one env."""
+    """The scripted expert of the env's task, for the N envs of a batch."""
 
-    def __init__(self, cfg: Any) -> None:
-        self.expert = ScriptedExpert(1, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
+    def __init__(self, cfg: TaskConfig, num_envs: int) -> None:
+        self.expert = ScriptedExpert(num_envs, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
 
-    def reset(self, info: dict[str, Any]) -> None:
-        self.expert.reset(batch_info(info))
+    def reset(self, info: Info, mask: torch.Tensor) -> None:
+        self.expert.reset(info, mask)
 
-    def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
-        return self.expert.act(batch_info(info))[0].numpy()
+    def __call__(self, obs: Obs, info: Info) -> torch.Tensor:
+        return self.expert.act(info)                                       # (N, 4)
 
 
 def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path, video_episodes: int,
@@ -45,24 +48,30 @@ def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path
     cfg = OmegaConf.create(payload["config"])
     for k, v in (overrides or {}).items():
         OmegaConf.update(cfg, k, v, merge=True)
-    env = make_factory(cfg).make_eval_env(cfg)
-    spec, frame_stack = envio.obs_spec(env.observation_space)
-    check_obs_spec(payload["obs_spec"], envio.spec_signature(spec, frame_stack), path)
-    policy = snapshot_policy(payload, cfg.agent, env, torch.device(device))
-    stats, eps = run_episodes(policy, env, episodes, seed, video_episodes)
+    env = make_factory(cfg).make_batched_eval_env(cfg, episodes)
+    try:
+        spec, frame_stack = envio.obs_spec(env.single_observation_space)
+        check_obs_spec(payload["obs_spec"], envio.spec_signature(spec, frame_stack), path)
+        policy = snapshot_policy(payload, cfg.agent, env, torch.device(device))
+        stats, eps = run_episodes(policy, env, episodes, seed, video_episodes)
+    finally:
+        env.close()
     videos = [write_video(e["video"], out_dir / f"episode_{i:03d}.mp4") for i, e in enumerate(eps[:video_episodes])]
-    env.close()
     return {"checkpoint": str(path), "frames": policy.frames, **stats, "videos": [str(v) if v else None for v in videos]}
 
 
 def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = None,
-                        video_episodes: int = 1, **task_kwargs: Any) -> dict[str, Any]:
-    """scripts/record_expert.py: the scripted expert in `LiftCube-MuJoCo-v0`; one mp4 of the first
-    `video_episodes` episodes at `video_path`."""
-    env = gym.make("LiftCube-MuJoCo-v0", **task_kwargs)
-    cfg = env.unwrapped.cfg
-    stats, eps = run_episodes(ExpertPolicy(cfg), env, episodes, seed, video_episodes if video_path else 0)
-    env.close()
+                        video_episodes: int = 1, num_envs: int | None = None, **task_kwargs: Any) -> dict[str, Any]:
+    """scripts/record_expert.py: the scripted expert on the MuJoCo task (`LiftCube-MuJoCo-v0`'s, built
+    from `task_kwargs`), `num_envs` episodes at a time (None: MuJoCo's evaluation default); one mp4
+    of the first `video_episodes` episodes at `video_path`."""
+    cfg = make_task_config(**task_kwargs)
+    n = max(1, min(num_envs or MujocoLiftFactory.default_eval_envs, episodes))
+    env = BatchedLiftEnv(LiftTask(make_mujoco_backend(cfg, n), cfg, seed), 1)
+    try:
+        stats, eps = run_episodes(ExpertPolicy(cfg, n), env, episodes, seed, video_episodes if video_path else 0)
+    finally:
+        env.close()
     if video_path:
         write_video([f for e in eps for f in e["video"]], Path(video_path))
     return {**stats, "curriculum_stage": cfg.curriculum_stage, "reward_version": cfg.reward_version}

@@ -64,7 +64,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 class NativeTrainer:
-    """`NativeTrainer(cfg, factory, work_dir).train()`; factory has make_train_env(cfg), make_eval_env(cfg).
+    """`NativeTrainer(cfg, factory, work_dir).train()`; factory has make_batched_env(cfg) and, when the run
+    evaluates, make_batched_eval_env(cfg): the train and eval envs, both of the batched contract.
 
     Everything that can reject a bad config or a bad `resume=` runs in __init__, before any
     file is created in `work_dir`.
@@ -96,7 +97,13 @@ class NativeTrainer:
             raise ValueError(f"{type(factory).__name__} has no make_batched_env(cfg): the native engine trains on "
                              "the batched env contract (envs.batched.BatchedLiftEnv)")
         self.train_env = factory.make_batched_env(cfg)
-        self.eval_env = factory.make_eval_env(cfg) if cfg.eval_every_steps > 0 and cfg.num_eval_episodes > 0 else None
+        self.eval_env = None
+        if cfg.eval_every_steps > 0 and cfg.num_eval_episodes > 0:
+            if not hasattr(factory, "make_batched_eval_env"):
+                self.close_envs()
+                raise ValueError(f"{type(factory).__name__} has no make_batched_eval_env(cfg): the native engine "
+                                 "evaluates on the batched env contract (envs.batched.BatchedLiftEnv)")
+            self.eval_env = factory.make_batched_eval_env(cfg)
         try:
             self._build()
         except BaseException:

@@ -101,6 +101,9 @@ class TrainConfig:
     eval_every_steps: int = key(10000, integer(0))
     eval_at_start: bool = key(False, boolean(), "also evaluate before the first env step")
     num_eval_episodes: int = key(10, integer(0))
+    num_eval_envs: int | None = key(None, or_null(integer(1, 1024)),
+                                    "envs an evaluation steps at once; null: the backend's default (MuJoCo 10, "
+                                    "Genesis 16), at most num_eval_episodes")
     save_snapshot: bool = key(True, boolean())
     snapshot_every_n: int = key(50000, integer(1))
     keep_snapshots: int = key(5, integer(0), "numbered snapshots kept (the newest); 0 = all")

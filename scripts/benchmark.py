@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py                      # everything (about 20-30 min on 2 CPU cores)
     python scripts/benchmark.py sections=[mujoco]    # one section
+    python scripts/benchmark.py sections=[eval]      # an evaluation: the batched loop against the one-env loop
     python scripts/benchmark.py sections=[vision]    # blind vs seeing baselines (~30 min; not in the default)
     python scripts/benchmark.py sections=[vision] vision_reuse=true   # the last baselines, the preset's runs now
 """
@@ -22,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 import envs  # noqa: E402,F401  (headless GL first)
 from bench.machine import describe  # noqa: E402
-from bench.report import (genesis_section, merge_raw, plot, train_section, update_section, vision_section,
-                          write_docs)  # noqa: E402
+from bench.report import (eval_section, genesis_section, merge_raw, plot, train_section, update_section,  # noqa: E402
+                          vision_section, write_docs)
 
-SECTIONS = ("mujoco", "genesis", "train", "update", "vision")
+SECTIONS = ("mujoco", "genesis", "train", "update", "eval", "vision")
 
 
 @hydra.main(config_path="../conf", config_name="benchmark", version_base="1.3")
@@ -36,7 +37,7 @@ def main(cfg: DictConfig) -> None:
     machine = describe()
     head = f"Measured {datetime.date.today()} on: {machine}.\n\n"
     print(head, flush=True)
-    out, genesis, train, mujoco, update, vision = {}, [], [], [], None, None
+    out, genesis, train, mujoco, update, evaluation, vision = {}, [], [], [], None, None, None
     if "mujoco" in cfg.sections:
         from bench.mujoco_bench import env_steps_per_second
 
@@ -58,6 +59,9 @@ def main(cfg: DictConfig) -> None:
     if "update" in cfg.sections:
         body, update = update_section(list(cfg.update_batches), int(cfg.update_rounds))
         out["update"] = head + body
+    if "eval" in cfg.sections:
+        body, evaluation = eval_section(int(cfg.eval_episodes), int(cfg.eval_rounds))
+        out["eval"] = head + body
     if "vision" in cfg.sections:
         reuse = (ROOT / cfg.docs_path).with_suffix(".json") if cfg.vision_reuse else None
         body, vision = vision_section(str(cfg.vision_experiment), list(cfg.vision_seeds), int(cfg.vision_episodes),
@@ -66,13 +70,13 @@ def main(cfg: DictConfig) -> None:
     # The raw figures stay with the run (Hydra's output dir), whatever is done with the docs.
     raw = Path(HydraConfig.get().runtime.output_dir) / "results.json"
     raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "genesis": genesis, "train": train,
-                               "update": update,
-                               "vision": vision}, indent=1))
+                               "update": update, "eval": evaluation, "vision": vision}, indent=1))
     print(f"raw results: {raw}")
     if cfg.write_docs:
         write_docs(ROOT / cfg.docs_path, out)
         raw = merge_raw((ROOT / cfg.docs_path).with_suffix(".json"),
-                        {"genesis": genesis, "train": train, "mujoco": mujoco, "update": update, "vision": vision})
+                        {"genesis": genesis, "train": train, "mujoco": mujoco, "update": update, "eval": evaluation,
+                         "vision": vision})
         plot(raw.get("genesis", []), raw.get("train", []), ROOT / cfg.plot_path)
 
 

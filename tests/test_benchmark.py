@@ -88,3 +88,22 @@ def test_vision_reuse_keeps_the_dated_baselines_and_reads_the_preset_runs_again(
     text = (tmp_path / "bench.md").read_text()
     assert "Measured 1999-01-01 on: X." in text and text.count("Measured") == 1
     assert re.search(r"^\| 1 \| 10/10 \(450\) \| 10 % \| 10 % \| 10 % \| 94 % \(16k frames\) \|$", text, re.M), text
+
+
+def test_eval_section_times_the_old_and_the_batched_loop(tmp_path: Path):
+    """sections=[eval] at two episodes: a row per preset with the three timings, the speed-ups and
+    whether the batched loop gave the old loop's episodes (it does: the agent acts per env)."""
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Notes kept\n")
+    p = bench(tmp_path, "sections=[eval]", "eval_episodes=2", "eval_rounds=1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    text = doc.read_text()
+    assert text.startswith("# Notes kept") and "<!-- eval -->" in text and "cores" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [r.split("`")[1] for r in rows] == ["pixels_cpu", "sac_stage2"], text
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "2" and all(float(c) > 0 for c in (cells[2], cells[3], cells[5])), row
+        assert cells[4].endswith("x") and cells[8].startswith("yes /"), row
+    raw = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [r["preset"] for r in raw["eval"]["presets"]] == ["pixels_cpu", "sac_stage2"]

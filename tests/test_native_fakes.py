@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -123,38 +122,45 @@ class FakeBatchedEnv:
         pass
 
 
-class FakeEvalEnv(gym.Env):
-    """One unbatched env: obs dict of (F, ...) arrays, action (1, 4), render() HxWx3 uint8."""
+class FakeEvalEnv(FakeBatchedEnv):
+    """The eval env contract: FakeBatchedEnv with fixed-length episodes, the info the episode loop reads
+    (`cube_z` rises with the actions' z, `is_grasping` above 3 cm, `task_success` above 5 cm),
+    per-env seeds (`seed_envs`, recorded in `seeds`) and `render(i)`, HxWx3 uint8 frames."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    def __init__(self, num_envs: int = 1, pixels: bool = True, frame_stack: int = 3, image_size: int = 16,
+                 ep_len: int = 6) -> None:
+        super().__init__(num_envs, pixels, frame_stack, image_size, ep_len=(ep_len, ep_len), term_prob=0.0)
+        self.seeds: dict[int, int] = {}
+        self.z = np.zeros(num_envs)
 
-    def __init__(self, pixels: bool = True, frame_stack: int = 3, image_size: int = 16, ep_len: int = 6) -> None:
-        self.inner = FakeBatchedEnv(1, pixels, frame_stack, image_size, ep_len=(ep_len, ep_len), term_prob=0.0)
-        self.observation_space = self.inner.single_observation_space
-        self.action_space = spaces.Box(-1.0, 1.0, (1, 4), np.float32)
-        self.z = 0.0
+    def _info(self) -> dict[str, torch.Tensor]:
+        return {"cube_z": torch.as_tensor(self.z, dtype=torch.float32),
+                "is_grasping": torch.as_tensor(self.z > 0.03), "task_success": torch.as_tensor(self.z > 0.05).float()}
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, _ = self.inner.reset(seed=seed)
-        self.z = 0.015
-        return {k: v[0].numpy() for k, v in obs.items()}, {"task_success": 0.0, "cube_z": self.z,
-                                                          "is_grasping": False}
+    def seed_envs(self, ids, seeds) -> None:
+        self.seeds.update(zip((int(i) for i in ids), (int(s) for s in seeds)))
 
-    def step(self, action):
-        a = np.asarray(action, dtype=np.float32)
-        assert a.shape == (1, 4), a.shape
-        s = self.inner.step(torch.as_tensor(a))  # an ended episode's step shows its last obs, like a plain env
-        self.z += 0.01 * float(a[0, 2])
-        out = {"task_success": float(self.z > 0.05), "cube_z": self.z, "is_grasping": self.z > 0.03}
-        return ({k: v[0].numpy() for k, v in s.obs.items()}, float(s.reward[0]), bool(s.terminated[0]),
-                bool(s.truncated[0]), out)
+    def reset(self, seed: Any = None):
+        if isinstance(seed, (list, tuple)):
+            self.seed_envs(range(self.num_envs), seed)
+            seed = seed[0]
+        obs, info = super().reset(seed)
+        self.z = np.full(self.num_envs, 0.015)
+        return obs, {**info, **self._info()}
 
-    def render(self) -> np.ndarray:
-        return np.full((32, 32, 3), int(self.inner.t[0] * 20) % 256, dtype=np.uint8)
+    def step(self, action: torch.Tensor) -> Step:
+        pending = self.pending.copy()
+        s = super().step(action)
+        self.z = np.where(pending, 0.015, self.z + 0.01 * action[:, 2].numpy())
+        s.info.update(self._info())
+        return s
+
+    def render(self, env: int = 0) -> np.ndarray:
+        return np.full((32, 32, 3), int(self.t[env] * 20) % 256, dtype=np.uint8)
 
 
 class FakeFactory:
-    """make_batched_env(cfg) / make_eval_env(cfg) like the project's env factories."""
+    """make_batched_env(cfg) / make_batched_eval_env(cfg) like the project's env factories."""
 
     def __init__(self, **train_kwargs: Any) -> None:
         self.train_kwargs = train_kwargs
@@ -162,8 +168,8 @@ class FakeFactory:
     def make_batched_env(self, cfg) -> FakeBatchedEnv:
         return FakeBatchedEnv(cfg.num_train_envs, cfg.pixels, cfg.frame_stack, seed=cfg.seed, **self.train_kwargs)
 
-    def make_eval_env(self, cfg) -> FakeEvalEnv:
-        return FakeEvalEnv(cfg.pixels, cfg.frame_stack)
+    def make_batched_eval_env(self, cfg) -> FakeEvalEnv:
+        return FakeEvalEnv(min(cfg.num_eval_envs or 2, cfg.num_eval_episodes), cfg.pixels, cfg.frame_stack)
 
 
 def tiny_cfg(**overrides: Any):
@@ -223,9 +229,10 @@ def test_fake_batched_env_follows_contract(pixels: bool) -> None:
 
 
 def test_fake_eval_env_follows_contract() -> None:
-    env = FakeEvalEnv(pixels=True)
-    obs, info = env.reset(seed=1)
-    assert obs["rgb_wrist"].shape == (3, 3, 16, 16) and env.action_space.shape == (1, 4)
-    obs, r, term, trunc, info = env.step(np.zeros((1, 4), np.float32))
-    assert {"task_success", "cube_z", "is_grasping"} <= set(info)
-    assert env.render().shape[2] == 3 and env.render().dtype == np.uint8
+    env = FakeEvalEnv(num_envs=2, pixels=True, ep_len=3)
+    assert check_batched_contract(env, 12) == 6
+    obs, info = env.reset(seed=[5, 6])
+    assert obs["rgb_wrist"].shape == (2, 3, 3, 16, 16) and env.seeds == {0: 5, 1: 6}
+    s = env.step(torch.zeros(2, 4))
+    assert {"task_success", "cube_z", "is_grasping"} <= set(s.info) and s.info["cube_z"].shape == (2,)
+    assert env.render(1).shape[2] == 3 and env.render(1).dtype == np.uint8
