@@ -57,7 +57,9 @@ def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path
     finally:
         env.close()
     videos = [write_video(e["video"], out_dir / f"episode_{i:03d}.mp4") for i, e in enumerate(eps[:video_episodes])]
-    return {"checkpoint": str(path), "frames": policy.frames, **stats, "videos": [str(v) if v else None for v in videos]}
+    return {"checkpoint": str(path), "frames": policy.frames, **stats,
+            "curriculum_stage": int(cfg.curriculum_stage.stage), "reward_version": str(cfg.reward_version.name),
+            "videos": [str(v) for v in videos if v]}
 
 
 def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = None,
@@ -72,19 +74,20 @@ def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = N
         stats, eps = run_episodes(ExpertPolicy(cfg, n), env, episodes, seed, video_episodes if video_path else 0)
     finally:
         env.close()
-    if video_path:
-        write_video([f for e in eps for f in e["video"]], Path(video_path))
-    return {**stats, "curriculum_stage": cfg.curriculum_stage, "reward_version": cfg.reward_version}
+    written = write_video([f for e in eps for f in e["video"]], Path(video_path)) if video_path else None
+    return {**stats, "curriculum_stage": cfg.curriculum_stage, "reward_version": cfg.reward_version,
+            "videos": [str(written)] if written else []}
 
 
 def format_block(s: dict[str, Any]) -> str:
     """The familiar block printed by scripts/eval.py and scripts/record_expert.py."""
     return "\n".join([
         "=" * 44,
+        f"Curriculum Stage:  {s['curriculum_stage']} (reward {s['reward_version']})",
         f"Episodes:          {s['episodes']}",
         f"Mean Reward:       {s['mean_reward']:.2f} +- {s['std_reward']:.2f}",
         f"Success Rate:      {100 * s['success_rate']:.1f} %",
         f"Max Cube Z:        {s['max_cube_z']:.3f} +- {s['std_max_cube_z']:.3f} m",
-        f"Mean Grasp Steps:  {s['mean_grasp_steps']:.1f}",
+        f"Mean Grasp Steps:  {s['mean_grasp_steps']:.1f} (steps per episode with the cube between the jaws)",
         "=" * 44,
     ])

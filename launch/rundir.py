@@ -25,7 +25,7 @@ from learning.snapshot import DiskFull, disk_full, free_space  # noqa: F401  (re
 
 SAVED = ".hydra"                       # where Hydra kept it: analysis/ and users know the place
 LOCK = ".lock"
-HYDRA_ONLY = {"train.log"}             # what Hydra writes into a run directory before project code
+HYDRA_ONLY = {"train.log", "eval.log", "record_expert.log"}  # what Hydra writes before project code
 
 
 def saved_overrides(run_dir: Path) -> list[str]:
@@ -89,13 +89,14 @@ class RunLock:
             self._f = None
 
 
-def remove_if_untouched(work_dir: Path) -> None:
-    """After a refusal: remove the run directory if it holds nothing but what Hydra wrote."""
+def remove_if_untouched(work_dir: Path | str, also: tuple[str, ...] = ()) -> None:
+    """After a refusal: remove the run directory if it holds nothing but what Hydra wrote (and
+    `also`: the `.hydra/` that Hydra writes into the eval scripts' output directories)."""
     try:
         entries = set(os.listdir(work_dir))
     except OSError:
         return
-    if entries <= HYDRA_ONLY:
+    if entries <= HYDRA_ONLY | set(also):
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
