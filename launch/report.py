@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from analysis.runs import load_runs
-from learning.console import _duration, _figures, eval_line, say
+from learning.console import _figures, duration, eval_line, say
 
 __all__ = ["closing_block", "eval_line", "say"]
 
@@ -31,8 +31,14 @@ def closing_block(work_dir: Path, result: Mapping[str, Any], wall_s: float) -> s
         note = "none (eval_every_steps=0 or no evaluation reached)"
     frames = int(result.get("frames", 0))
     stop = result.get("stop_signal")
-    lines = ["=" * 72,
-             f"run {'stopped by ' + stop if stop else 'finished'}: {frames:,} frames, wall time {_duration(wall_s)}"]
+    trained = result.get("wall_s")  # the trainer's clock: the one the [eval] lines and train_minutes count
+    if trained is None:
+        clock = f"wall time {duration(wall_s)}"
+    else:
+        setup = max(0.0, wall_s - (trained - float(result.get("wall_s_before", 0.0))))
+        clock = (f"wall time {duration(trained)} (training, over all sessions: the clock of the [eval] lines and "
+                 f"train_minutes) + {duration(setup)} of setup in this process (validation, envs, kernels)")
+    lines = ["=" * 72, f"run {'stopped by ' + stop if stop else 'finished'}: {frames:,} frames, {clock}"]
     if curve.get("frames"):
         n = len(curve["frames"])
         returns = curve.get("return") or [0.0] * n

@@ -69,10 +69,10 @@ def eval_line(metrics: Mapping[str, float], frames: int, episodes: int) -> str:
     figures = _figures(metrics.get("eval/success_rate", 0.0), metrics.get("eval/episode_reward"),
                        metrics.get("eval/episode_length"), metrics.get("eval/max_cube_z"))
     wall = metrics.get("eval/wall_s")
-    when = f" ({_duration(wall)} into the run)" if wall is not None else ""
+    when = f" ({duration(wall)} into the run)" if wall is not None else ""
     return f"[eval] {frames:,} frames, {episodes} episode{'s' * (episodes != 1)}: {figures}{when}"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min {s:02d} s" if m else f"{s} s"

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from envs.batched import Step
 from learning import demos, envio
 from learning.agents import make_agent
-from learning.console import eval_line, say
+from learning.console import duration, eval_line, say
 from learning.evaluation import evaluate
 from learning.logger import MetricLogger
 from learning.networks import SideThread, spare_cpu_core
@@ -51,6 +51,7 @@ from learning.snapshot import (
 from runconfig.rules import ring_capacity, validate_config
 
 WINDOW = 100  # finished episodes in the train success / return windows
+LONG_RUN_S = 3 * 3600  # a run the measured rate says needs longer than this is told so once
 # seed + offset: the eval episodes and the demos are seeded apart from training and from each other
 EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000
 
@@ -184,6 +185,7 @@ class NativeTrainer:
         self.wandb_run_id = self.logger.wandb_run_id
         self._stop: str | None = None
         self._t0 = time.perf_counter()
+        self._session_start, self._warned_long = (self._t0, self.frames), False
         previous = self._install_signal_handlers()
         resumed = self.replay.written > 0 or self.frames > 0
         if cfg.demos > 0 and self.frames == 0 and self.demo_replay is None:
@@ -233,7 +235,8 @@ class NativeTrainer:
             self._restore_signal_handlers(previous)
             self.logger.close()
             self.close_envs()
-        return {**metrics, **self.last_eval, "frames": self.frames, "updates": self.updates,
+        return {**metrics, **self.last_eval, "wall_s": self.wall_s(), "wall_s_before": self.wall_before,
+                "frames": self.frames, "updates": self.updates,
                 "episodes": self.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
 
     @staticmethod
@@ -348,8 +351,33 @@ class NativeTrainer:
             episodes = (f"success {m['success_rate']:.2f}, return {m['episode_return']:.1f}" if self.return_window
                         else "no episode finished yet")
             say(f"[native] {self.frames}/{self.cfg.num_train_frames} frames ({done:.0f} %), {m['fps']:.0f} fps, "
-                  f"{episodes}")
+                f"{episodes}, ETA {duration(self._seconds_left())}, device {self.device}")
         return m
+
+    def _seconds_left(self) -> float:
+        """Until num_train_frames at this session's mean rate (evaluations included), or until
+        train_minutes runs out if that comes first."""
+        done = self.frames - self._session_start[1]
+        spent = time.perf_counter() - self._session_start[0]
+        left = (self.cfg.num_train_frames - self.frames) * spent / done if done > 0 else float("inf")
+        if self.cfg.train_minutes is not None:
+            left = min(left, max(0.0, 60.0 * float(self.cfg.train_minutes) - self.wall_s()))
+        return left
+
+    def _warn_if_long(self) -> None:
+        """Once, after this session's first evaluation: a run the measured rate says will take more
+        than a few hours is told so, with the presets sized for a CPU."""
+        if self._warned_long or self.frames <= self._session_start[1]:
+            return
+        self._warned_long = True
+        left = self._seconds_left()
+        rate = (self.frames - self._session_start[1]) / max(1e-9, time.perf_counter() - self._session_start[0])
+        if left > LONG_RUN_S:
+            say(f"[native] note: at this rate ({rate:.0f} frames/s, evaluations included) the run needs about "
+                f"{left / 3600:.0f} h more for "
+                f"num_train_frames={self.cfg.num_train_frames:,} on {self.device}. Sized for a 2-core CPU: "
+                "experiment=sac_stage2 (state, ~5 min), experiment=pixels_cpu_rl (pixels, 30 min budget); or set "
+                "train_minutes=... to stop, evaluate and snapshot at a budget")
 
     def _evaluate(self) -> None:
         cfg = self.cfg
@@ -364,6 +392,7 @@ class NativeTrainer:
         self.last_eval = metrics
         self.logger.log("eval", metrics, self.frames)
         say(eval_line(metrics, self.frames, cfg.num_eval_episodes))
+        self._warn_if_long()
         if written is not None:
             self.logger.log_video(written, self.frames)
 

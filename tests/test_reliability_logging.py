@@ -6,11 +6,13 @@ import os
 import re
 import resource
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests._cli import child_env, counters, latest, no_traceback, run_train
+from tests._cli import HANG_S, ROOT, child_env, counters, latest, no_traceback, run_train, train_argv
 
 
 @pytest.mark.slow
@@ -50,6 +52,37 @@ def test_a_run_prints_each_evaluation_and_a_closing_block(tmp_path: Path) -> Non
     assert all(e in story for e in evals) and "run finished: 200 frames" in story, story[-2000:]
     assert "[run] overrides: " in r.stdout and "full config: " in r.stdout and "replay:" not in r.stdout
     assert "OpenGL" not in r.stdout + story
+    # one clock: the closing block's training wall time is the [eval] lines' "into the run" clock
+    seconds = [_seconds(m) for m in re.findall(r"\((\d+ min \d+ s|\d+ s) into the run\)", r.stdout)]
+    trained = _seconds(re.search(r"wall time (\d+ min \d+ s|\d+ s) \(training, over all sessions", block).group(1))
+    assert seconds and trained >= seconds[-1], (seconds, block)
+    progress = [line for line in r.stdout.splitlines() if line.startswith("[native] ") and " frames (" in line]
+    assert progress and all(re.search(r", ETA (\d+ min )?\d+ s, device cpu$", line) for line in progress), progress
+
+
+def _seconds(text: str) -> int:
+    m = re.fullmatch(r"(?:(\d+) min )?(\d+) s", text)
+    return 60 * int(m.group(1) or 0) + int(m.group(2))
+
+
+def test_a_run_the_rate_says_is_long_is_told_so_once(tmp_path: Path) -> None:
+    """After its first evaluation a run whose measured rate implies many hours says so, with the
+    presets sized for a CPU; then SIGTERM stops it with a snapshot."""
+    proc = subprocess.Popen(train_argv(tmp_path / "run", "num_train_frames=1000000000", "eval_every_steps=100",
+                                       "num_eval_episodes=1"), cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    deadline = time.monotonic() + HANG_S
+    while time.monotonic() < deadline and (line := proc.stdout.readline()):
+        seen.append(line)
+        if line.startswith("[eval] 200 frames"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out = "".join(seen) + proc.communicate(timeout=HANG_S)[0]
+    notes = [line for line in out.splitlines() if line.startswith("[native] note: at this rate")]
+    assert len(notes) == 1 and "h more for num_train_frames=1,000,000,000" in notes[0], out[-3000:]
+    assert "experiment=sac_stage2" in notes[0] and "train_minutes=" in notes[0]
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
 
 
 def _no_big_files() -> None:  # child: files over 64 KiB fail with EFBIG (a full disk, as far as we know)
