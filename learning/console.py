@@ -3,9 +3,11 @@ tagged with the job in a sweep) and the one-line `[eval]` summary."""
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 from hydra.core.hydra_config import HydraConfig
@@ -76,3 +78,13 @@ def eval_line(metrics: Mapping[str, float], frames: int, episodes: int) -> str:
 def duration(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+@contextmanager
+def phase(what: str) -> Iterator[None]:
+    """Say what a wait is for before it starts and how long it took after: '<what> ...', then
+    '<what>: done in 12 s'."""
+    say(f"{what} ...")
+    t0 = time.perf_counter()
+    yield
+    say(f"{what}: done in {duration(time.perf_counter() - t0)}")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from envs.batched import Step
 from learning import demos, envio
 from learning.agents import make_agent
-from learning.console import duration, eval_line, say
+from learning.console import duration, eval_line, phase, say
 from learning.evaluation import evaluate
 from learning.logger import MetricLogger
 from learning.networks import SideThread, spare_cpu_core
@@ -51,6 +51,7 @@ from learning.snapshot import (
 from runconfig.rules import ring_capacity, validate_config
 
 WINDOW = 100  # finished episodes in the train success / return windows
+LONG_EVAL_EPISODES = 20  # evaluations of at least this many episodes announce themselves
 LONG_RUN_S = 3 * 3600  # a run the measured rate says needs longer than this is told so once
 # seed + offset: the eval episodes and the demos are seeded apart from training and from each other
 EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000
@@ -97,14 +98,19 @@ class NativeTrainer:
         if not hasattr(factory, "make_batched_env"):
             raise ValueError(f"{type(factory).__name__} has no make_batched_env(cfg): the native engine trains on "
                              "the batched env contract (envs.batched.BatchedLiftEnv)")
-        self.train_env = factory.make_batched_env(cfg)
+        genesis = getattr(factory, "backend", None) == "Genesis"
+        with phase(f"[env] building the train env ({cfg.num_train_envs} x {getattr(factory, 'backend', 'env')}"
+                   + ("; Genesis compiles its kernels on first use, ~1 min, cached for later runs" if genesis else "")
+                   + ")"):
+            self.train_env = factory.make_batched_env(cfg)
         self.eval_env = None
         if cfg.eval_every_steps > 0 and cfg.num_eval_episodes > 0:
             if not hasattr(factory, "make_batched_eval_env"):
                 self.close_envs()
                 raise ValueError(f"{type(factory).__name__} has no make_batched_eval_env(cfg): the native engine "
                                  "evaluates on the batched env contract (envs.batched.BatchedLiftEnv)")
-            self.eval_env = factory.make_batched_eval_env(cfg)
+            with phase("[env] building the eval env"):
+                self.eval_env = factory.make_batched_eval_env(cfg)
         try:
             self._build()
         except BaseException:
@@ -382,6 +388,8 @@ class NativeTrainer:
     def _evaluate(self) -> None:
         cfg = self.cfg
         video = self.work_dir / "eval_videos" / f"{self.frames}.mp4" if cfg.log_eval_video else None
+        if cfg.num_eval_episodes >= LONG_EVAL_EPISODES:  # a wait of minutes from pixels: say what it is
+            say(f"[eval] {cfg.num_eval_episodes} episodes at {self.frames:,} frames ...")
         metrics, written = evaluate(self.agent, self.eval_env, cfg.num_eval_episodes, self.frames,
                                     cfg.seed + EVAL_SEED_OFFSET, self.keys, self.device, video,
                                     stop=lambda: self._stop is not None)
