@@ -32,6 +32,48 @@ def replace_section(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
 
 
+def mujoco_section(steps: int, ns: list[int], rounds: int) -> tuple[str, list[dict], list[dict]]:
+    """The single env's steps/s without and with the camera (measured here), and the batched state-only
+    step against its bare physics per N (bench.mujoco_bench in a subprocess)."""
+    from bench.mujoco_bench import env_steps_per_second
+
+    rows, rates = [], []
+    for pixels in (False, True):
+        rate = env_steps_per_second(pixels, steps)
+        label = "84x84 wrist camera" if pixels else "state only (no camera)"
+        print(f"MuJoCo, {label}: {rate:.0f} env-steps/s", flush=True)
+        rows.append(f"| MuJoCo | 1 | {label} | {rate:.0f} |")
+        rates.append({"pixels": pixels, "env_steps_per_s": rate})
+    r = run_module(["bench.mujoco_bench", "--ns", *map(str, ns), "--steps", str(steps), "--rounds", str(rounds)])
+    costs = r["step_costs"] if r else []
+    body = "| backend | envs | observation | env-steps/s |\n|---|---|---|---|\n" + "\n".join(rows)
+    return body + "\n\n" + mujoco_cost_table(costs, ns), rates, costs
+
+
+def mujoco_cost_table(costs: list[dict], ns: list[int]) -> str:
+    """The markdown table of bench.mujoco_bench's step costs (a failed measurement says so)."""
+    if not costs:
+        return f"Batched step against its physics (N = {ns}): measurement failed (see the benchmark's output)."
+    sub = costs[0]["n_substeps"]
+    rows = [f"| {c['n']} | {c['physics_ms']:.3f} | {c['backend_ms']:.3f} | {c['env_ms']:.3f} | "
+            f"{c['backend_over_physics']:.2f}x | {c['env_over_physics']:.2f}x | {c['layer_ms_per_step']:.2f} | "
+            f"{c['torch_ops_per_step']} |" for c in costs]
+    return "\n".join([
+        "The native engine's batched env (`BatchedLiftEnv`, state only, stage 3, frame stack 3) against its own "
+        f"physics, ms per env step and env: *bare physics*: the step's {sub} `mj_step` substeps of each env on the "
+        "batch's own `MjData`s and nothing else; *backend*: `backend.step` + `backend.read` (controls in, state "
+        "out as (N, ...) tensors); *env step*: `BatchedLiftEnv.step` (task: IK, predicates, reward, observation, "
+        "frame stacks). The three replay one trajectory from the same reset and take turns, "
+        f"{costs[0]['rounds']} rounds of {costs[0]['steps']} steps; the ratios are the medians of the per-round "
+        "ratios. *layer*: env step minus backend, ms per batched step (not per env), with the ATen operators "
+        "one batched step runs (`bench/mujoco_bench.py`).",
+        "",
+        "| N | bare physics ms/env | backend ms/env | env step ms/env | backend / physics | env step / physics | "
+        "layer ms per step | torch ops per step |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows])
+
+
 def genesis_section(ns: list[int], cam_ns: list[int], steps: int, cam_steps: int, device: str
                     ) -> tuple[str, list[dict]]:
     results = []

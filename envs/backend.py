@@ -1,7 +1,8 @@
 """What a physics backend must provide to the task: physics state in and out, batched.
 
 Backends know nothing of rewards, predicates or curricula: those live once in
-``envs/task.py``. MuJoCo is a batch of one; Genesis a batch of N in one scene.
+``envs/task.py``. MuJoCo is N `MjData` stepped in turn (N = 1 for a single env); Genesis a batch of N
+in one scene.
 """
 from __future__ import annotations
 

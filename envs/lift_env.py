@@ -98,15 +98,12 @@ class LiftCubeEnv(gym.Env):
 
 
 def make_mujoco_backend(cfg: TaskConfig, num_envs: int = 1) -> Backend:
-    """One MjData (a batch of one), or N of them stepped in turn as one batch."""
-    from envs.mujoco_backend import MujocoBackend, MujocoBatchBackend
+    """N MjData (one for a single env), stepped in turn as one batch."""
+    from envs.mujoco_backend import MujocoBackend
 
     check_backend(cfg, "MuJoCo")
-
-    def one() -> MujocoBackend:
-        return MujocoBackend(cfg.cube_half_size, cfg.cube_mass, cfg.cube_friction, cfg.physics_dt, cfg.image_size)
-
-    return one() if num_envs == 1 else MujocoBatchBackend([one() for _ in range(num_envs)])
+    return MujocoBackend(cfg.cube_half_size, cfg.cube_mass, cfg.cube_friction, cfg.physics_dt, cfg.image_size,
+                         num_envs=num_envs)
 
 
 class LiftCubeMujocoEnv(LiftCubeEnv):

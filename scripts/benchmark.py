@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import envs  # noqa: E402,F401  (headless GL first)
 from bench.machine import describe  # noqa: E402
-from bench.report import (eval_section, genesis_section, merge_raw, plot, train_section, update_section,  # noqa: E402
-                          vision_section, write_docs)
+from bench.report import (eval_section, genesis_section, merge_raw, mujoco_section, plot, train_section,  # noqa: E402
+                          update_section, vision_section, write_docs)
 
 SECTIONS = ("mujoco", "genesis", "train", "update", "eval", "vision")
 
@@ -37,18 +37,10 @@ def main(cfg: DictConfig) -> None:
     machine = describe()
     head = f"Measured {datetime.date.today()} on: {machine}.\n\n"
     print(head, flush=True)
-    out, genesis, train, mujoco, update, evaluation, vision = {}, [], [], [], None, None, None
+    out, genesis, train, mujoco, mujoco_costs, update, evaluation, vision = {}, [], [], [], [], None, None, None
     if "mujoco" in cfg.sections:
-        from bench.mujoco_bench import env_steps_per_second
-
-        rows = []
-        for pixels in (False, True):
-            rate = env_steps_per_second(pixels, int(cfg.mujoco_steps))
-            label = "84x84 wrist camera" if pixels else "state only (no camera)"
-            print(f"MuJoCo, {label}: {rate:.0f} env-steps/s", flush=True)
-            rows.append(f"| MuJoCo | 1 | {label} | {rate:.0f} |")
-            mujoco.append({"pixels": pixels, "env_steps_per_s": rate})
-        out["mujoco-env"] = head + "| backend | envs | observation | env-steps/s |\n|---|---|---|---|\n" + "\n".join(rows)
+        body, mujoco, mujoco_costs = mujoco_section(int(cfg.mujoco_steps), list(cfg.mujoco_ns), int(cfg.mujoco_rounds))
+        out["mujoco-env"] = head + body
     if "genesis" in cfg.sections:
         body, genesis = genesis_section(list(cfg.genesis_ns), list(cfg.genesis_camera_ns), int(cfg.genesis_steps),
                                         int(cfg.genesis_camera_steps), str(cfg.sim_device))
@@ -69,14 +61,15 @@ def main(cfg: DictConfig) -> None:
         out["vision"] = body
     # The raw figures stay with the run (Hydra's output dir), whatever is done with the docs.
     raw = Path(HydraConfig.get().runtime.output_dir) / "results.json"
-    raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "genesis": genesis, "train": train,
-                               "update": update, "eval": evaluation, "vision": vision}, indent=1))
+    raw.write_text(json.dumps({"machine": machine, "mujoco": mujoco, "mujoco_step_costs": mujoco_costs,
+                               "genesis": genesis, "train": train, "update": update, "eval": evaluation,
+                               "vision": vision}, indent=1))
     print(f"raw results: {raw}")
     if cfg.write_docs:
         write_docs(ROOT / cfg.docs_path, out)
         raw = merge_raw((ROOT / cfg.docs_path).with_suffix(".json"),
-                        {"genesis": genesis, "train": train, "mujoco": mujoco, "update": update, "eval": evaluation,
-                         "vision": vision})
+                        {"genesis": genesis, "train": train, "mujoco": mujoco, "mujoco_step_costs": mujoco_costs,
+                         "update": update, "eval": evaluation, "vision": vision})
         plot(raw.get("genesis", []), raw.get("train", []), ROOT / cfg.plot_path)
 
 

@@ -75,3 +75,84 @@ def test_genesis_batch_follows_the_contract_with_one_render_per_step() -> None:
     assert check_batched_contract(env, 9, lambda t: torch.full((3, 4), -0.2)) >= 6
     assert calls[0] == 1 + 9
     env.close()
+
+
+def contacts_by_loop(data) -> tuple[bool, bool]:
+    """The cube touches the fixed jaw, the moving jaw: one contact at a time (the oracle)."""
+    m_ids = {"fixed": "fixed_jaw_pad", "moving": "moving_jaw_pad"}
+    fixed = moving = False
+    for i in range(data.ncon):
+        g1, g2 = (data.model.geom(int(g)).name for g in data.contact.geom[i])
+        if "cube" in (g1, g2):
+            other = g2 if g1 == "cube" else g1
+            fixed |= other == m_ids["fixed"]
+            moving |= other == m_ids["moving"]
+    return fixed, moving
+
+
+def test_a_mujoco_batch_reads_bit_for_bit_what_single_backends_read() -> None:
+    """Every field of a batch of 3 equals three single backends given the same states and targets, exactly:
+    the batched copies move rows, nothing is computed differently or taken from another env."""
+    from dataclasses import fields, replace
+
+    from envs.backend import ResetState
+
+    rnd = {"cube_size": True, "cube_friction": True, "camera_jitter": True, "light": True}
+    cfg = make_task_config(**{**SHORT, "curriculum_stage": 1, "randomization": rnd})
+    task = LiftTask(make_mujoco_backend(cfg, 3), cfg, 4)
+    batch = task.backend
+    singles = [make_mujoco_backend(cfg, 1) for _ in range(3)]
+    task.reset()  # cube between the jaws (stage 1), each env with its own cube and model edits
+    ids = torch.arange(3)
+    g = torch.Generator().manual_seed(0)
+    state = ResetState(qpos=task.q_cmd.clone(), cube_pos=batch.read().cube_pos, cube_quat=batch.read().cube_quat,
+                       cube_half_size=task.cube_half.clone(), cube_friction=torch.rand(3, generator=g) + 0.5,
+                       cube_rgba=torch.rand(3, 4, generator=g), camera_offset=torch.rand(3, 6, generator=g) * 0.01,
+                       light_dir=torch.tensor([[0.0, 0.0, -1.0]] * 3), light_intensity=torch.rand(3, generator=g))
+    batch.set_state(ids, state)
+    for i, single in enumerate(singles):
+        single.set_state(torch.arange(1), replace(state, **{f.name: getattr(state, f.name)[i:i + 1]
+                                                           for f in fields(state)}))
+    touched = 0
+    for t in range(12):
+        q = task.q_cmd + 0.05 * torch.randn(3, 6, generator=g)
+        q[:, 5] = -0.2  # close the jaws on the cube
+        batch.step(q, 10)
+        for i, single in enumerate(singles):
+            single.step(q[i:i + 1], 10)
+        s = batch.read()
+        for i, single in enumerate(singles):
+            one = single.read()
+            for f in fields(s):
+                assert torch.equal(getattr(s, f.name)[i:i + 1], getattr(one, f.name)), (t, i, f.name)
+            expect = contacts_by_loop(batch.datas[i])
+            assert (bool(s.contact_fixed[i]), bool(s.contact_moving[i])) == expect, (t, i)
+            touched += expect[0] + expect[1]
+    assert touched > 0  # the contact read-out was exercised
+    qk = task.q_cmd[[2, 0]] + 0.1
+    kin = batch.kinematics(torch.tensor([2, 0]), qk)
+    for j, i in enumerate((2, 0)):
+        one = singles[i].kinematics(torch.arange(1), qk[j:j + 1])
+        for f in fields(kin):
+            assert torch.equal(getattr(kin, f.name)[j:j + 1], getattr(one, f.name)), (i, f.name)
+    for b in (batch, *singles):
+        b.close()
+
+
+def test_mujoco_states_and_images_handed_out_never_change() -> None:
+    """read() and render() fill fresh arrays: what a step returned (kept in info, replay, frame stacks)
+    stays as it was after later steps."""
+    from dataclasses import fields
+
+    cfg = make_task_config(**SHORT, pixels=True)
+    task = LiftTask(make_mujoco_backend(cfg, 2), cfg, 0)
+    task.reset()
+    be = task.backend
+    s, img = be.read(), be.render()
+    kept = {f.name: getattr(s, f.name).clone() for f in fields(s)}
+    kept_img = img.clone()
+    be.step(task.q_cmd + 0.2, 10)
+    s2, img2 = be.read(), be.render()
+    assert not torch.equal(s2.qpos, s.qpos) and not torch.equal(img2, img)  # the state did move
+    assert all(torch.equal(getattr(s, k), v) for k, v in kept.items()) and torch.equal(img, kept_img)
+    be.close()
