@@ -98,7 +98,8 @@ def _parse_overrides(path: Path) -> dict[str, str]:
 
 
 def read_curve(path: Path) -> dict[str, list[float]]:
-    """eval.csv -> {'frames': [...], 'success': [...], 'return': [...], ...}, sorted by frames.
+    """eval.csv -> {'frames': [...], 'success': [...], 'return': [...], ...}, sorted by frames. Of rows
+    with the same frames (a stretch logged again after a crash and resume) the last is kept.
 
     Raises CompareError naming the file and line for anything that is not a clean table.
     """
@@ -128,7 +129,8 @@ def read_curve(path: Path) -> dict[str, list[float]]:
                 raise CompareError(f"{path}: corrupt eval.csv, line {line}: {header[i]}={row[i]!r} "
                                    "is not a number") from None
             curve[name].append(value)
-    order = sorted(range(len(curve["frames"])), key=curve["frames"].__getitem__)
+    last = {f: i for i, f in enumerate(curve["frames"])}  # one row per frames value: the last written
+    order = sorted(last.values(), key=curve["frames"].__getitem__)
     return {name: [values[i] for i in order] for name, values in curve.items()}
 
 

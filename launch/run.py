@@ -36,6 +36,8 @@ from launch.robobase_engine import run_robobase
 from launch.rundir import (
     SAVED,
     RunLock,
+    claim_run_dir,
+    clear_run_dir,
     remove_if_untouched,
     remove_stale_temp_files,
     save_composition,
@@ -333,8 +335,12 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
     if cfg.torch_threads is not None:
         # Small networks on a shared CPU: more intra-op threads than free cores stall each update.
         torch.set_num_threads(cfg.torch_threads)
+    # overwrite is never taken from a resumed run's saved config: only typed now
+    replace = claim_run_dir(work_dir, resumed_from, bool(OmegaConf.select(live, "overwrite", default=False)))
     check_output_dir(work_dir)
     lock.acquire()
+    if replace:
+        clear_run_dir(work_dir)
     remove_stale_temp_files(work_dir)
     overrides = list(cli_overrides or [])
     into_new_dir = resumed_from is not None and resumed_from.resolve() != work_dir.resolve()

@@ -26,6 +26,8 @@ from learning.snapshot import DiskFull, disk_full, free_space  # noqa: F401  (re
 SAVED = ".hydra"                       # where Hydra kept it: analysis/ and users know the place
 LOCK = ".lock"
 HYDRA_ONLY = {"train.log", "eval.log", "record_expert.log"}  # what Hydra writes before project code
+# What shows that a directory already holds a run (of either engine).
+RUN_MARKS = (f"{SAVED}/config.yaml", "snapshots", "train.csv", "eval.csv", "config_resolved.yaml")
 
 
 def saved_overrides(run_dir: Path) -> list[str]:
@@ -48,6 +50,53 @@ def save_composition(cfg: DictConfig, work_dir: Path, overrides: list[str], hydr
     (d / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
     if hydra_cfg is not None:
         (d / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+
+
+def run_marks(work_dir: Path) -> list[str]:
+    """The RUN_MARKS present in work_dir: non-empty when it already holds a run."""
+    return [m for m in RUN_MARKS if (work_dir / m).exists()]
+
+
+def claim_run_dir(work_dir: Path, resumed_from: Path | None, overwrite: bool) -> bool:
+    """A fresh run (or a resume of another run) into a directory that already holds a run is refused
+    before anything is written: it would overwrite that run's snapshots, keep its saved composition
+    and interleave both runs' rows in train.csv. A resume of the run in that very directory is its
+    owner. Returns True when overwrite=true is to clear the old run (`clear_run_dir`, once this
+    process holds the lock); reads only."""
+    found = run_marks(work_dir)
+    if not found or (resumed_from is not None and resumed_from.resolve() == work_dir.resolve()):
+        return False
+    holder = RunLock.holder(work_dir)
+    if holder is not None:  # a live run: the lock's own message, overwrite or not
+        raise ConfigError(f"run directory {str(work_dir)!r} is in use by {holder}: wait for that run to end, or give "
+                          "this one its own directory (hydra.run.dir=...)")
+    if overwrite:
+        return True
+    raise ConfigError(f"run directory {str(work_dir)!r} already holds a run ({', '.join(found)}), and this one is "
+                      "not a resume of it: a new run there would overwrite its snapshots and mix both runs' rows. "
+                      f"To continue that run: resume={work_dir}; to replace it: overwrite=true (its files are "
+                      "deleted first); or give this run its own directory (hydra.run.dir=...)")
+
+
+def clear_run_dir(work_dir: Path) -> int:
+    """overwrite=true: delete everything in work_dir but the lock this process holds; Hydra's
+    train.log, open for this run, is emptied instead. Deleted, not moved aside: a copy kept inside
+    the directory would be found as a run by analysis/, and one beside it would write where the
+    user did not ask. Returns the number of entries removed."""
+    removed = 0
+    for entry in sorted(work_dir.iterdir()):
+        if entry.name == LOCK:
+            continue
+        if entry.name in HYDRA_ONLY and entry.is_file():
+            os.truncate(entry, 0)
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        removed += 1
+    say(f"[run] overwrite=true: deleted the earlier run in {work_dir} ({removed} entries)")
+    return removed
 
 
 class RunLock:
@@ -80,6 +129,22 @@ class RunLock:
         f.flush()
         self._f = f
         return self
+
+    @staticmethod
+    def holder(work_dir: Path) -> str | None:
+        """Who holds the lock of work_dir now (its text), or None; writes nothing."""
+        path = work_dir / LOCK
+        try:
+            f = open(path)
+        except OSError:
+            return None
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return f.read().strip() or "another process"
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return None
 
     def release(self) -> None:
         if self._f is not None:

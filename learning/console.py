@@ -2,10 +2,13 @@
 tagged with the job in a sweep) and the one-line `[eval]` summary."""
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import sys
 import time
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -55,6 +58,36 @@ def say(message: str) -> None:
             _log.info(tag + line if tag else line)
     else:
         print(message, flush=True)
+
+
+_log_file_full: OSError | None = None
+
+
+def watch_log_files() -> None:
+    """On a full disk, logging's FileHandler (Hydra's train.log) prints '--- Logging error ---' and
+    a traceback for every line, and the run goes on. Instead the first ENOSPC is kept for
+    `log_file_full`, that file stops being written (the console still shows every line), and the
+    run's next metrics write raises it, ending the run as any other full-disk write does."""
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.FileHandler) and not getattr(h, "_liftbase_watched", False):
+            h._liftbase_watched = True  # type: ignore[attr-defined]
+            h.handleError = partial(_file_handler_error, h)  # type: ignore[method-assign]
+
+
+def _file_handler_error(handler: logging.FileHandler, record: logging.LogRecord) -> None:
+    global _log_file_full
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        if _log_file_full is None:
+            _log_file_full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), handler.baseFilename)
+        handler.setLevel(logging.CRITICAL + 1)
+        return
+    logging.FileHandler.handleError(handler, record)
+
+
+def log_file_full() -> OSError | None:
+    """The ENOSPC a watched log file met (`watch_log_files`), or None."""
+    return _log_file_full
 
 
 def _figures(success: float, ret: float | None = None, length: float | None = None, z: float | None = None) -> str:

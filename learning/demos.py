@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -21,17 +21,20 @@ from learning.replay import Batch, KeySpec, ReplayBuffer
 Episode = dict[str, Any]  # obs: {key: (T, F, ...)}, action (T, A), reward/terminated/truncated (T,)
 
 
-def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[str]) -> tuple[list[Episode], int]:
+def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[str],
+            stop: Callable[[], bool] | None = None) -> tuple[list[Episode], int]:
     """Roll out the expert for `episodes` episodes in the batched env (N envs in lockstep rounds).
 
     Each round resets all N envs and steps until the counted ones have finished their first
     episode (the others, and envs past their first episode, keep stepping unrecorded). Returns
     (the successful episodes, the number tried). The expert is built per round: `expert_factory(N)`.
+    `stop()` is asked before every env step: when it says yes, collection ends at once (the round
+    under way is not counted).
     """
     n = int(env.num_envs)
     kept: list[Episode] = []
     tried, rnd = 0, 0
-    while tried < episodes:
+    while tried < episodes and not (stop and stop()):
         take = min(n, episodes - tried)
         obs, info = env.reset(seed=seed + rnd * n)
         expert = expert_factory(n)
@@ -41,6 +44,8 @@ def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[
         end = torch.zeros(n, dtype=torch.long)
         success = torch.zeros(n, dtype=torch.bool)
         while bool(live[:take].any()):
+            if stop is not None and stop():
+                return kept, tried
             action = expert.act(info).float()                                        # (N, A) in [-1, 1]
             step = env.step(action.to(env.device))
             steps.append(({k: obs[k].cpu() for k in keys}, action, step.reward.cpu().float(),
@@ -75,10 +80,16 @@ def demo_replay(episodes: list[Episode], spec: Mapping[str, KeySpec], frame_stac
 
 
 def load_demos(episodes: int, env: Any, expert_factory: Any, seed: int, spec: Mapping[str, KeySpec],
-               frame_stack: int, nstep: int, gamma: float, device: torch.device) -> ReplayBuffer | None:
-    """Collect, report and store the demos; None (with a warning) when the expert never succeeded."""
+               frame_stack: int, nstep: int, gamma: float, device: torch.device,
+               stop: Callable[[], bool] | None = None) -> ReplayBuffer | None:
+    """Collect, report and store the demos; None (with a warning) when the expert never succeeded,
+    and None when `stop()` ended the collection early (see `collect`)."""
     t0 = time.perf_counter()
-    kept, tried = collect(env, expert_factory, episodes, seed, list(spec))
+    say(f"[demos] rolling out the scripted expert for {episodes} episodes")
+    kept, tried = collect(env, expert_factory, episodes, seed, list(spec), stop)
+    if stop is not None and stop():
+        say(f"[demos] collection stopped after {tried} of {episodes} episodes: none are kept")
+        return None
     transitions = sum(len(e["reward"]) for e in kept)
     say(f"[demos] scripted expert: {len(kept)} of {tried} episodes succeeded and are kept "
           f"({transitions} transitions, {time.perf_counter() - t0:.1f} s)")

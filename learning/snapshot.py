@@ -4,6 +4,16 @@ A snapshot is written to a temp file in the same directory, fsync'ed and os.repl
 `latest_snapshot.pt` is always either the previous or the new complete file. Loading checks
 the file and its compatibility with the live run BEFORE the trainer touches the run
 directory, so a bad `resume=` fails without damaging the run it points at.
+
+Integrity: torch.save writes a zip archive holding a CRC-32 of every part (the pickle and each
+tensor's bytes), but torch.load never checks them, so a snapshot damaged on disk or in a copy
+loads silently with wrong weights. `read_snapshot` checks every CRC (zipfile.testzip) before
+loading. Chosen over a sha256 sidecar file: nothing new is written, so `atomic_save` stays a
+single os.replace and no crash between two renames can leave a .pt and its checksum out of step
+(a false alarm on a good snapshot); and every snapshot ever written, older runs' included, is
+checked. CRC-32 catches every burst of up to 32 damaged bits and other damage with probability
+1 - 2**-32; it is no defence against deliberate tampering, which is not what it is for. The
+cost is one extra read of the file at load.
 """
 from __future__ import annotations
 
@@ -13,6 +23,7 @@ import random
 import shutil
 import tempfile
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -88,14 +99,65 @@ def resolve_snapshot_path(resume: str | os.PathLike, key: str = "resume") -> Pat
     return p
 
 
+def integrity_problem(path: Path) -> str | None:
+    """What is wrong with the file's own checksums (the CRC-32 of each part of torch's zip
+    archive), or None when they all match. A file that is not a zip archive (torch's legacy
+    format, or one cut short before its zip directory) has no checksums: None, and torch.load
+    says whether it loads."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        return f"its zip structure is damaged ({type(exc).__name__}: {exc})"
+    except Exception as exc:  # noqa: BLE001  zlib/struct errors of a damaged header
+        return f"its zip structure is damaged ({type(exc).__name__}: {exc})"
+    if bad is not None:
+        return f"the CRC-32 checksum of its part {bad!r} does not match the bytes on disk"
+    return None
+
+
+def _numbered(snap_dir: Path) -> list[tuple[int, Path]]:
+    """(frames, path) of the `<frames>_snapshot.pt` files in snap_dir, newest first."""
+    found = [(int(p.name.split("_", 1)[0]), p) for p in snap_dir.glob("*_snapshot.pt")
+             if p.name.split("_", 1)[0].isdigit()]
+    return sorted(found, reverse=True)
+
+
+def previous_good_snapshot(path: Path) -> Path | None:
+    """The newest numbered snapshot beside `path` that passes the integrity check: older than
+    `path` when it is itself a numbered one, any of them for latest_snapshot.pt."""
+    head = path.name.split("_", 1)[0]
+    below = int(head) if head.isdigit() and path.name.endswith("_snapshot.pt") else None
+    for frames, cand in _numbered(path.parent):
+        if cand == path or (below is not None and frames >= below):
+            continue
+        if integrity_problem(cand) is None:
+            return cand
+    return None
+
+
+def _offer(path: Path, key: str) -> str:
+    prev = previous_good_snapshot(path)
+    if prev is None:
+        return f"no other snapshot in {path.parent} passes the check; pass another snapshot to {key}="
+    return f"resume from the previous snapshot that passes the check: {key}={prev}"
+
+
 def read_snapshot(resume: str | os.PathLike, key: str = "resume") -> tuple[Path, dict[str, Any]]:
-    """Load and sanity-check a snapshot file; ValueError if truncated, corrupt or not ours."""
+    """Load and sanity-check a snapshot file; ValueError if truncated, corrupt (its checksums do not
+    match: see the module's docstring) or not ours. The message offers the previous good snapshot."""
     path = resolve_snapshot_path(resume, key)
+    problem = integrity_problem(path)
+    if problem is not None:
+        raise SnapshotError(f"snapshot {path} is corrupt: {problem} (it was damaged after it was written); "
+                            + _offer(path, key))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001  any unreadable file gets the same clear message
         raise SnapshotError(f"snapshot {path} is truncated or corrupt and cannot be loaded ({type(exc).__name__}: "
-                         f"{exc}); pass another snapshot to {key}=") from exc
+                         f"{exc}); {_offer(path, key)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise SnapshotError(f"snapshot {path} is truncated or corrupt: not a native-engine snapshot (format={found!r})")
@@ -109,12 +171,33 @@ def read_snapshot(resume: str | os.PathLike, key: str = "resume") -> tuple[Path,
 
 def snapshot_counters(resume: str | os.PathLike) -> dict[str, Any]:
     """The counters of a snapshot without reading its tensors into memory (memory-mapped)."""
-    path = resolve_snapshot_path(resume)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        payload = torch.load(resolve_snapshot_path(resume), map_location="cpu", weights_only=False, mmap=True)
         return dict(payload["counters"])
     except Exception:  # noqa: BLE001  unreadable: read_snapshot will say why, with the full message
         return {}
+
+
+def newest_snapshot(snap_dir: Path) -> tuple[Path, int] | None:
+    """(path, frames) of the newest complete snapshot in snap_dir, or None. Snapshots are written
+    atomically, so one that exists and whose counters load is complete; on equal frames
+    latest_snapshot.pt wins (it holds the replay). Cheap: only the counters are read."""
+    found: list[tuple[int, int, Path]] = []
+    latest = snap_dir / LATEST
+    if latest.is_file():
+        frames = snapshot_counters(latest).get("frames")
+        if frames is not None:
+            found.append((int(frames), 1, latest))
+    for frames, p in _numbered(snap_dir) if snap_dir.is_dir() else []:
+        if found and frames <= found[0][0]:
+            break
+        if snapshot_counters(p).get("frames") is not None:
+            found.append((frames, 0, p))
+            break
+    if not found:
+        return None
+    frames, _, path = max(found)
+    return path, frames
 
 
 def merge_resume_config(live: DictConfig, saved: Mapping[str, Any], path: Path) -> DictConfig:

@@ -44,6 +44,7 @@ from learning.snapshot import (
     disk_full,
     free_space,
     load_resume,
+    newest_snapshot,
     prune_snapshots,
     rng_state,
     set_rng_state,
@@ -141,6 +142,8 @@ class NativeTrainer:
         self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if cfg.demos > 0 else 0.0)
         self.learn_start = max(cfg.replay_size_before_train, self.num_envs * (cfg.replay.nstep + 1))
         self.frames = self.updates = self.episodes = self.update_credit = 0
+        self.bc_steps = 0  # BC pre-training steps done (a stop can cut the phase short; a resume finishes it)
+        self._resumed_at: int | None = None
         self.wall_before, self._t0 = 0.0, time.perf_counter()  # training wall time of earlier sessions, and now
         self._saved_frames = 0
         self.success_window: collections.deque = collections.deque(maxlen=WINDOW)
@@ -155,7 +158,8 @@ class NativeTrainer:
         c = p["counters"]
         self.frames, self.updates, self.episodes = int(c["frames"]), int(c["updates"]), int(c["episodes"])
         self.wall_before = float(c.get("wall_s", 0.0))
-        self._saved_frames = self.frames
+        self._saved_frames = self._resumed_at = self.frames
+        self.bc_steps = int(c.get("bc_steps", self.cfg.agent.bc_pretrain_steps))  # older snapshots: done
         self.update_credit = int(c.get("update_credit", self.updates * self.cfg.update_every_steps))
         self.agent.load_snapshot_state(p["agent"])
         set_rng_state(p["rng"])
@@ -187,20 +191,26 @@ class NativeTrainer:
         """Train until num_train_frames, train_minutes or a SIGINT/SIGTERM; returns the final metrics."""
         cfg, N = self.cfg, self.num_envs
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.logger = MetricLogger(cfg, self.work_dir, self.wandb_run_id)
+        self.logger = MetricLogger(cfg, self.work_dir, self.wandb_run_id, self._resumed_at)
         self.wandb_run_id = self.logger.wandb_run_id
         self._stop: str | None = None
         self._t0 = time.perf_counter()
         self._session_start, self._warned_long = (self._t0, self.frames), False
         previous = self._install_signal_handlers()
         resumed = self.replay.written > 0 or self.frames > 0
-        if cfg.demos > 0 and self.frames == 0 and self.demo_replay is None:
-            self.demo_replay = demos.load_demos(
-                cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + DEMO_SEED_OFFSET, self.spec,
-                self.frame_stack, cfg.replay.nstep, cfg.replay.gamma, self.device)
+        # The demos and BC pre-training honour a stop between env steps / BC steps: the snapshot then
+        # holds no demos (collected again on resume) or the BC steps done (a resume does the rest).
+        if cfg.demos > 0 and self.frames == 0 and (self.demo_replay is None
+                                                   or self.bc_steps < cfg.agent.bc_pretrain_steps):
+            if self.demo_replay is None:
+                self.demo_replay = demos.load_demos(
+                    cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + DEMO_SEED_OFFSET,
+                    self.spec, self.frame_stack, cfg.replay.nstep, cfg.replay.gamma, self.device,
+                    stop=lambda: self._stop is not None)
             self._pretrain_bc(cfg.agent.bc_pretrain_steps)
-            self.agent.end_bc_pretraining()
-        if cfg.eval_at_start and self.frames == 0 and self.eval_env is not None:
+            if self._stop is None:
+                self.agent.end_bc_pretraining()
+        if cfg.eval_at_start and self.frames == 0 and self.eval_env is not None and self._stop is None:
             self._evaluate()  # where the (BC pre-trained) policy starts
         self.replay.mark_episode_break()
         obs, _ = self.train_env.reset(seed=cfg.seed + self.frames if resumed else cfg.seed)
@@ -234,6 +244,10 @@ class NativeTrainer:
                 if self._stop is not None:
                     say(f"[native] {self._stop} received: stopped after {self.frames} frames / {self.updates} "
                           f"updates; snapshot written to {path}. Resume with resume={self.work_dir}")
+        except OSError as exc:  # a full disk outside the snapshot (train.csv, eval.csv, train.log)
+            if isinstance(exc, DiskFull) or not disk_full(exc):
+                raise
+            raise self._disk_full(exc) from None
         finally:
             self._updater.close()
             self.agent.close()
@@ -252,13 +266,21 @@ class NativeTrainer:
         return spare_cpu_core() if setting == "auto" else bool(setting)
 
     def _pretrain_bc(self, steps: int) -> None:
-        """agent.bc_pretrain_steps of behaviour cloning on the demos, before the first env step."""
-        if steps <= 0 or self.demo_replay is None:
+        """agent.bc_pretrain_steps of behaviour cloning on the demos, before the first env step; a
+        signal stops it between two steps (`bc_steps` counts those done, for the snapshot)."""
+        if steps <= self.bc_steps or self.demo_replay is None:
             return
-        t0 = time.perf_counter()
-        losses = [self.agent.bc_step(self.demo_replay.sample(self.cfg.batch_size)) for _ in range(steps)]
-        say(f"[demos] BC pre-training: {steps} steps, loss {float(losses[0]):.3f} -> {float(losses[-1]):.3f} "
-              f"({time.perf_counter() - t0:.0f} s)")
+        t0, first, last, start = time.perf_counter(), None, None, self.bc_steps
+        while self.bc_steps < steps and self._stop is None:
+            last = self.agent.bc_step(self.demo_replay.sample(self.cfg.batch_size))
+            first = last if first is None else first
+            self.bc_steps += 1
+        if self._stop is not None:
+            say(f"[demos] BC pre-training stopped by {self._stop} after {self.bc_steps} of {steps} steps")
+        elif first is not None:
+            more = f" (continued from step {start})" if start else ""
+            say(f"[demos] BC pre-training: {steps} steps{more}, loss {float(first):.3f} -> {float(last):.3f} "
+                f"({time.perf_counter() - t0:.0f} s)")
 
     def wall_s(self) -> float:
         """Seconds this run has trained, over all its sessions (resumes add to it)."""
@@ -412,7 +434,7 @@ class NativeTrainer:
             "agent_name": self.agent.name, "agent": self.agent.snapshot_state(),
             "obs_spec": self.signature, "action_dim": self.action_dim,
             "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes,
-                         "update_credit": self.update_credit, "wall_s": self.wall_s()},
+                         "update_credit": self.update_credit, "wall_s": self.wall_s(), "bc_steps": self.bc_steps},
             "rng": rng_state(),
             "replay": self.replay.state_dict() if with_replay else None,
             "demos": self.demo_replay.state_dict() if with_replay and self.demo_replay is not None else None,
@@ -431,14 +453,37 @@ class NativeTrainer:
         except Exception as exc:
             if not disk_full(exc):
                 raise
-            kept = (f"the previous snapshot {latest} ({self._saved_frames} frames) is intact" if latest.exists()
-                    else "no earlier snapshot exists")
+            found = self._newest_snapshot()  # what a resume can use: never a snapshot that is not there
+            kept = (f"the previous snapshot {found[0]} ({found[1]} frames) is intact. Free some space, then resume "
+                    f"with resume={found[0]}" if found else
+                    "no complete snapshot exists, so the run has to start again once there is space")
             raise DiskFull(f"no space left on the device writing the snapshot at {self.frames} frames in {snap_dir} "
-                           f"({free_space(snap_dir)} free); {kept}. Free some space, then resume with "
-                           f"resume={self.work_dir}") from None
+                           f"({free_space(snap_dir)} free); {kept}") from None
         self._saved_frames = self.frames
         prune_snapshots(snap_dir, self.cfg.keep_snapshots)
         return latest
+
+    def _disk_full(self, exc: OSError) -> DiskFull:
+        """ENOSPC writing a log: try a snapshot of this point, then end the run as a full disk at
+        the snapshot does (one line: the directory, its free space, the snapshot to resume from)."""
+        where = Path(exc.filename) if exc.filename else self.work_dir
+        try:
+            self.save_snapshot()
+            tried = f"a snapshot at {self.frames} frames was written"
+        except DiskFull:
+            tried = f"the snapshot at {self.frames} frames did not fit either"
+        return DiskFull(f"no space left on the device writing {where.name} in {where.parent} at {self.frames} frames "
+                        f"({free_space(where.parent)} free); {tried}. Free some space, then " + (
+                            f"resume with resume={found[0]} ({found[1]} frames)" if (found := self._newest_snapshot())
+                            else "start the run again: no complete snapshot exists"))
+
+    def _newest_snapshot(self) -> tuple[Path, int] | None:
+        """(path, frames) of the newest complete snapshot a resume can use: in this run's snapshots/,
+        else the one this run was resumed from (a resume into a new directory that wrote none yet)."""
+        found = newest_snapshot(self.work_dir / "snapshots")
+        if found is None and self._resume_path is not None and self._resume_path.is_file():
+            return self._resume_path, int(self._resumed_at or 0)
+        return found
 
     # ---------------------------------------------------------------- signals
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -459,10 +504,12 @@ class NativeTrainer:
         complete one stays the one to resume from."""
         name = signal.Signals(signum).name
         if self._stop is not None:
-            latest = self.work_dir / "snapshots" / LATEST
-            kept = f"the last snapshot {latest} is kept" if latest.exists() else "no snapshot was written yet"
-            print(f"[native] second signal ({name}): exiting now without a new snapshot; {kept}. "
-                  f"Resume with resume={self.work_dir}", file=sys.stderr, flush=True)
+            found = self._newest_snapshot()  # the one a resume can use, if any
+            kept = (f"the last complete snapshot {found[0]} ({found[1]} frames) is kept. Resume with "
+                    f"resume={found[0]}" if found else "no complete snapshot was written yet, so the run has to "
+                    "start again")
+            print(f"[native] second signal ({name}): exiting now without a new snapshot; {kept}",
+                  file=sys.stderr, flush=True)
             os._exit(128 + signum)
         self._stop = name
         say(f"[native] {name} received: finishing the current iteration, then writing a snapshot")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 
 from runconfig.schema import GROUPS, known_keys, nearest
 
@@ -30,7 +31,9 @@ def quote_numeric_group_overrides(argv: list[str], groups: tuple[str, ...] = NUM
 
 def check_output_dir_override(argv: list[str]) -> str | None:
     """An unwritable hydra.run.dir / hydra.sweep.dir, as a message (Hydra would create it first
-    and fail with a traceback before any project code runs); None when it is fine."""
+    and fail with a traceback before any project code runs); None when it is fine. The nearest
+    existing ancestor must take a new directory: tried for real (a probe directory made and
+    removed), since os.access answers yes to root everywhere, /proc and read-only mounts included."""
     for arg in argv:
         m = re.fullmatch(r"hydra\.(?:run|sweep)\.dir=(.+)", arg)
         if not m:
@@ -39,9 +42,14 @@ def check_output_dir_override(argv: list[str]) -> str | None:
         probe = path
         while not os.path.exists(probe):  # the nearest existing ancestor must be a writable dir
             probe = os.path.dirname(probe)
-        if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-            return (f"output directory {path!r} is not writable ({probe!r} is "
-                    f"{'not a directory' if not os.path.isdir(probe) else 'read-only'}): choose another with "
+        why = f"{probe!r} is not a directory" if not os.path.isdir(probe) else None
+        if why is None:
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".liftbase-write-probe-", dir=probe))
+            except OSError as e:
+                why = f"no directory can be created in {probe!r}: {e.strerror or 'read-only'}"
+        if why is not None:
+            return (f"output directory {path!r} is not writable ({why}): choose another with "
                     f"{arg.split('=', 1)[0]}=...")
     return None
 

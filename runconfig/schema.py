@@ -122,6 +122,8 @@ class TrainConfig:
     resume: str | None = key(None, Rule(_resume_ok, "null or a path (run directory or .pt file)"),
                              "a run directory or a snapshot .pt")
     resume_replay: bool = key(True, boolean())
+    overwrite: bool = key(False, boolean(), "a new run into a directory that already holds a run (not being resumed) "
+                          "deletes that run's files first; without it such a run is refused")
     allow_state_reward_with_pixels: bool = key(False, boolean(native=False),
                                                "run a state-only reward version with a pixel agent")
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
