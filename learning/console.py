@@ -109,6 +109,8 @@ def eval_line(metrics: Mapping[str, float], frames: int, episodes: int) -> str:
 
 
 def duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "unknown"
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min {s:02d} s" if m else f"{s} s"
 

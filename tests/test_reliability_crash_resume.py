@@ -29,16 +29,19 @@ OVERRIDES = (f"num_train_frames={FRAMES}", "snapshot_every_n=50", "log_every=100
 
 
 def _kill_at_random(run_dir: Path, rng: random.Random, *extra: str) -> list[dict[str, int]]:
-    """Start (or resume) a run, poll its latest snapshot, SIGKILL it at a random moment after the
-    first snapshot; returns the counters seen while it ran (each read must load)."""
+    """Start (or resume) a run, poll its latest snapshot, SIGKILL it once the snapshots reach a random
+    frame count (so the kill lands mid-run however fast the machine is); returns the counters seen
+    while it ran (each read must load)."""
     proc = start_train(run_dir, *OVERRIDES, *extra)
     seen = []
     try:
         wait_for(latest(run_dir), proc)
-        deadline = time.monotonic() + rng.uniform(0.0, 2.0)
-        while time.monotonic() < deadline and proc.poll() is None:
+        target = counters(latest(run_dir))["frames"] + 50 * rng.randint(0, 5)
+        while proc.poll() is None:
             seen.append(counters(latest(run_dir)))   # must always load: never half-written
-            time.sleep(0.2)
+            if seen[-1]["frames"] >= target:
+                break
+            time.sleep(0.02)
     finally:
         kill(proc, signal.SIGKILL)
         proc.communicate(timeout=HANG_S)
