@@ -9,11 +9,7 @@ resumed from a snapshot ends with the same counters as an uninterrupted one.
 from __future__ import annotations
 
 import collections
-import os
 import random
-import signal
-import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +28,7 @@ from learning.evaluation import evaluate
 from learning.logger import MetricLogger
 from learning.networks import SideThread, spare_cpu_core
 from learning.replay import ReplayBuffer
+from learning.signals import StopSignals
 from learning.snapshot import (
     FORMAT,
     LATEST,
@@ -193,10 +190,10 @@ class NativeTrainer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricLogger(cfg, self.work_dir, self.wandb_run_id, self._resumed_at)
         self.wandb_run_id = self.logger.wandb_run_id
-        self._stop: str | None = None
+        self._signals = StopSignals(self._newest_snapshot)
         self._t0 = time.perf_counter()
         self._session_start, self._warned_long = (self._t0, self.frames), False
-        previous = self._install_signal_handlers()
+        self._signals.install()
         resumed = self.replay.written > 0 or self.frames > 0
         # The demos and BC pre-training honour a stop between env steps / BC steps: the snapshot then
         # holds no demos (collected again on resume) or the BC steps done (a resume does the rest).
@@ -252,12 +249,17 @@ class NativeTrainer:
             self._updater.close()
             self.agent.close()
             bar.close()
-            self._restore_signal_handlers(previous)
+            self._signals.restore()
             self.logger.close()
             self.close_envs()
         return {**metrics, **self.last_eval, "wall_s": self.wall_s(), "wall_s_before": self.wall_before,
                 "frames": self.frames, "updates": self.updates,
                 "episodes": self.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
+
+    @property
+    def _stop(self) -> str | None:
+        """The first stop signal's name, None until one arrives."""
+        return self._signals.name
 
     @staticmethod
     def _overlap(setting: bool | str) -> bool:
@@ -484,32 +486,3 @@ class NativeTrainer:
         if found is None and self._resume_path is not None and self._resume_path.is_file():
             return self._resume_path, int(self._resumed_at or 0)
         return found
-
-    # ---------------------------------------------------------------- signals
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, self._on_signal)
-        return previous
-
-    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        """First signal: finish the env step (an evaluation is aborted), snapshot, exit 128+signal.
-        Second: exit at once with 128+signal; snapshots are written atomically, so the last
-        complete one stays the one to resume from."""
-        name = signal.Signals(signum).name
-        if self._stop is not None:
-            found = self._newest_snapshot()  # the one a resume can use, if any
-            kept = (f"the last complete snapshot {found[0]} ({found[1]} frames) is kept. Resume with "
-                    f"resume={found[0]}" if found else "no complete snapshot was written yet, so the run has to "
-                    "start again")
-            print(f"[native] second signal ({name}): exiting now without a new snapshot; {kept}",
-                  file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        self._stop = name
-        say(f"[native] {name} received: finishing the current iteration, then writing a snapshot")
