@@ -312,7 +312,7 @@ class _StateFields:
     getter runs a kernel into a scratch field and copies that, and `get_contacts` gathers all
     eight contact fields to give the two the task reads. Every read copies out of the
     views (index_select / clone / gather), so what the task keeps never changes under it when
-    the simulation steps on. The test against the public getters is in tests/test_genesis_task.py.
+    the simulation steps on. The test against the public getters is in tests/envs/test_genesis_task.py.
     """
 
     def __init__(self, solver, be: "GenesisBackend") -> None:

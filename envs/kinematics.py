@@ -4,7 +4,7 @@ Why: reset-time IK needs 60 forward-kinematics evaluations per reset. In Genesis
 is a `set_dofs_position` plus a state read (about 2.5 ms on CPU, so ~150 ms per reset, as
 much as ~40 physics steps); here the same chain costs a few dozen batched torch ops. The
 chain is read from the very MJCF both simulators load (body offsets, hinge axes at the body
-origins), so the results agree with either simulator to float precision (tests/test_kinematics.py).
+origins), so the results agree with either simulator to float precision (tests/envs/test_kinematics.py).
 """
 from __future__ import annotations
 

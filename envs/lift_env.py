@@ -34,7 +34,7 @@ class LiftCubeEnv(gym.Env):
     `action_sequence` it is what RoboBase's wrapper chain (RescaleFromTanh -> FrameStack ->
     ActionSequence -> AppendDemoInfo) makes of the plain env: (F, ...) observations, (T, 4)
     actions, `demo` and (steps only) `action_sequence_mask` in info. The factories give that form
-    to RoboBase as its eval env and vectorise it for MuJoCo; tests/test_vector_env.py checks it
+    to RoboBase as its eval env and vectorise it for MuJoCo; tests/factories/test_vector_env.py checks it
     against the batched Genesis env. `backend_fn(cfg)` builds the physics; `seed` seeds the task
     (else the first reset draws a seed from the env's np_random).
     """

@@ -6,7 +6,7 @@ RoboBase's edge (NumPy out, same-step auto-reset, the wrapper chain's info).
 RoboBase applies RescaleFromTanh -> FrameStack -> ActionSequence -> AppendDemoInfo to each
 single env and then vectorises. A natively batched Genesis scene cannot be wrapped that way,
 so this class integrates the same transforms for all N envs at once, with the same
-semantics (checked against their definitions in tests/test_vector_env.py):
+semantics (checked against their definitions in tests/factories/test_vector_env.py):
 
 * `is_success` -> `task_success` (0/1) in info, for every env;
 * RescaleFromTanh: actions in [-1, 1] map linearly onto the task's action bounds;

@@ -1,6 +1,6 @@
 """Helpers for the reliability tests: run scripts/train.py in a subprocess, read snapshots.
 
-Not a test module (no `test_` prefix); imported by tests/test_reliability_*.py.
+Not a test module (no `test_` prefix); imported by the tests under tests/.
 """
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ def test_self_imitation_counts_successful_online_episodes_in_the_train_log(tmp_p
     train log reports how many transitions they hold (the fake env succeeds at random)."""
     import csv
 
-    from test_native_fakes import FakeFactory, tiny_cfg
+    from tests.fakes import FakeFactory, tiny_cfg
 
     class Factory(FakeFactory):
         def make_expert(self, cfg, n):

@@ -12,7 +12,7 @@ from factories import make_factory
 from launch.run import validate
 from runconfig.cli import quote_numeric_group_overrides
 
-CONF = pathlib.Path(__file__).resolve().parents[1] / "conf"
+CONF = pathlib.Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ["env", "agent", "reward_version", "curriculum_stage", "engine", "experiment"]
 
 

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from test_native_fakes import FakeEvalEnv
+from tests.fakes import FakeEvalEnv
 
 from envs.expert import ScriptedExpert, batch_info
 from factories import GenesisLiftFactory, MujocoLiftFactory, task_kwargs

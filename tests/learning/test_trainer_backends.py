@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_native_fakes import tiny_cfg
+from tests.fakes import tiny_cfg
 
 from learning.snapshot import read_snapshot
 from learning.trainer import NativeTrainer

@@ -1,5 +1,5 @@
 """Fake envs that follow the engine's env contract exactly (`envs.batched`: torch tensors, next-step
-auto-reset), used by the test_native_* tests, plus checks that the fakes themselves honour it.
+auto-reset), used by the tests under tests/learning/, plus checks that the fakes themselves honour it.
 
 Frame contents are informative so replay tests can check stacking: the image of env i at step t
 of episode e is filled with (7 t + 31 i + 3 e) % 256, and low_dim_state starts [i, e, t].

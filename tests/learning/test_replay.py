@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_native_fakes import FakeBatchedEnv, frame_value
+from tests.fakes import FakeBatchedEnv, frame_value
 
 from learning.replay import KeySpec, ReplayBuffer
 

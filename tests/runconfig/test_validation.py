@@ -5,7 +5,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from test_native_fakes import FakeFactory, tiny_cfg
+from tests.fakes import FakeFactory, tiny_cfg
 
 from learning.logger import CsvSink
 from learning.snapshot import read_snapshot

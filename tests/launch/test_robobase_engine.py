@@ -2,7 +2,7 @@
 
 The first tests run everywhere (CI has no RoboBase: it is not on PyPI). Those that need it
 use `pytest.importorskip("robobase")`; run them where it is installed (docs/robobase.md):
-    /work/rbvenv/bin/python -m pytest tests/test_robobase_engine.py
+    /work/rbvenv/bin/python -m pytest tests/launch/test_robobase_engine.py
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from envs.config import ConfigError
 from tests._cli import HANG_S
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "scripts" / "train.py"
 # Smallest RoboBase run: RoboBase wants replay_size_before_train >= episode_length.
 TINY = ["engine=robobase", "experiment=smoke", "replay_size_before_train=200", "env.episode_length=100",

@@ -12,7 +12,7 @@ import yaml
 
 from tests._cli import HANG_S
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TASK = {"lift_height": 0.08, "hold_steps": 10}
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_native_fakes import FakeFactory, tiny_cfg
+from tests.fakes import FakeFactory, tiny_cfg
 
 from learning.snapshot import atomic_save, read_snapshot
 from learning.trainer import NativeTrainer
 from tests._cli import HANG_S
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -191,7 +191,7 @@ def test_sigterm_to_a_training_process_exits_cleanly_with_snapshot(tmp_path: Pat
         import sys, time
         sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
         from learning.trainer import NativeTrainer
-        from test_native_fakes import FakeFactory, tiny_cfg
+        from tests.fakes import FakeFactory, tiny_cfg
         def hook(step):
             if step == 3:
                 print("STEPPING", flush=True)

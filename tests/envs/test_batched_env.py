@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_native_fakes import check_batched_contract
+from tests.fakes import check_batched_contract
 
 from envs.batched import BatchedLiftEnv
 from envs.config import make_task_config

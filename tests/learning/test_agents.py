@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from test_native_fakes import tiny_cfg
+from tests.fakes import tiny_cfg
 
 from learning.agents import make_agent
 from learning.networks import Encoder, RandomShiftsAug, frozen, schedule

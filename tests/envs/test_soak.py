@@ -69,9 +69,9 @@ def test_soak_resets_across_stages_do_not_grow_memory(capsys) -> None:
     with capsys.disabled():
         print("\n[soak] " + summary + "\n[soak] " + "\n[soak] ".join(lines))
     if os.environ.get("LIFTBASE_RECORD_SOAK"):  # refresh docs/soak.md only when asked, not in every CI run
-        (ROOT / "docs" / "soak.md").write_text("# Soak test figures\n\nWritten by `tests/test_reliability_soak.py` (state-only MuJoCo env, "
+        (ROOT / "docs" / "soak.md").write_text("# Soak test figures\n\nWritten by `tests/envs/test_soak.py` (state-only MuJoCo env, "
                        "random actions, a fresh env per curriculum stage, CPU; 2-core Intel Xeon, 24 GiB). "
-                       "Refresh: `LIFTBASE_RECORD_SOAK=1 python -m pytest tests/test_reliability_soak.py`.\n\n- "
+                       "Refresh: `LIFTBASE_RECORD_SOAK=1 python -m pytest tests/envs/test_soak.py`.\n\n- "
                        + summary + "\n" + "".join(f"- {ln}\n" for ln in lines))
     assert steps == CYCLES * 5 * STEPS_PER_STAGE and resets >= CYCLES * 5
     assert rss_end - rss1 < BOUND_MB, summary
