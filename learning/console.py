@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 _log = logging.getLogger("liftbase")
+PROGRESS_S = 30.0  # a phase of minutes says how far along it is this often
 
 
 @lru_cache(maxsize=1)

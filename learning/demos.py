@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from learning.console import say
+from learning.console import PROGRESS_S, duration, say
 from learning.replay import Batch, KeySpec, ReplayBuffer
 
 Episode = dict[str, Any]  # obs: {key: (T, F, ...)}, action (T, A), reward/terminated/truncated (T,)
@@ -34,7 +34,12 @@ def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[
     n = int(env.num_envs)
     kept: list[Episode] = []
     tried, rnd = 0, 0
+    t0 = shown = time.perf_counter()
     while tried < episodes and not (stop and stop()):
+        if time.perf_counter() - shown >= PROGRESS_S and tried:  # a wait of minutes: how far along
+            shown = time.perf_counter()
+            say(f"[demos] {tried}/{episodes} episodes, {len(kept)} kept, "
+                f"ETA {duration((shown - t0) * (episodes - tried) / tried)}")
         take = min(n, episodes - tried)
         obs, info = env.reset(seed=seed + rnd * n)
         expert = expert_factory(n)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from envs.batched import Step
 from learning import demos, envio
 from learning.agents import make_agent
-from learning.console import duration, eval_line, phase, say
+from learning.console import PROGRESS_S, duration, eval_line, phase, say
 from learning.evaluation import evaluate
 from learning.logger import MetricLogger
 from learning.networks import SideThread, spare_cpu_core
@@ -273,10 +273,17 @@ class NativeTrainer:
         if steps <= self.bc_steps or self.demo_replay is None:
             return
         t0, first, last, start = time.perf_counter(), None, None, self.bc_steps
+        say(f"[demos] BC pre-training: {steps - start} steps ...")
+        shown = t0
         while self.bc_steps < steps and self._stop is None:
             last = self.agent.bc_step(self.demo_replay.sample(self.cfg.batch_size))
             first = last if first is None else first
             self.bc_steps += 1
+            now = time.perf_counter()
+            if now - shown >= PROGRESS_S:  # a wait of minutes: how far along, and how long still
+                shown, done = now, self.bc_steps - start
+                say(f"[demos] BC pre-training: {self.bc_steps}/{steps} steps, loss {float(last):.3f}, "
+                    f"ETA {duration((now - t0) * (steps - self.bc_steps) / done)}")
         if self._stop is not None:
             say(f"[demos] BC pre-training stopped by {self._stop} after {self.bc_steps} of {steps} steps")
         elif first is not None:

@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import sys
 
@@ -41,10 +43,30 @@ def main(cfg: DictConfig) -> float:
     return float(result.get("eval/success_rate", result.get("train/success_rate", 0.0)) or 0.0)
 
 
+def exit_now(code: int) -> None:
+    """Leave without the interpreter's teardown: by now the run has closed what it owns (snapshot,
+    CSVs, TensorBoard, wandb); the atexit handlers still run and the streams are flushed here, but
+    the final collection of a trained run's objects, which takes seconds, is skipped."""
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
     sys.argv = quote_numeric_group_overrides(sys.argv)
     problem = check_unknown_overrides(sys.argv[1:]) or check_output_dir_override(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
-    main()
+    if {"-m", "--multirun"} & set(sys.argv[1:]):  # a sweep's launcher shuts its workers down on the way out
+        main()
+    else:
+        try:
+            main()
+        except SystemExit as e:
+            if e.code is not None and not isinstance(e.code, int):
+                print(e.code, file=sys.stderr)
+            exit_now(e.code if isinstance(e.code, int) else int(e.code is not None))
+        exit_now(0)

@@ -56,3 +56,17 @@ def test_bad_resume_is_refused_and_writes_nothing(tmp_path_factory, tmp_path: Pa
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
     assert tree_digest(run) == before
     assert in_place or not (tmp_path / "resumed").exists()
+
+
+def test_a_shape_key_typed_on_resume_is_kept_from_the_snapshot_and_recorded_so(tmp_path_factory,
+                                                                                 tmp_path: Path) -> None:
+    """frame_stack defines tensor shapes: a resume keeps the snapshot's value, says so, and the
+    config the run records is the one it trains with."""
+    run = tmp_path / "orig"
+    shutil.copytree(finished_run(tmp_path_factory), run, symlinks=True)
+    r = run_train(tmp_path / "resumed", f"resume={run}", "num_train_frames=400", "frame_stack=5")
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
+    assert "keeping frame_stack=3" in r.stdout + r.stderr
+    resolved = (tmp_path / "resumed" / "config_resolved.yaml").read_text()
+    assert "\nframe_stack: 3\n" in "\n" + resolved and "frame_stack: 5" not in resolved
+    assert "frame stack 3" in r.stdout

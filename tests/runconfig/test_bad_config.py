@@ -201,3 +201,12 @@ def test_cli_bad_value_prints_error_line(tmp_path: Path) -> None:
     assert "error: batch_size='abc' is invalid" in r.stderr and "allowed" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
     assert not (run_dir / "snapshots").exists()
+
+
+@pytest.mark.parametrize("seed", ["4294967296", "1e20", "-1"])
+def test_a_seed_numpy_cannot_take_is_refused_before_the_run_dir(tmp_path: Path, seed: str) -> None:
+    run_dir = tmp_path / "run"
+    r = run_train(run_dir, f"seed={seed}")
+    assert r.returncode == 2 and "error: seed=" in r.stderr and "an integer from 0 to 4294967295" in r.stderr, \
+        r.stderr[-3000:]
+    assert no_traceback(r.stderr + r.stdout) and not run_dir.exists()
