@@ -336,7 +336,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         # Small networks on a shared CPU: more intra-op threads than free cores stall each update.
         torch.set_num_threads(cfg.torch_threads)
     # overwrite is never taken from a resumed run's saved config: only typed now
-    replace = claim_run_dir(work_dir, resumed_from, bool(OmegaConf.select(live, "overwrite", default=False)))
+    replace = claim_run_dir(work_dir, resumed_from, bool(live.overwrite))
     check_output_dir(work_dir)
     lock.acquire()
     if replace:
