@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests._cli import (
+    HANG_S,
     counters,
     finished_run,
     latest,
@@ -60,7 +61,7 @@ class _Output:
                 self.seen.set()
         self.seen.set()  # EOF: the run ended
 
-    def wait_for(self, marker: str, timeout: float = 120) -> None:
+    def wait_for(self, marker: str, timeout: float = HANG_S) -> None:
         self.marker = marker
         if any(marker in line for line in self.lines):
             return
@@ -113,13 +114,13 @@ def test_damaged_snapshot_is_refused_naming_the_previous_good_one(tmp_path_facto
     _damage_a_weight(snaps / "300_snapshot.pt")
     before = tree_digest(run)
     for target, named in ((run, snaps / "latest_snapshot.pt"), (snaps / "300_snapshot.pt", snaps / "300_snapshot.pt")):
-        r = run_train(run, f"resume={target}", "num_train_frames=400", base=False, timeout=120)
+        r = run_train(run, f"resume={target}", "num_train_frames=400", base=False)
         assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-3000:]
         assert f"snapshot {named} is corrupt" in r.stderr and "CRC-32" in r.stderr, r.stderr[-3000:]
         assert f"resume={snaps / '200_snapshot.pt'}" in r.stderr, r.stderr[-3000:]  # 300 is damaged too
         assert no_traceback(r.stderr), r.stderr[-3000:]
         assert tree_digest(run) == before  # refused before anything was written
-    r = run_train(run, f"resume={snaps / '200_snapshot.pt'}", "num_train_frames=400", base=False, timeout=180)
+    r = run_train(run, f"resume={snaps / '200_snapshot.pt'}", "num_train_frames=400", base=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert counters(latest(run))["frames"] == 400
 
@@ -133,7 +134,7 @@ def test_snapshot_without_checksums_still_loads(tmp_path_factory, tmp_path: Path
     shutil.copytree(finished_run(tmp_path_factory), run, symlinks=True)
     torch.save(load(latest(run)), latest(run), _use_new_zipfile_serialization=False)
     frames = counters(latest(run))["frames"]
-    r = run_train(run, f"resume={run}", f"num_train_frames={frames + 50}", base=False, timeout=180)
+    r = run_train(run, f"resume={run}", f"num_train_frames={frames + 50}", base=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "corrupt" not in r.stderr and "checksum" not in r.stderr
     assert counters(latest(run))["frames"] == frames + 50
@@ -145,13 +146,13 @@ def test_fresh_run_into_a_run_directory_is_refused_and_overwrite_replaces_it(tmp
     run = tmp_path / "r"
     shutil.copytree(finished_run(tmp_path_factory), run, symlinks=True)
     before = tree_digest(run)
-    r = run_train(run, "num_train_frames=100", "seed=7", timeout=120)
+    r = run_train(run, "num_train_frames=100", "seed=7")
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-3000:]
     assert f"run directory '{run}' already holds a run" in r.stderr, r.stderr[-3000:]
     assert f"resume={run}" in r.stderr and "overwrite=true" in r.stderr and no_traceback(r.stderr)
     assert tree_digest(run) == before  # nothing written, train.log included
 
-    r = run_train(run, "num_train_frames=100", "seed=7", "overwrite=true", timeout=180)
+    r = run_train(run, "num_train_frames=100", "seed=7", "overwrite=true")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "overwrite=true: deleted the earlier run" in r.stdout
     assert yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["seed"] == 7
@@ -192,20 +193,27 @@ def _fill(mnt: Path, leave: int = 0) -> None:
             pass
 
 
-@pytest.mark.slow
-def test_full_disk_while_logging_ends_the_run_with_one_line(small_fs: Path) -> None:
-    run = small_fs / "run"
-    # A row every 10 frames and a snapshot every 500: the logs meet the full disk first.
-    proc = start_train(run, "num_train_frames=1000000", "snapshot_every_n=500", "log_every=10")
+def _fill_mid_run(run: Path, after: Path, leave: int, *overrides: str) -> tuple[int, str]:
+    """Start a long run on the small filesystem, fill it (leaving `leave` bytes) once `after`
+    exists, and wait for the run to end; (its exit status, its output)."""
+    proc = start_train(run, "num_train_frames=1000000", "log_every=10", *overrides)
     try:
-        wait_for(latest(run), proc, timeout=120)
-        _fill(small_fs)
-        out, _ = proc.communicate(timeout=BOUND_S * 4)
+        wait_for(after, proc)
+        _fill(run.parent, leave=leave)
+        out, _ = proc.communicate(timeout=HANG_S)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 1, out[-3000:]
+    return proc.returncode, out
+
+
+@pytest.mark.slow
+def test_full_disk_while_logging_ends_the_run_with_one_line(small_fs: Path) -> None:
+    run = small_fs / "run"
+    # A row every 10 frames and a snapshot every 500: the logs meet the full disk first.
+    rc, out = _fill_mid_run(run, latest(run), 0, "snapshot_every_n=500")
+    assert rc == 1, out[-3000:]
     assert no_traceback(out) and "Logging error" not in out, out[-3000:]
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, out[-3000:]
@@ -223,18 +231,10 @@ def test_full_disk_while_logging_ends_the_run_with_one_line(small_fs: Path) -> N
 @pytest.mark.slow
 def test_failed_first_snapshot_names_the_numbered_one_that_was_written(small_fs: Path) -> None:
     run = small_fs / "run"
-    proc = start_train(run, "num_train_frames=1000000", "snapshot_every_n=1000", "log_every=10")
-    try:
-        wait_for(run / "train.csv", proc, timeout=120)
-        # room for the logs until 1000 frames and the agent-only 1000_snapshot.pt (~420 KiB),
-        # not for latest_snapshot.pt after it
-        _fill(small_fs, leave=680 * 1024)
-        out, _ = proc.communicate(timeout=BOUND_S * 4)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 1, out[-3000:]
+    # room for the logs until 1000 frames and the agent-only 1000_snapshot.pt (~420 KiB),
+    # not for latest_snapshot.pt after it
+    rc, out = _fill_mid_run(run, run / "train.csv", 680 * 1024, "snapshot_every_n=1000")
+    assert rc == 1, out[-3000:]
     assert no_traceback(out), out[-3000:]
     assert not latest(run).exists(), "latest_snapshot.pt fitted: the test's space budget is off"
     numbered = run / "snapshots" / "1000_snapshot.pt"
@@ -280,7 +280,7 @@ def test_sigterm_during_pretraining_phases_snapshots_and_exits_143(tmp_path: Pat
         assert 0 < c["bc_steps"] < 100_000_000, c
         # the resume finishes the pre-training (what is left of a smaller total), then trains
         r = run_train(run, f"resume={run}", f"agent.bc_pretrain_steps={c['bc_steps'] + 100}", "num_train_frames=100",
-                      base=False, timeout=180)
+                      base=False)
         assert r.returncode == 0, r.stderr[-3000:]
         assert f"continued from step {c['bc_steps']}" in r.stdout, r.stdout[-3000:]
         assert counters(latest(run))["bc_steps"] == c["bc_steps"] + 100
@@ -292,7 +292,7 @@ def test_sigterm_during_pretraining_phases_snapshots_and_exits_143(tmp_path: Pat
 # --------------------------------------------------- 6. an output dir root cannot write to
 @pytest.mark.slow
 def test_output_dir_under_proc_is_refused_in_one_line(tmp_path: Path) -> None:
-    r = run_train("/proc/liftbase-x", timeout=120)
+    r = run_train("/proc/liftbase-x")
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-3000:]
     assert "error: output directory '/proc/liftbase-x' is not writable" in r.stderr, r.stderr[-3000:]
     assert no_traceback(r.stderr + r.stdout), r.stderr[-3000:]
@@ -305,7 +305,7 @@ def test_resume_after_sigkill_logs_each_frames_value_once(tmp_path: Path) -> Non
     proc = start_train(run, "num_train_frames=100000", "snapshot_every_n=300", "log_every=50",
                        "eval_every_steps=100", "num_eval_episodes=1")
     try:
-        wait_for(latest(run), proc, timeout=120)
+        wait_for(latest(run), proc)
         t0 = time.monotonic()
         while True:  # kill once both logs hold rows newer than the latest snapshot
             snap = counters(latest(run))["frames"]
@@ -318,7 +318,7 @@ def test_resume_after_sigkill_logs_each_frames_value_once(tmp_path: Path) -> Non
         proc.communicate()
     snap = counters(latest(run))["frames"]
     assert max(_frames(run / "train.csv")) > snap, "the kill came right after a snapshot: nothing was tested"
-    r = run_train(run, f"resume={run}", f"num_train_frames={snap + 400}", base=False, timeout=240)
+    r = run_train(run, f"resume={run}", f"num_train_frames={snap + 400}", base=False)
     assert r.returncode == 0, r.stderr[-3000:]
     for name in ("train.csv", "eval.csv"):
         frames = _frames(run / name)
