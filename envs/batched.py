@@ -1,6 +1,6 @@
 """The env contract the native engine speaks: N envs stepped as one batch, torch on the sim device.
 
-`BatchedLiftEnv.step(action)` takes (N, 4) actions in [-1, 1] and returns a `Step` of tensors:
+`BatchedLiftEnv.step(action)` takes (N, A) actions (A = 4 or 6, see `task.action_mode`) in [-1, 1] and returns a `Step` of tensors:
 frame-stacked observations, reward, terminated, truncated, a `reset` mask and the task's info.
 Nothing crosses to NumPy and every step renders the batch exactly once.
 
@@ -109,13 +109,12 @@ class BatchedLiftEnv:
     `sim_fault`) while the others step on; without it the whole step is refused (a single env).
     """
 
-    action_dim = 4
-
     def __init__(self, task: LiftTask, frame_stack: int, isolate_invalid: bool = True) -> None:
         if not isinstance(frame_stack, int) or isinstance(frame_stack, bool) or frame_stack < 1:
             raise ValueError(f"frame_stack={frame_stack!r} is invalid: allowed an integer >= 1")
         self.task, self.frame_stack, self.isolate_invalid = task, frame_stack, isolate_invalid
         self.num_envs, self.device = task.n, task.device
+        self.action_dim = task.action_dim  # 4 (ee_delta) or 6 (joint_pos)
         self.single_observation_space = stacked_space(observation_space(task.cfg), frame_stack)
         self.stacks = FrameStacks(frame_stack)
         self._pending = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
@@ -140,7 +139,7 @@ class BatchedLiftEnv:
         return self.stacks.stacks, self.task.reset_info()
 
     def step(self, action: torch.Tensor) -> Step:
-        """(N, 4) actions in [-1, 1] -> Step. Rows that ended last step are reset instead (`reset`)."""
+        """(N, A) actions in [-1, 1] -> Step. Rows that ended last step are reset instead (`reset`)."""
         pending = self._pending
         resetting = bool(pending.any())  # one host sync; rare on most steps
         a = torch.as_tensor(action, device=self.device, dtype=torch.float32)
@@ -164,6 +163,11 @@ class BatchedLiftEnv:
             self.stacks.refill(frame, pending)
         self._pending = term | trunc
         return Step(self.stacks.stacks, reward, term, trunc, pending, fault, info)
+
+    def from_ee_delta(self, action: torch.Tensor) -> torch.Tensor:
+        """The action (N, A) in the task's action_mode for the ee_delta action (N, 4), for the
+        next `step` (`LiftTask.from_ee_delta`): how the scripted expert drives either mode."""
+        return self.task.from_ee_delta(torch.as_tensor(action, device=self.device, dtype=torch.float32))
 
     def seed_envs(self, ids: Sequence[int], seeds: Sequence[int]) -> None:
         """Seed the reset sampling of env ids[j] with seeds[j]; its next reset (by `reset`, by the

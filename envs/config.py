@@ -32,6 +32,12 @@ PRIVILEGED_KEY = "privileged_state"  # the observation of the cube pose (privile
 
 # Genesis options: where its physics runs and which renderer draws its cameras.
 SIM_DEVICES = ("cpu", "gpu", "auto")
+
+# What an action means: ee_delta (4 values: TCP motion dx, dy, dz and a gripper command, through the
+# task's IK) or joint_pos (6 absolute joint targets, each [-1, 1] spread over its joint's range, as a
+# real SO-101 follower takes goal positions). See docs/task.md.
+ACTION_MODES = ("ee_delta", "joint_pos")
+ACTION_DIMS = {"ee_delta": 4, "joint_pos": 6}
 RENDERERS = ("auto", "rasterizer", "batch")
 
 
@@ -111,6 +117,7 @@ class TaskConfig:
     lock_wrist_roll: bool = True
     keep_gripper_vertical: bool = True  # IK also keeps the jaws pointing down
     ik_damping: float = 0.05
+    action_mode: str = "ee_delta"  # one of ACTION_MODES
     compile: bool = False  # torch.compile the task's step and observation (Genesis): see LiftTask.compile
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
@@ -133,6 +140,10 @@ class TaskConfig:
         return int(round(self.frame_skip_dt / self.physics_dt))
 
     @property
+    def action_dim(self) -> int:
+        return ACTION_DIMS[self.action_mode]
+
+    @property
     def max_cube_half_size(self) -> float:
         if self.randomization.cube_size:
             return self.randomization.cube_size_range[1] / 2
@@ -143,6 +154,7 @@ class TaskConfig:
                "curriculum_stage", self.curriculum_stage, "one of 0, 1, 2, 3, 4")
         _check(self.reward_version in available(), "reward_version", self.reward_version,
                f"one of {', '.join(available())}")
+        _check(self.action_mode in ACTION_MODES, "action_mode", self.action_mode, f"one of {', '.join(ACTION_MODES)}")
         _check(isinstance(self.pixels, bool), "pixels", self.pixels, "true or false")
         cams = self.cameras
         _check(isinstance(cams, tuple) and 0 < len(cams) == len(set(cams)) and all(c in CAMERAS for c in cams),

@@ -11,7 +11,7 @@ from gymnasium import spaces
 from envs.backend import Backend
 from envs.batched import BatchedLiftEnv, observation_space, rescale_from_tanh  # noqa: F401 (observation_space: API)
 from envs.config import TaskConfig, check_backend, make_task_config
-from envs.task import LiftTask
+from envs.task import ACTION_MEANING, LiftTask
 
 
 def info_to_numpy(info: dict[str, torch.Tensor], i: int = 0) -> dict[str, Any]:
@@ -54,10 +54,10 @@ class LiftCubeEnv(gym.Env):
         self._seeded = seed is not None
         if self.chain:
             self.observation_space = self.env.single_observation_space
-            self.action_space = spaces.Box(-1.0, 1.0, (self.action_sequence, 4), np.float32)
+            self.action_space = spaces.Box(-1.0, 1.0, (self.action_sequence, self.cfg.action_dim), np.float32)
         else:
             self.observation_space = observation_space(self.cfg)
-            self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+            self.action_space = spaces.Box(-1.0, 1.0, (self.cfg.action_dim,), np.float32)
 
     def _obs(self, obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         return {k: (v[0] if self.chain else v[0, -1]).cpu().numpy() for k, v in obs.items()}
@@ -81,10 +81,11 @@ class LiftCubeEnv(gym.Env):
     def step(self, action):
         a = np.asarray(action, dtype=np.float32)
         if a.shape != self.action_space.shape:
-            what = "(action sequence, [dx, dy, dz, gripper])" if self.chain else "[dx, dy, dz, gripper]"
+            meaning = ACTION_MEANING[self.cfg.action_mode]
+            what = f"(action sequence, {meaning})" if self.chain else meaning
             raise ValueError(f"action has shape {a.shape}: expected {self.action_space.shape} = {what} in [-1, 1]")
         self.task.check_not_ended()
-        a_t = torch.from_numpy(a).reshape(-1, 4)[:1]  # (1, 4): the first action of a sequence
+        a_t = torch.from_numpy(a).reshape(-1, self.cfg.action_dim)[:1]  # (1, A): the first action of a sequence
         s = self.env.step(rescale_from_tanh(a_t) if self.chain else a_t)
         return (self._obs(s.obs), float(s.reward[0]), bool(s.terminated[0]), bool(s.truncated[0]),
                 self._info(s.info, step=True))

@@ -23,6 +23,7 @@ from envs.scene import CUBE_RGBA
 ARM = 4  # IK drives joints 0..3, or 0..4 with the wrist roll unlocked (the gripper, 5, separately)
 GRIPPER_OPEN = 1.0  # rad, target for action +1
 HOME_TCP = (0.20, 0.0, 0.16)
+ACTION_MEANING = {"ee_delta": "[dx, dy, dz, gripper]", "joint_pos": "6 joint targets"}
 SEED_Q = (0.0, -0.4, 0.6, 1.3, 0.0, GRIPPER_OPEN)  # IK seed: elbow up, jaws down
 
 
@@ -44,7 +45,8 @@ class LiftTask:
         n, dev = self.n, self.device
         self.hold_count = torch.zeros(n, dtype=torch.long, device=dev)
         self.prev_grasp = torch.zeros(n, dtype=torch.bool, device=dev)
-        self.prev_action = torch.zeros(n, 4, device=dev)
+        self.action_dim = cfg.action_dim  # 4 (ee_delta) or 6 (joint_pos)
+        self.prev_action = torch.zeros(n, self.action_dim, device=dev)
         self.tcp_target = torch.zeros(n, 3, device=dev)
         self.roll_ref = torch.zeros(n, device=dev)
         self.q_cmd = torch.zeros(n, 6, device=dev)  # last joint position targets
@@ -242,8 +244,11 @@ class LiftTask:
         self.hold_count[ids] = 0
         self.steps[ids] = 0
         self.ended[ids] = False
-        self.prev_action[ids] = 0.0
-        self.prev_action[ids, 3] = -1.0 if self.cfg.curriculum_stage in (1, 2) else 1.0
+        if self.cfg.action_mode == "joint_pos":  # holding still: the reset pose's own targets
+            self.prev_action[ids] = self.joint_action(q)
+        else:
+            self.prev_action[ids] = 0.0
+            self.prev_action[ids, 3] = -1.0 if self.cfg.curriculum_stage in (1, 2) else 1.0
         closed = s.qpos[ids, 5] < self.cfg.gripper_closed_below
         self.prev_grasp[ids] = closed & s.contact_fixed[ids] & s.contact_moving[ids]
         self.episode_sums = self.episode_sums.index_fill(0, ids, 0.0)  # out of place: info holds views
@@ -267,36 +272,33 @@ class LiftTask:
                               "truncated) and were not reset: call reset() before step()")
 
     def check_action(self, action: torch.Tensor) -> torch.Tensor:
-        """Validate (N, 4) actions; NaN/inf never reach the simulator."""
-        if action.shape != (self.n, 4):
-            raise ValueError(f"action has shape {tuple(action.shape)}: expected ({self.n}, 4) "
-                             "= (envs, [dx, dy, dz, gripper]) in [-1, 1]")
+        """Validate (N, A) actions; NaN/inf never reach the simulator."""
+        if action.shape != (self.n, self.action_dim):
+            raise ValueError(f"action has shape {tuple(action.shape)}: expected ({self.n}, {self.action_dim}) "
+                             f"= (envs, {ACTION_MEANING[self.cfg.action_mode]}) in [-1, 1] "
+                             f"(action_mode={self.cfg.action_mode})")
         bad = ~torch.isfinite(action).all(1)
         if bad.any():
             raise ValueError(f"action contains NaN/inf for env(s) {torch.nonzero(bad).flatten().tolist()}: "
                              f"{action[bad].tolist()}; allowed: finite values in [-1, 1]")
         return action.to(self.device, torch.float32).clamp(-1.0, 1.0)
 
-    def step(self, action: torch.Tensor, isolate_invalid: bool = False
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        """Apply (N, 4) actions for one 20 ms control step.
+    # ------------------------------------------------------------------ actions
+    def joint_targets(self, a: torch.Tensor) -> torch.Tensor:
+        """joint_pos actions (N, 6) in [-1, 1] -> joint targets (N, 6) in rad: -1..1 spans each
+        joint's range (joint_low..joint_high)."""
+        return self.joint_low + (a + 1.0) * 0.5 * (self.joint_high - self.joint_low)
 
-        Returns reward (N,), terminated (N,), truncated (N,), info {key: (N, ...)}. Envs whose
-        physics went non-finite are truncated with zero reward and flagged `sim_fault`. With
-        `isolate_invalid` (a batch that must not stop for one env), a non-finite action row is
-        treated the same way (that env holds still, is truncated and flagged `invalid_action`)
-        instead of refusing the whole step. `ended` (N,) says which envs finished an episode and
-        were not reset since: a batch may step on past them, a single env refuses
-        (`check_not_ended`).
+    def joint_action(self, q: torch.Tensor) -> torch.Tensor:
+        """Joint targets (N, 6) in rad -> the joint_pos action (N, 6) in [-1, 1] that commands them."""
+        return ((q - self.joint_low) / (self.joint_high - self.joint_low) * 2.0 - 1.0).clamp(-1.0, 1.0)
+
+    def _ik_targets(self, a: torch.Tensor) -> torch.Tensor:
+        """ee_delta actions (N, 4) in [-1, 1] -> joint targets (N, 6) in rad, by the IK controller.
+
+        Moves the commanded TCP point (`tcp_target`) by the action and solves from the current
+        state and the previous command; what the ee_delta mode sends to the physics.
         """
-        if isolate_invalid and action.shape == (self.n, 4):
-            invalid = ~torch.isfinite(action).all(1).to(self.device)  # (N,)
-            action = action.masked_fill(invalid[:, None].to(action.device), 0.0)
-            self._invalid_actions = self._invalid_actions + invalid.sum()  # no host sync per step
-            a = action.to(self.device, torch.float32).clamp(-1.0, 1.0)  # finite now: check_action's clamp
-        else:
-            invalid = torch.zeros(self.n, dtype=torch.bool, device=self.device)
-            a = self.check_action(action)
         c = self.cfg
         s = self.state if self.state is not None else self.backend.read()
         self.tcp_target = torch.clamp(self.tcp_target + c.action_scale * a[:, :3], self.ws_low, self.ws_high)
@@ -312,7 +314,44 @@ class LiftTask:
             q[:, 4] = self.roll_ref
         lo, hi = self.joint_low, self.joint_high
         q[:, 5] = lo[5] + (GRIPPER_OPEN - lo[5]) * (a[:, 3] + 1.0) / 2.0
-        q = torch.clamp(q, lo, hi)
+        return torch.clamp(q, lo, hi)
+
+    def from_ee_delta(self, a: torch.Tensor) -> torch.Tensor:
+        """The action in this task's action_mode that does what the ee_delta action `a` (N, 4) does
+        now: `a` itself (ee_delta), or the IK controller's joint targets as a joint_pos action
+        (N, 6). Call it once right before `step` (it moves the commanded TCP point, as an ee_delta
+        step does), e.g. to let the scripted expert drive a joint_pos task."""
+        if self.cfg.action_mode == "ee_delta":
+            return a
+        a = a.to(self.device, torch.float32).clamp(-1.0, 1.0)
+        return self.joint_action(self._ik_targets(a))
+
+    def step(self, action: torch.Tensor, isolate_invalid: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """Apply (N, A) actions for one 20 ms control step: A = 4 in ee_delta mode (TCP motion
+        through the IK controller), 6 in joint_pos mode (absolute joint targets, see `joint_targets`).
+
+        Returns reward (N,), terminated (N,), truncated (N,), info {key: (N, ...)}. Envs whose
+        physics went non-finite are truncated with zero reward and flagged `sim_fault`. With
+        `isolate_invalid` (a batch that must not stop for one env), a non-finite action row is
+        treated the same way (that env holds still, is truncated and flagged `invalid_action`)
+        instead of refusing the whole step. `ended` (N,) says which envs finished an episode and
+        were not reset since: a batch may step on past them, a single env refuses
+        (`check_not_ended`).
+        """
+        if isolate_invalid and action.shape == (self.n, self.action_dim):
+            invalid = ~torch.isfinite(action).all(1).to(self.device)  # (N,)
+            action = action.masked_fill(invalid[:, None].to(action.device), 0.0)
+            self._invalid_actions = self._invalid_actions + invalid.sum()  # no host sync per step
+            a = action.to(self.device, torch.float32).clamp(-1.0, 1.0)  # finite now: check_action's clamp
+        else:
+            invalid = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+            a = self.check_action(action)
+        c = self.cfg
+        if c.action_mode == "joint_pos":
+            q = torch.where(invalid[:, None], self.q_cmd, self.joint_targets(a))  # an invalid row holds still
+        else:
+            q = self._ik_targets(a)
         self.q_cmd = q
         self._physics(q)
         s = self.backend.read()
@@ -364,6 +403,7 @@ class LiftTask:
             "hold_count": self.hold_count.clone(), "is_success": success,
             "task_success": success.to(torch.float32), "action": action.clone(),  # step() keeps it as prev_action
             "prev_action": self.prev_action.clone(), "tcp_target": self.tcp_target.clone(),
+            "joint_target": self.q_cmd.clone(),  # (N, 6) rad, the joint targets this step sent
             "steps_left": (c.episode_length - self.steps).to(torch.float32),  # steps until truncation
         }
 

@@ -127,7 +127,7 @@ class _LiftFactory(_EnvFactoryBase):
             expert.reset(binfo)
             steps, done = [], False
             while not done:
-                action = expert.act(binfo)[0].numpy()[None]  # (1, 4): action sequence of one
+                action = env.env.from_ee_delta(expert.act(binfo))[0].cpu().numpy()[None]  # (1, A): a sequence of one
                 nobs, r, term, trunc, ninfo = env.step(action)
                 binfo = batch_info(ninfo)
                 steps.append((obs, action.astype(np.float32), r, term, trunc, info))

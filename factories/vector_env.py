@@ -36,7 +36,7 @@ from envs.batched import BatchedLiftEnv, rescale_from_tanh, stacked_space  # noq
 from envs.config import make_task_config
 from envs.genesis_env import make_genesis_backend
 from envs.lift_env import info_to_numpy
-from envs.task import LiftTask
+from envs.task import ACTION_MEANING, LiftTask
 from runconfig.rules import check_value
 
 
@@ -89,7 +89,7 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
         self.autoreset, self.as_torch = autoreset, as_torch
         n = task.n
         self.single_observation_space = self.env.single_observation_space
-        self.single_action_space = spaces.Box(-1.0, 1.0, (action_sequence, 4), np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (action_sequence, task.action_dim), np.float32)
         super().__init__(n, self.single_observation_space, self.single_action_space)
         self.observation_space = batch_space(self.single_observation_space, n)
         self.action_space = batch_space(self.single_action_space, n)
@@ -138,9 +138,10 @@ class WrappedVectorEnv(gym.vector.VectorEnv):
 
     def step(self, actions):
         a = torch.as_tensor(actions, device=self.task.device, dtype=torch.float32)
-        if a.shape != (self.num_envs, self.action_sequence, 4):
+        if a.shape != (self.num_envs, self.action_sequence, self.task.action_dim):
             raise ValueError(f"actions have shape {tuple(a.shape)}: expected ({self.num_envs}, "
-                             f"{self.action_sequence}, 4) = (envs, action sequence, [dx, dy, dz, gripper])")
+                             f"{self.action_sequence}, {self.task.action_dim}) = (envs, action sequence, "
+                             f"{ACTION_MEANING[self.task.cfg.action_mode]})")
         s = self.env.step(rescale_from_tanh(a[:, 0]))
         done = s.done
         info = self._wrapped(s.info, step=True)

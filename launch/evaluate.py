@@ -23,14 +23,15 @@ from learning.snapshot import check_obs_spec, read_snapshot
 class ExpertPolicy:
     """The scripted expert of the env's task, for the N envs of a batch."""
 
-    def __init__(self, cfg: TaskConfig, num_envs: int) -> None:
-        self.expert = ScriptedExpert(num_envs, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
+    def __init__(self, cfg: TaskConfig, env: BatchedLiftEnv) -> None:
+        self.env = env
+        self.expert = ScriptedExpert(env.num_envs, cfg.action_scale, cfg.lift_height, cfg.gripper_closed_below)
 
     def reset(self, info: Info, mask: torch.Tensor) -> None:
         self.expert.reset(info, mask)
 
     def __call__(self, obs: Obs, info: Info) -> torch.Tensor:
-        return self.expert.act(info)                                       # (N, 4)
+        return self.env.from_ee_delta(self.expert.act(info))               # (N, A) in the task's action_mode
 
 
 def evaluate_checkpoint(checkpoint: str, episodes: int, seed: int, out_dir: Path, video_episodes: int,
@@ -71,7 +72,7 @@ def run_expert_episodes(episodes: int, seed: int = 0, video_path: str | None = N
     n = max(1, min(num_envs or MujocoLiftFactory.default_eval_envs, episodes))
     env = BatchedLiftEnv(LiftTask(make_mujoco_backend(cfg, n), cfg, seed), 1)
     try:
-        stats, eps = run_episodes(ExpertPolicy(cfg, n), env, episodes, seed, video_episodes if video_path else 0)
+        stats, eps = run_episodes(ExpertPolicy(cfg, env), env, episodes, seed, video_episodes if video_path else 0)
     finally:
         env.close()
     written = write_video([f for e in eps for f in e["video"]], Path(video_path)) if video_path else None

@@ -51,7 +51,7 @@ def collect(env: Any, expert_factory: Any, episodes: int, seed: int, keys: list[
         while bool(live[:take].any()):
             if stop is not None and stop():
                 return kept, tried
-            action = expert.act(info).float()                                        # (N, A) in [-1, 1]
+            action = env.from_ee_delta(expert.act(info).float()).cpu()              # (N, A) in [-1, 1]
             step = env.step(action.to(env.device))
             steps.append(({k: obs[k].cpu() for k in keys}, action, step.reward.cpu().float(),
                           step.terminated.cpu(), step.truncated.cpu()))

@@ -163,3 +163,49 @@ def test_each_env_uses_its_own_jacobian():
     d0, d1 = float(be.last_target[0, 0]), float(be.last_target[1, 0])
     assert d0 == pytest.approx(0.02, rel=0.05)  # 2 cm of TCP motion: 0.02 rad at 1 m/rad
     assert d1 == pytest.approx(0.01, rel=0.05)  # 2 m/rad: half the joint motion
+
+
+def test_joint_pos_actions_are_absolute_targets_over_each_joints_range():
+    """action_mode=joint_pos: -1, 0 and 1 command the low end, the middle and the high end of
+    every joint's range (-3..3 rad in the fake), whatever the state; the info reports them."""
+    be, task = make(3, action_mode="joint_pos")
+    a = torch.tensor([[-1.0] * 6, [0.0] * 6, [1.0, 0.5, -0.5, 0.25, 0.0, -1.0]])
+    _, _, _, info = task.step(a)
+    want = torch.tensor([[-3.0] * 6, [0.0] * 6, [3.0, 1.5, -1.5, 0.75, 0.0, -3.0]])
+    torch.testing.assert_close(be.last_target, want)
+    torch.testing.assert_close(info["joint_target"], want)
+    assert info["action"].shape == (3, 6)
+
+
+def test_joint_pos_wants_six_values_and_names_the_mode():
+    be, task = make(2, action_mode="joint_pos")
+    with pytest.raises(ValueError, match=r"expected \(2, 6\).*action_mode=joint_pos"):
+        task.step(torch.zeros(2, 4))
+    assert be.steps == 0
+
+
+def test_joint_pos_non_finite_row_holds_its_command_in_a_batch():
+    be, task = make(2, action_mode="joint_pos")
+    before = task.reset_info()["joint_target"]
+    a = torch.zeros(2, 6)
+    a[0, 3] = float("nan")
+    _, _, trunc, info = task.step(a, isolate_invalid=True)
+    assert info["invalid_action"].tolist() == [True, False] and trunc.tolist() == [True, False]
+    torch.testing.assert_close(be.last_target[0], before[0])
+    torch.testing.assert_close(be.last_target[1], torch.zeros(6))
+
+
+def test_an_unknown_action_mode_is_refused_by_name():
+    with pytest.raises(ConfigError, match=r"action_mode='joint_vel' is invalid: allowed one of ee_delta, joint_pos"):
+        TaskConfig(action_mode="joint_vel")
+
+
+def test_from_ee_delta_gives_the_joint_targets_an_ee_delta_step_sends():
+    """The same ee_delta action, stepped directly in one task and converted with `from_ee_delta`
+    in a joint_pos twin, sends the same joint targets."""
+    be_e, ee = make(2, keep_gripper_vertical=False)
+    be_j, jp = make(2, keep_gripper_vertical=False, action_mode="joint_pos")
+    a = torch.tensor([[0.5, -0.2, 0.1, 1.0], [-1.0, 0.3, 0.0, -1.0]])
+    ee.step(a)
+    jp.step(jp.from_ee_delta(a))
+    torch.testing.assert_close(be_j.last_target, be_e.last_target, atol=1e-5, rtol=0)

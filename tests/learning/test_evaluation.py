@@ -98,7 +98,7 @@ def batched_episodes(case: str, num_eval_envs: int) -> list[tuple]:
     env = MujocoLiftFactory().make_batched_eval_env(cfg)
     assert env.num_envs == num_eval_envs
     if case == "expert":
-        policy: Any = ExpertPolicy(env.task.cfg, env.num_envs)
+        policy: Any = ExpertPolicy(env.task.cfg, env)
     else:
         agent, keys = random_agent(case)
         policy = AgentPolicy(agent, 0, keys, torch.device("cpu"))
@@ -184,7 +184,7 @@ def test_genesis_evaluates_on_one_batched_scene() -> None:
     env = GenesisLiftFactory().make_batched_eval_env(cfg)
     try:
         assert env.num_envs == 3 and env.task.backend.num_envs == 3
-        stats, eps = run_episodes(ExpertPolicy(env.task.cfg, 3), env, 5, SEED, progress=False)
+        stats, eps = run_episodes(ExpertPolicy(env.task.cfg, env), env, 5, SEED, progress=False)
     finally:
         env.close()
     assert stats["episodes"] == 5 and stats["success_rate"] == 1.0
