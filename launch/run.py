@@ -44,6 +44,7 @@ from launch.rundir import (
     saved_overrides,
 )
 from learning import envio
+from learning.lerobot_format import check_dataset
 from learning.snapshot import (
     Resume,
     SnapshotError,
@@ -115,6 +116,8 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             f"reward_version={kw['reward_version']!r} was designed for state-based agents, and the pixel agent "
             f"{cfg.agent.name!r} learned little with it. Use reward_version=v19, or pass "
             "allow_state_reward_with_pixels=true to run it anyway")
+    if isinstance(cfg.demos, str):
+        check_demo_dataset(cfg, task)
     if cfg.engine.name == "native":
         check_device(cfg)
         check_memory_fits(cfg, task.image_size if task.pixels else 0, len(task.cameras))
@@ -123,6 +126,19 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     except ConfigError as e:
         raise ConfigError(full_key_path(str(e), cfg)) from None
     return kw
+
+
+def check_demo_dataset(cfg: DictConfig, task: TaskConfig) -> None:
+    """demos=<dir>: a LeRobotDataset v3.0 that fits the task (layout, features, fps, image size,
+    action space), checked before any simulator starts; the native engine loads it."""
+    if cfg.engine.name != "native":
+        raise ConfigError(f"demos={cfg.demos!r} is invalid with engine={cfg.engine.name}: a LeRobotDataset is "
+                          "loaded by the native engine only; allowed an integer (scripted-expert episodes)")
+    try:
+        check_dataset(cfg.demos, 1.0 / task.frame_skip_dt, task.action_mode, task.cameras, task.image_size,
+                      task.pixels)
+    except ConfigError as e:
+        raise ConfigError(f"demos={cfg.demos!r} is invalid: {e}") from None
 
 
 # Task options that do not live under `task.` in the run config.
@@ -229,7 +245,7 @@ def announce(cfg: DictConfig, task: TaskConfig, work_dir: Path, overrides: list[
     reward = rewards.get(task.reward_version, task.lift_height, task.gripper_closed_below)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     obs = f"pixels {task.image_size}x{task.image_size}" if task.pixels else "state"
-    demos = f", {cfg.demos} demos" if cfg.demos else ""
+    demos = f", demos from {cfg.demos}" if isinstance(cfg.demos, str) else f", {cfg.demos} demos" if cfg.demos else ""
     say(f"[run] {work_dir.resolve()}\n"
         f"[run] overrides: {' '.join(overrides) if overrides else '(none)'}\n"
         f"[run] {cfg.engine.name} engine, {cfg.agent.name} from {obs} (frame stack {cfg.frame_stack}), "

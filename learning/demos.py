@@ -105,6 +105,21 @@ def load_demos(episodes: int, env: Any, expert_factory: Any, seed: int, spec: Ma
     return demo_replay(kept, spec, frame_stack, int(env.action_dim), nstep, gamma, device)
 
 
+def load_dataset(root: str, env: Any, spec: Mapping[str, KeySpec], frame_stack: int, nstep: int, gamma: float,
+                 device: torch.device) -> ReplayBuffer:
+    """The episodes of a LeRobotDataset v3.0 directory (checked before the env was built, see
+    learning.lerobot_format.check_dataset), as the demo replay of `env`'s task."""
+    from learning.lerobot_io import dataset_demos
+
+    t0 = time.perf_counter()
+    task = env.task
+    eps = dataset_demos(root, spec, task.cfg.action_mode, 1.0 / task.cfg.frame_skip_dt, task.cfg.cube_half_size,
+                        task.joint_low, task.joint_high)
+    say(f"[demos] {len(eps)} episodes ({sum(len(e['reward']) for e in eps)} transitions) from the LeRobotDataset "
+        f"{root} ({time.perf_counter() - t0:.1f} s)")
+    return demo_replay(eps, spec, frame_stack, int(env.action_dim), nstep, gamma, device)
+
+
 def restore_demo_replay(state: Mapping[str, Any], spec: Mapping[str, KeySpec], frame_stack: int, action_dim: int,
                         nstep: int, gamma: float, device: torch.device) -> ReplayBuffer:
     buf = ReplayBuffer(spec, frame_stack, action_dim, 1, int(state["rows"]), nstep, gamma, device)

@@ -47,6 +47,7 @@ from learning.snapshot import (
     set_rng_state,
 )
 from runconfig.rules import ring_capacity, validate_config
+from runconfig.keys import uses_demos
 
 WINDOW = 100  # finished episodes in the train success / return windows
 LONG_EVAL_EPISODES = 20  # evaluations of at least this many episodes announce themselves
@@ -85,7 +86,7 @@ class NativeTrainer:
         self.cfg = cfg
         self._make_expert = getattr(factory, "make_expert", None)
         self._updater = SideThread(self._overlap(cfg.overlap_env_step), "update")  # the updates beside env steps
-        if cfg.demos > 0 and self._make_expert is None:
+        if not isinstance(cfg.demos, str) and cfg.demos > 0 and self._make_expert is None:
             raise ValueError(f"demos={cfg.demos} needs a factory with a scripted expert (make_expert); "
                              f"{type(factory).__name__} has none")
         self.device = resolve_device(cfg.device)
@@ -136,7 +137,7 @@ class NativeTrainer:
         self.replay = ReplayBuffer(self.spec, self.frame_stack, self.action_dim, self.num_envs, capacity,
                                    cfg.replay.nstep, cfg.replay.gamma, self.device)
         self.demo_replay: ReplayBuffer | None = None
-        self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if cfg.demos > 0 else 0.0)
+        self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if uses_demos(cfg.demos) else 0.0)
         self.learn_start = max(cfg.replay_size_before_train, self.num_envs * (cfg.replay.nstep + 1))
         self.frames = self.updates = self.episodes = self.update_credit = 0
         self.bc_steps = 0  # BC pre-training steps done (a stop can cut the phase short; a resume finishes it)
@@ -197,9 +198,12 @@ class NativeTrainer:
         resumed = self.replay.written > 0 or self.frames > 0
         # The demos and BC pre-training honour a stop between env steps / BC steps: the snapshot then
         # holds no demos (collected again on resume) or the BC steps done (a resume does the rest).
-        if cfg.demos > 0 and self.frames == 0 and (self.demo_replay is None
-                                                   or self.bc_steps < cfg.agent.bc_pretrain_steps):
-            if self.demo_replay is None:
+        if uses_demos(cfg.demos) and self.frames == 0 and (self.demo_replay is None
+                                                           or self.bc_steps < cfg.agent.bc_pretrain_steps):
+            if self.demo_replay is None and isinstance(cfg.demos, str):
+                self.demo_replay = demos.load_dataset(cfg.demos, self.train_env, self.spec, self.frame_stack,
+                                                      cfg.replay.nstep, cfg.replay.gamma, self.device)
+            elif self.demo_replay is None:
                 self.demo_replay = demos.load_demos(
                     cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + DEMO_SEED_OFFSET,
                     self.spec, self.frame_stack, cfg.replay.nstep, cfg.replay.gamma, self.device,

@@ -49,6 +49,18 @@ def one_of(*choices: Any, **kw: Any) -> Rule:
     return Rule(lambda v: not isinstance(v, bool) and v in choices, ", ".join(map(repr, choices)), **kw)
 
 
+def demo_source(high: int, **kw: Any) -> Rule:
+    """`demos`: a number of scripted-expert episodes, or the path of a LeRobotDataset v3.0 directory."""
+    return Rule(lambda v: (_is_int(v) and 0 <= v <= high) or (isinstance(v, str) and v.strip() != ""),
+                f"an integer from 0 to {high} (scripted-expert episodes) or the path of a LeRobotDataset v3.0 "
+                "directory", **kw)
+
+
+def uses_demos(v: Any) -> bool:
+    """Whether a `demos` value asks for demos: episodes > 0, or a dataset path."""
+    return isinstance(v, str) or v > 0
+
+
 def or_null(rule: Rule) -> Rule:
     return Rule(lambda v: v is None or rule.ok(v), f"null or {rule.allowed}", rule.native, rule.when)
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 
 from envs.config import ConfigError
-from runconfig.keys import Rule
+from runconfig.keys import Rule, uses_demos
 from runconfig.schema import declared_fields
 
 WRAPPER_KEYS = ("num_train_envs", "frame_stack", "action_sequence")  # what a factory builds from
@@ -96,7 +96,7 @@ def _relations(cfg: DictConfig) -> None:
             if not ok:
                 raise ConfigError(f"{key}={_as_typed(cfg, key)} is invalid with "
                                   f"agent.teacher_weight={cfg.agent.teacher_weight}: allowed {allowed}")
-    if cfg.demos > 0:
+    if uses_demos(cfg.demos):
         return
     for key, used, what, off in (
             ("demo_ratio", (cfg.demo_ratio or 0) > 0, "drawing a share of each batch from the demos", "null"),
@@ -107,7 +107,7 @@ def _relations(cfg: DictConfig) -> None:
             ("agent.bc_weight", cfg.agent.bc_weight > 0, "behaviour cloning", "0")):
         if used:
             raise ConfigError(f"{key}={_as_typed(cfg, key)} is invalid with demos=0: {what} needs demos; "
-                              f"use demos > 0 or {key}={off}")
+                              f"use demos > 0 (or demos=<LeRobotDataset dir>) or {key}={off}")
 
 
 def validate_config(cfg: DictConfig, engine: str = "native") -> None:

@@ -31,6 +31,7 @@ from envs.config import (
 from runconfig.keys import (
     Rule,
     auto_or_bool,
+    demo_source,
     boolean,
     device_name,
     integer,
@@ -109,7 +110,8 @@ class TrainConfig:
     keep_snapshots: int = key(5, integer(0), "numbered snapshots kept (the newest); 0 = all")
     log_every: int = key(1000, integer(1))
     log_eval_video: bool = key(True, boolean())
-    demos: int = key(0, integer(0, MAX_DEMOS), "scripted-expert episodes rolled out before training")
+    demos: int | str = key(0, demo_source(MAX_DEMOS), "scripted-expert episodes rolled out before training, or "
+                           "a LeRobotDataset v3.0 directory to load (native engine)")
     demo_noise: float = key(0.0, number(0.0, 1.0), "std of noise on the expert's motion actions (DART)")
     demo_ratio: float | None = key(None, or_null(number(0.0, 1.0)),
                                    "share of each batch from the demos; null: 0.5 with demos (RLPD), else 0")
