@@ -89,7 +89,7 @@ def export_dataset(out: str | Path, episodes: int, seed: int = 0, checkpoint: st
     env, policy, has_ee = _build(checkpoint, n, seed, image_size, tuple(cameras), task_kwargs)
     tc = env.task.cfg
     cams = tuple(tc.cameras) if tc.pixels else ()
-    fps = int(round(1.0 / tc.frame_skip_dt))
+    fps = round(1.0 / tc.frame_skip_dt)
     low, high = env.task.joint_low.cpu(), env.task.joint_high.cpu()
     writer = DatasetWriter(out, fps, cams, tc.image_size, has_ee, task)
     kept = successes = 0

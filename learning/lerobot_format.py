@@ -63,12 +63,19 @@ def from_follower(v: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> tor
     return out
 
 
+def joint_pos_action(v: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """The follower's joint targets (..., 6) -> the task's joint_pos action in [-1, 1] (docs/task.md)."""
+    return ((from_follower(v, low, high) - low) / (high - low) * 2.0 - 1.0).clamp(-1.0, 1.0)
+
+
 # ----------------------------------------------------------------------------- features
 def features(cameras: tuple[str, ...], image_size: int, fps: int, ee_delta: bool) -> dict[str, dict[str, Any]]:
     """info.json's `features`: the follower's state and action, the cameras as videos, liftbase's
     extras (`ee_delta`: the end-effector action when the actor produced one, `cube_pos`), the
     step's outcome (`next.*`) and the index columns."""
-    vec = lambda n, names: {"dtype": "float32", "shape": [n], "names": list(names)}  # noqa: E731
+    def vec(n: int, names: tuple[str, ...]) -> dict[str, Any]:
+        return {"dtype": "float32", "shape": [n], "names": list(names)}
+
     out: dict[str, dict[str, Any]] = {"observation.state": vec(6, MOTORS), "action": vec(6, MOTORS)}
     for cam in cameras:
         out[image_key(cam)] = {
@@ -111,7 +118,7 @@ def episode_stats(values: np.ndarray, image: bool = False) -> dict[str, Any]:
     s = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0)}
     s.update(zip(QKEYS, np.quantile(x, QUANTILES, axis=0)))
     out = {k: (v.astype(np.int64) if ints and k in ("min", "max") else v).reshape(shape).tolist() for k, v in s.items()}
-    out["count"] = [int(len(values))]
+    out["count"] = [len(values)]
     return out
 
 
@@ -120,7 +127,9 @@ def aggregate(per_episode: list[dict[str, Any]]) -> dict[str, Any]:
     the count-weighted mean of the episodes' (as LeRobot aggregates them)."""
     n = np.array([e["count"][0] for e in per_episode], np.float64)
     w = (n / n.sum()).reshape(-1, *([1] * np.asarray(per_episode[0]["mean"]).ndim))
-    arr = lambda k: np.array([e[k] for e in per_episode], np.float64)  # noqa: E731
+    def arr(k: str) -> np.ndarray:
+        return np.array([e[k] for e in per_episode], np.float64)
+
     mean = (w * arr("mean")).sum(0)
     var = (w * (arr("std") ** 2 + (arr("mean") - mean) ** 2)).sum(0)
     ints = isinstance(np.asarray(per_episode[0]["min"]).flat[0], np.integer)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -211,7 +212,7 @@ def dataset_demos(root: str | Path, spec: Mapping[str, Any], action_mode: str, f
     positions; joint velocities by finite differences at `fps`; the TCP pose by forward kinematics),
     the cameras and `cube_pos`; actions in the task's action_mode, in [-1, 1]."""
     from envs.kinematics import ArmKinematics
-    from learning.lerobot_format import from_follower
+    from learning.lerobot_format import from_follower, joint_pos_action
 
     fk = ArmKinematics()
     cams = tuple(k[len("rgb_"):] for k in spec if k.startswith("rgb_"))
@@ -240,7 +241,7 @@ def dataset_demos(root: str | Path, spec: Mapping[str, Any], action_mode: str, f
             obs[f"rgb_{c}"] = torch.from_numpy(e[image_key(c)]).permute(0, 3, 1, 2)[:, None].contiguous()
         a = torch.as_tensor(e[act_key], dtype=torch.float32)
         if action_mode == "joint_pos":
-            a = ((from_follower(a, lo, hi) - lo) / (hi - lo) * 2.0 - 1.0).clamp(-1.0, 1.0)
+            a = joint_pos_action(a, lo, hi)
         # An episode ends at its last frame: terminated if it succeeded there (no bootstrap), else truncated.
         end = torch.zeros(len(a), dtype=torch.bool)
         end[-1] = True

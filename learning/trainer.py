@@ -46,8 +46,8 @@ from learning.snapshot import (
     rng_state,
     set_rng_state,
 )
-from runconfig.rules import ring_capacity, validate_config
 from runconfig.keys import uses_demos
+from runconfig.rules import ring_capacity, validate_config
 
 WINDOW = 100  # finished episodes in the train success / return windows
 LONG_EVAL_EPISODES = 20  # evaluations of at least this many episodes announce themselves

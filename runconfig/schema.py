@@ -31,8 +31,8 @@ from envs.config import (
 from runconfig.keys import (
     Rule,
     auto_or_bool,
-    demo_source,
     boolean,
+    demo_source,
     device_name,
     integer,
     key,

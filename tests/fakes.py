@@ -81,6 +81,10 @@ class FakeBatchedEnv:
         self._start(self.ids)
         return self._obs(), {"task_success": torch.zeros(n), "sim_fault": torch.zeros(n, dtype=torch.bool)}
 
+    def from_ee_delta(self, action: torch.Tensor) -> torch.Tensor:
+        """An ee_delta task: the expert's action as it is (envs.batched.BatchedLiftEnv.from_ee_delta)."""
+        return action
+
     def step(self, action: torch.Tensor) -> Step:
         assert isinstance(action, torch.Tensor) and action.shape == (self.num_envs, 4), action.shape
         n, pending = self.num_envs, self.pending
