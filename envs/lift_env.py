@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from envs.actions import ACTION_MEANING
 from envs.backend import Backend
 from envs.batched import BatchedLiftEnv, observation_space, rescale_from_tanh  # noqa: F401 (observation_space: API)
 from envs.config import TaskConfig, check_backend, make_task_config
-from envs.task import ACTION_MEANING, LiftTask
+from envs.task import LiftTask
 
 
 def info_to_numpy(info: dict[str, torch.Tensor], i: int = 0) -> dict[str, Any]:

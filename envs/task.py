@@ -14,6 +14,7 @@ import torch
 from gymnasium.error import ResetNeeded
 
 import rewards
+from envs.actions import ACTION_MEANING, joint_action, joint_targets
 from envs.backend import Backend, PhysState, ResetState
 from envs.config import PRIVILEGED_KEY, TaskConfig, check_compile, check_randomization
 from envs.geometry import approach_axis, gripper_angle_for_gap, quat_to_euler, yaw_quat
@@ -23,7 +24,6 @@ from envs.scene import CUBE_RGBA
 ARM = 4  # IK drives joints 0..3, or 0..4 with the wrist roll unlocked (the gripper, 5, separately)
 GRIPPER_OPEN = 1.0  # rad, target for action +1
 HOME_TCP = (0.20, 0.0, 0.16)
-ACTION_MEANING = {"ee_delta": "[dx, dy, dz, gripper]", "joint_pos": "6 joint targets"}
 SEED_Q = (0.0, -0.4, 0.6, 1.3, 0.0, GRIPPER_OPEN)  # IK seed: elbow up, jaws down
 
 
@@ -245,7 +245,7 @@ class LiftTask:
         self.steps[ids] = 0
         self.ended[ids] = False
         if self.cfg.action_mode == "joint_pos":  # holding still: the reset pose's own targets
-            self.prev_action[ids] = self.joint_action(q)
+            self.prev_action[ids] = joint_action(q, self.joint_low, self.joint_high)
         else:
             self.prev_action[ids] = 0.0
             self.prev_action[ids, 3] = -1.0 if self.cfg.curriculum_stage in (1, 2) else 1.0
@@ -284,15 +284,6 @@ class LiftTask:
         return action.to(self.device, torch.float32).clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------ actions
-    def joint_targets(self, a: torch.Tensor) -> torch.Tensor:
-        """joint_pos actions (N, 6) in [-1, 1] -> joint targets (N, 6) in rad: -1..1 spans each
-        joint's range (joint_low..joint_high)."""
-        return self.joint_low + (a + 1.0) * 0.5 * (self.joint_high - self.joint_low)
-
-    def joint_action(self, q: torch.Tensor) -> torch.Tensor:
-        """Joint targets (N, 6) in rad -> the joint_pos action (N, 6) in [-1, 1] that commands them."""
-        return ((q - self.joint_low) / (self.joint_high - self.joint_low) * 2.0 - 1.0).clamp(-1.0, 1.0)
-
     def _ik_targets(self, a: torch.Tensor) -> torch.Tensor:
         """ee_delta actions (N, 4) in [-1, 1] -> joint targets (N, 6) in rad, by the IK controller.
 
@@ -324,12 +315,12 @@ class LiftTask:
         if self.cfg.action_mode == "ee_delta":
             return a
         a = a.to(self.device, torch.float32).clamp(-1.0, 1.0)
-        return self.joint_action(self._ik_targets(a))
+        return joint_action(self._ik_targets(a), self.joint_low, self.joint_high)
 
     def step(self, action: torch.Tensor, isolate_invalid: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """Apply (N, A) actions for one 20 ms control step: A = 4 in ee_delta mode (TCP motion
-        through the IK controller), 6 in joint_pos mode (absolute joint targets, see `joint_targets`).
+        through the IK controller), 6 in joint_pos mode (absolute joint targets, envs.actions).
 
         Returns reward (N,), terminated (N,), truncated (N,), info {key: (N, ...)}. Envs whose
         physics went non-finite are truncated with zero reward and flagged `sim_fault`. With
@@ -349,7 +340,8 @@ class LiftTask:
             a = self.check_action(action)
         c = self.cfg
         if c.action_mode == "joint_pos":
-            q = torch.where(invalid[:, None], self.q_cmd, self.joint_targets(a))  # an invalid row holds still
+            q = joint_targets(a, self.joint_low, self.joint_high)
+            q = torch.where(invalid[:, None], self.q_cmd, q)  # an invalid row holds its last command
         else:
             q = self._ik_targets(a)
         self.q_cmd = q

@@ -32,11 +32,12 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from envs.actions import ACTION_MEANING
 from envs.batched import BatchedLiftEnv, rescale_from_tanh, stacked_space  # noqa: F401 (stacked_space: API)
 from envs.config import make_task_config
 from envs.genesis_env import make_genesis_backend
 from envs.lift_env import info_to_numpy
-from envs.task import ACTION_MEANING, LiftTask
+from envs.task import LiftTask
 from runconfig.rules import check_value
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from envs.actions import joint_action
 from envs.config import ConfigError
 
 CODEBASE_VERSION = "v3.0"
@@ -65,7 +66,7 @@ def from_follower(v: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> tor
 
 def joint_pos_action(v: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """The follower's joint targets (..., 6) -> the task's joint_pos action in [-1, 1] (docs/task.md)."""
-    return ((from_follower(v, low, high) - low) / (high - low) * 2.0 - 1.0).clamp(-1.0, 1.0)
+    return joint_action(from_follower(v, low, high), low, high)
 
 
 # ----------------------------------------------------------------------------- features
