@@ -28,7 +28,7 @@ from learning.lerobot_format import (
 )
 from learning.lerobot_io import dataset_demos
 from learning.replay import KeySpec
-from tests._cli import HANG_S, ROOT, child_env
+from tests._cli import HANG_S, ROOT, child_env, run_train
 
 SEED, EPISODES, SIZE, FPS = 7, 2, 84, 50
 VIDEO = "videos/observation.images.wrist/chunk-000/file-000.mp4"
@@ -265,3 +265,14 @@ def test_only_success_drops_failed_episodes(tmp_path):
     assert (kept["kept"], kept["successes"], kept["frames"]) == (2, 0, 10)
     assert (dropped["kept"], dropped["frames"]) == (0, 0)
     assert json.loads((tmp_path / "b" / "meta" / "info.json").read_text())["total_episodes"] == 0
+
+
+def test_train_loads_the_dataset_as_its_demos(dataset, tmp_path):
+    """demos=<dir> end to end: a state-only run (its 21 values rebuilt from the follower state and
+    `cube_pos`) in joint_pos loads every exported transition, clones them, trains and exits 0."""
+    p = run_train(tmp_path / "run", f"demos={dataset}", "task.action_mode=joint_pos", "num_train_frames=100",
+                  "agent.bc_pretrain_steps=5")
+    assert p.returncode == 0, p.stderr[-3000:]
+    frames = json.loads((dataset / "meta/info.json").read_text())["total_frames"]
+    assert f"[demos] {EPISODES} episodes ({frames} transitions) from the LeRobotDataset {dataset}" in p.stdout + p.stderr
+    assert "BC pre-training: 5 steps" in p.stdout + p.stderr
