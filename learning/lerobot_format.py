@@ -210,4 +210,11 @@ def check_dataset(root: str | Path, fps: float, action_mode: str, cameras: tuple
         rel = VIDEO_PATH.format(video_key=image_key(cam), chunk_index=0, file_index=0)
         if not (root / rel).is_file():
             raise DatasetError(f"{root / rel}: missing: the video of feature {image_key(cam)!r}")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(root / EPISODES_PATH)
+    for col in table.column_names:
+        if col.endswith(("/chunk_index", "/file_index")) and not col.startswith("meta/") and any(table[col].to_pylist()):
+            raise DatasetError(f"{root / EPISODES_PATH}: column {col!r} names a second file; liftbase reads datasets "
+                               "of one data file and one video file per camera (chunk-000/file-000)")
     return info

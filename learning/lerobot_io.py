@@ -176,6 +176,11 @@ def read_episodes(root: str | Path, cameras: tuple[str, ...], columns: tuple[str
                 for c in cameras}
     cursor = {c: 0 for c in cameras}                    # frames of each video consumed so far
     for e in eps:
+        files = [k for k in e if k.endswith(("/chunk_index", "/file_index")) and not k.startswith("meta/") and e[k]]
+        if files:
+            raise DatasetError(f"{root / EPISODES_PATH}: episode {e['episode_index']} has {files[0]}={e[files[0]]}; "
+                               "liftbase reads datasets of one data file and one video file per camera "
+                               "(chunk-000/file-000)")
         lo, hi = int(e["dataset_from_index"]), int(e["dataset_to_index"])
         rows = table.slice(lo, hi - lo)
         out = {k: np.asarray(rows.column(k).to_pylist()) for k in (*columns, "frame_index", "episode_index")}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -224,6 +225,7 @@ def test_open_loop_replay_in_joint_pos_reproduces_the_episodes(dataset):
     ("image", r"feature 'observation.images.wrist' is video \[64, 64, 3\].*needs video \[84, 84, 3\]"),
     ("no_ee", r"feature 'ee_delta' missing.*use task.action_mode=joint_pos"),
     ("no_video", r"file-000.mp4: missing: the video of feature 'observation.images.wrist'"),
+    ("two_files", r"file-000.parquet: column 'data/file_index' names a second file"),
 ])
 def test_bad_datasets_are_refused_naming_file_and_feature(dataset, tmp_path, edit, message):
     bad = tmp_path / "bad"
@@ -234,6 +236,11 @@ def test_bad_datasets_are_refused_naming_file_and_feature(dataset, tmp_path, edi
         path.unlink()
     elif edit == "no_video":
         (bad / VIDEO).unlink()
+    elif edit == "two_files":
+        eps = bad / "meta/episodes/chunk-000/file-000.parquet"
+        t = pq.read_table(eps)
+        i = t.column_names.index("data/file_index")
+        pq.write_table(t.set_column(i, "data/file_index", pa.array([0, 1], pa.int64())), eps)
     else:
         f = info["features"]
         {"version": lambda: info.update(codebase_version="v2.1"), "no_state": lambda: f.pop("observation.state"),
