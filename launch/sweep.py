@@ -175,7 +175,8 @@ def job_resume(resume: str | None, work_dir: Path, sweep_dir: str | None, overri
     Any other resume= is returned as it is."""
     if not resume or sweep_dir is None or Path(resume).resolve() != Path(sweep_dir).resolve():
         return resume
-    if not (work_dir / "snapshots").is_dir():
+    if not any((work_dir / "snapshots").glob("*_snapshot.pt")):
+        say(f"[sweep] resume={resume}: {work_dir} holds no snapshot, so this job starts from the beginning")
         return None
     saved = saved_overrides(work_dir)
 
@@ -186,4 +187,5 @@ def job_resume(resume: str | None, work_dir: Path, sweep_dir: str | None, overri
         raise ConfigError(f"resume={resume}: {work_dir} holds a run started with {sorted(job_keys(saved))}, not "
                           f"this job's {sorted(job_keys(overrides))}; resume a sweep with the command that started "
                           f"it (each job's overrides are in <job>/.hydra/overrides.yaml)")
+    say(f"[sweep] resume={resume}: this job continues its run in {work_dir}")
     return str(work_dir)
