@@ -39,12 +39,12 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return out
 
 
-def _wait_until_both_jobs_train(proc: subprocess.Popen, sweep: Path) -> None:
+def _wait_until_both_jobs_train(proc: subprocess.Popen, sweep: Path, log: Path) -> None:
     t0 = time.monotonic()
     while not all((sweep / j / "train.csv").is_file() for j in ("0", "1")):
         if proc.poll() is not None:
             raise AssertionError(f"the sweep ended (rc={proc.returncode}) before its jobs trained:\n"
-                                 + proc.communicate()[0][-3000:])
+                                 + log.read_text()[-3000:])
         if time.monotonic() - t0 > HANG_S:
             proc.kill()
             raise AssertionError("the jobs never logged a row")
@@ -57,26 +57,28 @@ def test_signal_to_a_joblib_sweep_snapshots_every_job_and_leaves_no_process(tmp_
     sweep = tmp_path / "sweep"
     argv = ["-m", *BASE, "seed=1,2,3", LONG, "snapshot_every_n=1000000", "hydra/launcher=joblib",
             "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
-    # its own session: the signal reaches the parent alone, as `kill <pid>` from a scheduler does
-    proc = subprocess.Popen([sys.executable, TRAIN, *argv], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = tmp_path / "sweep.out"  # a file, not a pipe: workers left behind would hold a pipe open
+    with log.open("w") as sink:  # its own session: the signal reaches the parent alone, as from a scheduler
+        proc = subprocess.Popen([sys.executable, TRAIN, *argv], cwd=ROOT, env=child_env(), stdout=sink,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     children: list[psutil.Process] = []
     try:
-        _wait_until_both_jobs_train(proc, sweep)
+        _wait_until_both_jobs_train(proc, sweep, log)
         children = psutil.Process(proc.pid).children(recursive=True)  # the workers and resource trackers
         assert len(children) >= 2, children
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=HANG_S)
+        proc.wait(HANG_S)
         t0 = time.monotonic()
         while _alive(children) and time.monotonic() - t0 < 60:  # trackers leave once their pipe closes
             time.sleep(0.1)
+        out = log.read_text()
         assert not _alive(children), [(p.pid, p.cmdline()) for p in _alive(children)]
     finally:
         if proc.poll() is None:
             proc.kill()
         for p in _alive(children):
             p.kill()
-        proc.communicate()
+        proc.wait()
     assert proc.returncode == 128 + sig, out[-3000:]
     assert no_traceback(out), out[-3000:]
     name = signal.Signals(sig).name
