@@ -107,7 +107,7 @@ class SweepStop:
                 child.kill()
             except psutil.Error:
                 pass
-        print(f"[sweep] {why}: the jobs exited without a new snapshot, each keeping its last complete one. "
+        print(f"[sweep] {why}: the jobs were told to exit at once, each keeping its last complete snapshot. "
               + self.resume_advice(), file=sys.stderr, flush=True)
         sys.stderr.flush()
         os._exit(128 + (self.signum or signum))
