@@ -155,9 +155,19 @@ def _dir_file() -> Path | None:
     return stop.with_name(stop.name + ".dir") if stop is not None else None
 
 
+def _note_signal(signum: int, frame: FrameType | None) -> None:
+    request_sweep_stop(signal.Signals(signum).name)
+
+
 def job_may_start(sweep_dir: str) -> bool:
     """At a job's start: tell the parent the sweep directory; False (and say so) when the sweep was
-    stopped before this job began."""
+    stopped before this job began. In a launcher's worker, a SIGINT or SIGTERM outside the training
+    loop (Ctrl-C reaches every process of the terminal's group) stops the sweep instead of raising
+    in the worker: the loop's own handler takes over while it runs, and reads the stop file."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):  # not the parent's
+                signal.signal(sig, _note_signal)
     record = _dir_file()
     if record is not None and not record.exists():
         tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
