@@ -73,11 +73,14 @@ class SweepStop:
             self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> bool:
         if self._timer is not None:
             self._timer.cancel()
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        # Ctrl-C that reached a worker still starting up (before its first job set a handler) comes
+        # back as that job's KeyboardInterrupt, and joblib ends the sweep: `finish` reports the stop.
+        return exc_type is KeyboardInterrupt and sweep_stopped() is not None
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:

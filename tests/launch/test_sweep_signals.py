@@ -1,8 +1,9 @@
-"""A joblib sweep stops as a whole on SIGTERM or SIGINT to its parent: every running job writes a
-snapshot, no queued job starts, no process of the sweep is left behind, the parent names the
+"""A joblib sweep stops as a whole on SIGTERM to its parent (a scheduler) or SIGINT to its process
+group (Ctrl-C in a terminal): every running job writes a snapshot, no queued job starts, no process of the sweep is left behind, the parent names the
 command that resumes the sweep, and that command continues every job."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import signal
@@ -52,13 +53,14 @@ def _wait_until_both_jobs_train(proc: subprocess.Popen, sweep: Path, log: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_to_a_joblib_sweep_snapshots_every_job_and_leaves_no_process(tmp_path: Path, sig) -> None:
+@pytest.mark.parametrize("sig,group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM_to_the_parent", "SIGINT_to_the_group_as_ctrl_c"])
+def test_signal_to_a_joblib_sweep_snapshots_every_job_and_leaves_no_process(tmp_path: Path, sig, group) -> None:
     sweep = tmp_path / "sweep"
     argv = ["-m", *BASE, "seed=1,2,3", LONG, "snapshot_every_n=1000000", "hydra/launcher=joblib",
             "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
     log = tmp_path / "sweep.out"  # a file, not a pipe: workers left behind would hold a pipe open
-    with log.open("w") as sink:  # its own session: the signal reaches the parent alone, as from a scheduler
+    with log.open("w") as sink:  # its own session: a scheduler signals the parent alone, a terminal the group
         proc = subprocess.Popen([sys.executable, TRAIN, *argv], cwd=ROOT, env=child_env(), stdout=sink,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
     children: list[psutil.Process] = []
@@ -66,7 +68,10 @@ def test_signal_to_a_joblib_sweep_snapshots_every_job_and_leaves_no_process(tmp_
         _wait_until_both_jobs_train(proc, sweep, log)
         children = psutil.Process(proc.pid).children(recursive=True)  # the workers and resource trackers
         assert len(children) >= 2, children
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         proc.wait(HANG_S)
         t0 = time.monotonic()
         while _alive(children) and time.monotonic() - t0 < 60:  # trackers leave once their pipe closes
@@ -89,7 +94,7 @@ def test_signal_to_a_joblib_sweep_snapshots_every_job_and_leaves_no_process(tmp_
         frames[job] = counters(latest(sweep / job))["frames"]
         assert frames[job] > 0
     assert not (sweep / "2").exists()  # the queued job did not start after the signal
-    assert "this job was not started: the sweep was stopped by" in out, out[-3000:]
+    assert f"[job 3/3 seed=3] [sweep] this job was not started: the sweep was stopped by {name}" in out, out[-3000:]
     advice = re.search(r"Resume the sweep with: (.+)$", out, re.MULTILINE)
     assert advice, out[-3000:]
     command = shlex.split(advice.group(1))
