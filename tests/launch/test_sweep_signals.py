@@ -112,3 +112,21 @@ def test_signal_to_a_joblib_sweep_snapshots_every_job_and_leaves_no_process(tmp_
     for job in ("0", "1", "2"):
         assert counters(latest(sweep / job))["frames"] == target
         assert (sweep / job / "snapshots" / f"{frames.get(job, target)}_snapshot.pt").is_file()
+
+
+@pytest.mark.slow
+def test_sweep_resume_refuses_a_job_directory_started_with_other_overrides(tmp_path: Path) -> None:
+    """resume=<sweep dir> maps job N to <sweep dir>/N: a directory another sweep's job N left there
+    (here seed=9) is refused, naming both, before anything runs."""
+    sweep = tmp_path / "sweep"
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- experiment=smoke\n- seed=9\n")
+    (sweep / "0" / "snapshots").mkdir()
+    (sweep / "0" / "snapshots" / "latest_snapshot.pt").write_bytes(b"")
+    r = subprocess.run([sys.executable, TRAIN, "-m", "experiment=smoke", "seed=1", f"hydra.sweep.dir={sweep}",
+                        f"resume={sweep}"], cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                       timeout=HANG_S, check=False)
+    assert r.returncode != 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert f"resume={sweep}: {sweep / '0'} holds a run started with ['experiment=smoke', 'seed=9']" in r.stderr, \
+        r.stderr[-3000:]
+    assert "not this job's ['experiment=smoke', 'seed=1']" in r.stderr and no_traceback(r.stderr), r.stderr[-3000:]
