@@ -3,7 +3,7 @@
 The parent (`SweepStop`, around Hydra's multirun) names a stop file for its jobs
 (learning.signals.SWEEP_STOP_ENV). A SIGINT or SIGTERM to the parent writes it: each running job
 reads it as its own first signal, finishes its iteration and writes a snapshot, and a queued job
-that a launcher hands out afterwards does not start (`not_started`). The parent waits for its jobs,
+that a launcher hands out afterwards does not start (`job_may_start`). The parent waits for its jobs,
 then names the command that resumes the sweep and exits with 128 + signal. A second signal, or
 jobs still running GRACE_S after the first, is forwarded to the parent's child processes: each job
 exits at once, keeping its last complete snapshot.
@@ -186,7 +186,12 @@ def job_resume(resume: str | None, work_dir: Path, sweep_dir: str | None, overri
     """`resume=<sweep dir>` in a job of that sweep: the job's own directory when it holds a
     snapshot (after checking it was started as this job), else None (the job starts fresh).
     Any other resume= is returned as it is."""
-    if not resume or sweep_dir is None or Path(resume).resolve() != Path(sweep_dir).resolve():
+    if not resume or sweep_dir is None:
+        return resume
+    if Path(resume).resolve() != Path(sweep_dir).resolve():
+        if (Path(resume) / "multirun.yaml").is_file():
+            raise ConfigError(f"resume={resume} is a sweep directory, but this sweep writes to {sweep_dir}: resume a "
+                              f"sweep in its own directory, hydra.sweep.dir={resume} resume={resume}")
         return resume
     if not any((work_dir / "snapshots").glob("*_snapshot.pt")):
         say(f"[sweep] resume={resume}: {work_dir} holds no snapshot, so this job starts from the beginning")
