@@ -30,7 +30,9 @@ from launch.rundir import saved_overrides
 from learning.console import say
 from learning.signals import (
     SWEEP_STOP_ENV,
+    act_on_stop,
     request_sweep_stop,
+    stop_acted_on,
     sweep_stop_file,
     sweep_stopped,
 )
@@ -62,12 +64,17 @@ class SweepStop:
         self.argv = list(argv)
         self.file = Path(tempfile.gettempdir()) / f"liftbase-sweep-{os.getpid()}.stop"
         self.signum: int | None = None
+        self.stopped_by: str | None = None  # read on leaving the `with`, when the files are removed
+        self.dir: Path | None = None
         self._previous: dict[int, object] = {}
         self._timer: threading.Timer | None = None
 
-    def __enter__(self) -> SweepStop:
+    def _remove_files(self) -> None:
         self.file.unlink(missing_ok=True)
         self.file.with_name(self.file.name + ".dir").unlink(missing_ok=True)
+
+    def __enter__(self) -> SweepStop:
+        self._remove_files()
         os.environ[SWEEP_STOP_ENV] = str(self.file)  # launchers' workers inherit it
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._on_signal)
@@ -78,6 +85,8 @@ class SweepStop:
             self._timer.cancel()
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self.stopped_by, self.dir = sweep_stopped(), self.sweep_dir()
+        self._remove_files()
         # Ctrl-C that reached a worker still starting up (before its first job set a handler) comes
         # back as that job's KeyboardInterrupt, and joblib ends the sweep: `finish` reports the stop.
         return exc_type is KeyboardInterrupt and sweep_stopped() is not None
@@ -112,7 +121,7 @@ class SweepStop:
                 pass
         print(f"[sweep] {why}: the jobs were told to exit at once, each keeping its last complete snapshot. "
               + self.resume_advice(), file=sys.stderr, flush=True)
-        sys.stderr.flush()
+        self._remove_files()
         os._exit(128 + (self.signum or signum))
 
     def sweep_dir(self) -> Path | None:
@@ -136,10 +145,7 @@ class SweepStop:
 
     def finish(self) -> None:
         """After the sweep: if it was stopped, say how to resume it and exit with 128 + signal."""
-        name, sweep_dir = sweep_stopped(), self.sweep_dir()
-        self.file.unlink(missing_ok=True)
-        if (record := _dir_file()) is not None:
-            record.unlink(missing_ok=True)
+        name, sweep_dir = self.stopped_by, self.dir
         if name is None:
             return
         signum = self.signum or int(signal.Signals[name])
@@ -159,7 +165,13 @@ def _dir_file() -> Path | None:
 
 
 def _note_signal(signum: int, frame: FrameType | None) -> None:
-    request_sweep_stop(signal.Signals(signum).name)
+    """A worker's signal outside a training loop: the sweep's stop, or, once this worker has acted on
+    the stop (its loop ended, or it refused a queued job), a second signal that ends it at once."""
+    name = signal.Signals(signum).name
+    if stop_acted_on():
+        print(f"[sweep] second signal ({name}): this worker exits now", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+    request_sweep_stop(name)
 
 
 def job_may_start(sweep_dir: str) -> bool:
@@ -178,6 +190,7 @@ def job_may_start(sweep_dir: str) -> bool:
         os.replace(tmp, record)
     stopped = sweep_stopped()
     if stopped is not None:
+        act_on_stop(stopped)
         say(f"[sweep] this job was not started: the sweep was stopped by {stopped}")
     return stopped is None
 

@@ -39,6 +39,18 @@ def sweep_stopped() -> str | None:
         return None
 
 
+_acted_on: list[str] = []  # the stop this process has acted on: a loop it ended, or a job it did not start
+
+
+def act_on_stop(name: str) -> None:
+    _acted_on.append(name)
+
+
+def stop_acted_on() -> bool:
+    """True once this process has acted on a stop: a signal after that is a second one."""
+    return bool(_acted_on)
+
+
 def request_sweep_stop(name: str) -> None:
     """Write the sweep's stop file (nothing outside a sweep); the jobs' loops and the queued jobs read it."""
     path = sweep_stop_file()
@@ -68,6 +80,7 @@ class StopSignals:
             stopped = sweep_stopped()
             if stopped is not None:
                 self._name = stopped
+                act_on_stop(stopped)
                 say(f"[native] the sweep was stopped by {stopped}: finishing the current iteration, then "
                     "writing a snapshot")
         return self._name
@@ -100,5 +113,6 @@ class StopSignals:
                   file=sys.stderr, flush=True)
             os._exit(128 + signum)
         self._name = name
+        act_on_stop(name)
         request_sweep_stop(name)
         say(f"[native] {name} received: finishing the current iteration, then writing a snapshot")
