@@ -43,6 +43,7 @@ from launch.rundir import (
     save_composition,
     saved_overrides,
 )
+from launch.sweep import job_may_start, job_resume
 from learning import envio
 from learning.lerobot_format import check_dataset
 from learning.snapshot import (
@@ -298,6 +299,9 @@ def _fill_missing(saved: DictConfig, live: DictConfig) -> None:
 def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
     """Validate, announce and train. ConfigError on bad input (SweepJobError inside a multirun)."""
     job = _multirun_job()
+    if job is not None and not job_may_start(str(_hydra_node().sweep.dir)):
+        remove_if_untouched(Path(work_dir))
+        return {}
     started = time.perf_counter()
     lock = RunLock(Path(work_dir))
     try:
@@ -329,6 +333,10 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
 
 def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None, lock: RunLock) -> dict[str, Any]:
     work_dir = Path(work_dir)
+    hc = _hydra_node()
+    if hc is not None and hc.mode == RunMode.MULTIRUN and cfg.resume:  # resume=<sweep dir>: this job's own dir
+        OmegaConf.update(cfg, "resume", job_resume(str(cfg.resume), work_dir, str(hc.sweep.dir),
+                                                   list(cli_overrides or [])))
     live = cfg
     try:  # a missing resume= target fails before anything is written
         cfg, resumed_from = resume_config(cfg, cli_overrides or [])

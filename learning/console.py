@@ -20,16 +20,22 @@ _log = logging.getLogger("liftbase")
 PROGRESS_S = 30.0  # a phase of minutes says how far along it is this often
 
 
-@lru_cache(maxsize=1)
 def _hydra_job() -> tuple[bool, str]:
-    """(inside a Hydra app, '[job #n: overrides] ' when it is one job of a multirun, else '')."""
+    """(inside a Hydra app, '[job #n: overrides] ' when it is one job of a multirun, else ''). A
+    launcher's worker runs one job after another: the tag is the current job's."""
     try:
         if not HydraConfig.initialized():
             return False, ""
         hc = HydraConfig.get()
-        return True, (_job_tag(hc) if hc.mode == RunMode.MULTIRUN else "")
+        return True, (_cached_tag(hc.job.num, str(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else "")
     except Exception:  # noqa: BLE001
         return False, ""
+
+
+@lru_cache(maxsize=4)
+def _cached_tag(num: int, sweep_dir: str) -> str:
+    """The tag of job `num` of the sweep in `sweep_dir`, read once per job."""
+    return _job_tag(HydraConfig.get())
 
 
 def _job_tag(hc: Any) -> str:

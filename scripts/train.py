@@ -22,6 +22,7 @@ from omegaconf import DictConfig  # noqa: E402
 import envs  # noqa: E402,F401  (headless GL before mujoco/genesis)
 from envs.config import ConfigError  # noqa: E402
 from launch.rundir import DiskFull  # noqa: E402
+from launch.sweep import SweepStop  # noqa: E402
 from runconfig.cli import (check_output_dir_override, check_unknown_overrides,  # noqa: E402
                            quote_numeric_group_overrides)
 
@@ -55,13 +56,16 @@ def exit_now(code: int) -> None:
 
 
 if __name__ == "__main__":
+    typed = sys.argv[1:]
     sys.argv = quote_numeric_group_overrides(sys.argv)
     problem = check_unknown_overrides(sys.argv[1:]) or check_output_dir_override(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     if {"-m", "--multirun"} & set(sys.argv[1:]):  # a sweep's launcher shuts its workers down on the way out
-        main()
+        with SweepStop(typed) as sweep:  # SIGINT/SIGTERM stop the whole sweep
+            main()
+        sweep.finish()
     else:
         try:
             main()
