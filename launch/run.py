@@ -38,6 +38,7 @@ from launch.rundir import (
     RunLock,
     claim_run_dir,
     clear_run_dir,
+    record_machine,
     remove_if_untouched,
     remove_stale_temp_files,
     save_composition,
@@ -350,6 +351,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         overrides = saved + overrides
     save_composition(cfg if resumed_from is not None else live, work_dir, overrides, _hydra_node())
     announce(cfg, task, work_dir, overrides)
+    record_machine(work_dir, str(cfg.device))
     if into_new_dir and not (work_dir / "resumed_from").exists():
         (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)
     factory = make_factory(cfg)
