@@ -91,8 +91,9 @@ def _hydra_node() -> Any:
         return None
 
 
-def validate(cfg: DictConfig) -> dict[str, Any]:
-    """Every check that can fail before a simulator starts; returns the task kwargs."""
+def validate(cfg: DictConfig) -> TaskConfig:
+    """Every check that can fail before a simulator starts; returns the task's config, built once
+    here for the run to use."""
     unknown = unknown_keys(cfg)
     if unknown:
         key = unknown[0]
@@ -110,10 +111,10 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(full_key_path(str(e), cfg)) from None
     validate_config(cfg, cfg.engine.name)
     check_env_keys(cfg)
-    if kw.get("reward_version") in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
+    if task.reward_version in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
             and not cfg.allow_state_reward_with_pixels:
         raise ConfigError(
-            f"reward_version={kw['reward_version']!r} was designed for state-based agents, and the pixel agent "
+            f"reward_version={task.reward_version!r} was designed for state-based agents, and the pixel agent "
             f"{cfg.agent.name!r} learned little with it. Use reward_version=v19, or pass "
             "allow_state_reward_with_pixels=true to run it anyway")
     if cfg.engine.name == "native":
@@ -123,7 +124,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         check_backend(task, make_factory(cfg).backend)
     except ConfigError as e:
         raise ConfigError(full_key_path(str(e), cfg)) from None
-    return kw
+    return task
 
 
 # Task options that do not live under `task.` in the run config.
@@ -325,7 +326,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
             cfg, resume = load_resume(cfg)
         except SnapshotError as e:
             raise ConfigError(str(e)) from None
-    task = make_task_config(**validate(cfg))
+    task = validate(cfg)
     if resume is not None:
         check_resume_fits(resume, cfg, task)
         done = resume.payload["counters"].get("frames")
