@@ -23,6 +23,7 @@ COLUMNS = {
     "success": ("eval/success_rate", "episode_success", "success_rate"),
     "return": ("eval/episode_reward", "episode_reward"),
     "max_cube_z": ("eval/max_cube_z", "max_cube_z"),
+    "wall_s": ("eval/wall_s",),  # the run's training wall time when it evaluated
 }
 # Overrides that never define a group: what varies between the repeats of one setting.
 NOT_A_SETTING = ("seed", "resume")

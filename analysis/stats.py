@@ -24,11 +24,19 @@ def _interval(scores: np.ndarray, func: Callable[[np.ndarray], np.ndarray], reps
     if scores.shape[0] == 1:  # one run: nothing to resample, the interval is the point
         point = func(scores)
         return point, point, point
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's note on RandomState vs Generator
-        points, intervals = rly.get_interval_estimates(
-            {"g": scores}, func, reps=reps, confidence_interval_size=CONFIDENCE,
-            random_state=np.random.RandomState(seed))
+    # rliable's StratifiedBootstrap draws its resamples from NumPy's global RNG (np.random.choice),
+    # not from `random_state`: seed that one too, and put it back after, so the same inputs give
+    # the same intervals in every process.
+    outside = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch's note on RandomState vs Generator
+            points, intervals = rly.get_interval_estimates(
+                {"g": scores}, func, reps=reps, confidence_interval_size=CONFIDENCE,
+                random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(outside)
     return points["g"], intervals["g"][0], intervals["g"][1]
 
 

@@ -1,11 +1,13 @@
 """RoboBase EnvFactory plugin: `GenesisLiftFactory`, `MujocoLiftFactory`, `WrappedGenesisVectorEnv`,
-and `make_factory(cfg)`, the factory a run config names (`env.factory`)."""
+`make_factory(cfg)`, the factory a run config names (`env.factory`), and `factory_config(cfg)`,
+the typed config they read (from our run config or RoboBase's)."""
 from __future__ import annotations
 
 from typing import Any
 
 from envs.config import ConfigError
-from factories.factory import GenesisLiftFactory, MujocoLiftFactory, task_kwargs
+from factories.config import FactoryConfig, factory_config, task_kwargs
+from factories.factory import GenesisLiftFactory, MujocoLiftFactory
 from factories.vector_env import WrappedGenesisVectorEnv, WrappedVectorEnv
 
 FACTORIES = {"factories.MujocoLiftFactory": MujocoLiftFactory, "factories.GenesisLiftFactory": GenesisLiftFactory}
@@ -19,5 +21,5 @@ def make_factory(cfg: Any) -> MujocoLiftFactory | GenesisLiftFactory:
     return FACTORIES[name]()
 
 
-__all__ = ["FACTORIES", "GenesisLiftFactory", "MujocoLiftFactory", "WrappedGenesisVectorEnv", "WrappedVectorEnv",
-           "make_factory", "task_kwargs"]
+__all__ = ["FACTORIES", "FactoryConfig", "GenesisLiftFactory", "MujocoLiftFactory", "WrappedGenesisVectorEnv",
+           "WrappedVectorEnv", "factory_config", "make_factory", "task_kwargs"]

@@ -1,9 +1,11 @@
 """RoboBase EnvFactory plugin for the lift task (Genesis and MuJoCo backends).
 
 Subclasses RoboBase's `EnvFactory` when RoboBase is importable and works without it, so
-nothing here needs RoboBase at import time. All parameters come from the config: the task
-options live under `cfg.task` (the `task` group); RoboBase's own keys (`num_train_envs`, `frame_stack`,
-`action_sequence`, `pixels`, `visual_observation_shape`, `seed`, `demos`) keep their meaning.
+nothing here needs RoboBase at import time. All parameters come from the config, read once per
+call as a typed `FactoryConfig` (factories.config: a key RoboBase's own config lacks takes its
+declared default): the task options live under `cfg.task` (the `task` group); RoboBase's own keys
+(`num_train_envs`, `frame_stack`, `action_sequence`, `pixels`, `visual_observation_shape`, `seed`,
+`demos`) keep their meaning.
 """
 from __future__ import annotations
 
@@ -14,17 +16,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
 from envs.backend import Backend
 from envs.batched import BatchedLiftEnv
-from envs.config import ConfigError, TaskConfig, make_task_config
+from envs.config import TaskConfig
 from envs.expert import ScriptedExpert, batch_info
 from envs.genesis_env import make_genesis_backend
 from envs.lift_env import LiftCubeEnv, make_mujoco_backend
 from envs.task import LiftTask
+from factories.config import FactoryConfig, factory_config, task_kwargs  # noqa: F401  (task_kwargs re-exported)
 from factories.vector_env import WrappedGenesisVectorEnv
-from runconfig.rules import WRAPPER_KEYS, check_keys, check_value
 
 try:  # RoboBase is optional: see README
     from robobase.envs.env import EnvFactory as _EnvFactoryBase
@@ -35,94 +37,68 @@ except ImportError:  # pragma: no cover - exercised when RoboBase is absent
 log = logging.getLogger(__name__)
 
 
-def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """TaskConfig kwargs from the run config: the `task` group (and `env.task`, if an env sets
-    any), plus RoboBase's shared keys and the stage/reward groups."""
-    kw: dict[str, Any] = {}
-    for node in (cfg.get("task"), cfg.env.get("task") if "env" in cfg else None):
-        if node is not None:
-            kw.update(OmegaConf.to_container(node, resolve=True) or {})
-    # Hydra groups each write their own node; the task sees them as plain options.
-    if isinstance(cfg.get("curriculum_stage"), DictConfig | dict):
-        kw["curriculum_stage"] = cfg.curriculum_stage.stage
-    if isinstance(cfg.get("reward_version"), DictConfig | dict):
-        kw["reward_version"] = cfg.reward_version.name
-    if "episode_length" in cfg.env:
-        kw["episode_length"] = cfg.env.episode_length
-    kw["pixels"] = bool(cfg.pixels)
-    shape = cfg.get("visual_observation_shape", None)
-    if shape is not None:
-        items = list(shape) if isinstance(shape, (list, tuple, ListConfig)) else None
-        if items is None or len(items) != 2 or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                       for s in items) or items[0] != items[1]:
-            shown = OmegaConf.to_container(shape) if OmegaConf.is_config(shape) else shape
-            raise ConfigError(f"visual_observation_shape={shown!r} is invalid: allowed [S, S] (a square, S an "
-                              "integer)")
-        kw["image_size"] = items[0]
-    return kw
-
-
 class _LiftFactory(_EnvFactoryBase):
     """Shared demo hooks: scripted-expert demonstrations in RoboBase's demo format."""
 
-    def _single_env(self, cfg: DictConfig) -> LiftCubeEnv:
+    def _single_env(self, fc: FactoryConfig) -> LiftCubeEnv:
         """One env in RoboBase's wrapper-chain form: its eval env, and what demos are recorded in."""
-        return LiftCubeEnv(lambda tcfg: self._backend(cfg, tcfg, 1), frame_stack=int(cfg.frame_stack),
-                           action_sequence=int(cfg.get("action_sequence", 1)), seed=int(cfg.seed) + 10_000,
-                           **task_kwargs(cfg))
+        return LiftCubeEnv(lambda tcfg: self._backend(fc, tcfg, 1), frame_stack=fc.frame_stack,
+                           action_sequence=fc.action_sequence, seed=fc.seed + 10_000, **fc.task)
 
-    def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
+    def _backend(self, fc: FactoryConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
         raise NotImplementedError
 
     def make_batched_env(self, cfg: DictConfig) -> BatchedLiftEnv:
         """The native engine's train env: num_train_envs envs as one batch in this process, torch
         tensors on the sim device, one render per step (envs.batched). RoboBase gets make_train_env."""
-        check_keys(cfg, WRAPPER_KEYS)
-        tcfg = make_task_config(**task_kwargs(cfg))  # validated before any simulator starts
-        backend = self._backend(cfg, tcfg, int(cfg.num_train_envs))
-        return BatchedLiftEnv(LiftTask(backend, tcfg, int(cfg.seed)), int(cfg.frame_stack))
+        fc = factory_config(cfg)
+        tcfg = fc.task_config()  # validated before any simulator starts
+        backend = self._backend(fc, tcfg, fc.num_train_envs)
+        return BatchedLiftEnv(LiftTask(backend, tcfg, fc.seed), fc.frame_stack)
 
     def make_eval_env(self, cfg: DictConfig) -> gym.Env:
         """RoboBase's eval env: one gymnasium env in its wrapper-chain form (the native engine and the
         scripts evaluate on `make_batched_eval_env`)."""
-        check_keys(cfg, WRAPPER_KEYS)
-        return self._single_env(cfg)
+        return self._single_env(factory_config(cfg))
 
     # Envs an evaluation runs at once when num_eval_envs is null (see eval_envs).
     default_eval_envs = 1
 
-    def eval_envs(self, cfg: DictConfig, episodes: int | None = None) -> int:
+    def eval_envs(self, cfg: DictConfig | FactoryConfig, episodes: int | None = None) -> int:
         """How many envs evaluate `episodes` (default num_eval_episodes): num_eval_envs, or with null
         the backend's `default_eval_envs`, never more than the episodes (an env beyond them would idle)."""
-        episodes = int(cfg.num_eval_episodes if episodes is None else episodes)
-        n = check_value("num_eval_envs", cfg.get("num_eval_envs", None))
+        fc = cfg if isinstance(cfg, FactoryConfig) else factory_config(cfg)
+        episodes = fc.num_eval_episodes if episodes is None else int(episodes)
+        n = fc.num_eval_envs
         return max(1, min(int(n) if n is not None else self.default_eval_envs, episodes))
 
     def make_batched_eval_env(self, cfg: DictConfig, episodes: int | None = None) -> BatchedLiftEnv:
         """The evaluation env of the native engine and the scripts: `eval_envs(cfg, episodes)` envs as one
         batch, the train env's contract (envs.batched) and observations. The evaluation seeds every
         episode itself (`BatchedLiftEnv.seed_envs`); the seed given here is only the task's initial one."""
-        check_keys(cfg, ("frame_stack",))
-        tcfg = make_task_config(**task_kwargs(cfg))  # validated before any simulator starts
-        backend = self._backend(cfg, tcfg, self.eval_envs(cfg, episodes))
-        return BatchedLiftEnv(LiftTask(backend, tcfg, int(cfg.seed) + 10_000), int(cfg.frame_stack))
+        fc = factory_config(cfg)
+        tcfg = fc.task_config()  # validated before any simulator starts
+        backend = self._backend(fc, tcfg, self.eval_envs(fc, episodes))
+        return BatchedLiftEnv(LiftTask(backend, tcfg, fc.seed + 10_000), fc.frame_stack)
 
     def make_expert(self, cfg: DictConfig, num_envs: int) -> ScriptedExpert:
         """The scripted expert for `num_envs` envs of this config's task (the native engine's demos)."""
-        t = make_task_config(**task_kwargs(cfg))
+        fc = factory_config(cfg)
+        t = fc.task_config()
         return ScriptedExpert(num_envs, t.action_scale, t.lift_height, t.gripper_closed_below,
-                              noise=float(cfg.get("demo_noise", 0.0)), seed=int(cfg.seed))
+                              noise=fc.demo_noise, seed=fc.seed)
 
     def collect_or_fetch_demos(self, cfg: DictConfig, num_demos: int) -> None:
         """Roll out the scripted expert; each demo is a list of RoboBase transitions."""
-        env = self._single_env(cfg)
+        fc = factory_config(cfg)
+        env = self._single_env(fc)
         task = env.task
         self._demos: list[list[tuple]] = []
         n = int(num_demos) if np.isfinite(num_demos) else 10
         for ep in range(n):
-            obs, info = env.reset(seed=int(cfg.seed) * 1000 + ep)
+            obs, info = env.reset(seed=fc.seed * 1000 + ep)
             expert = ScriptedExpert(1, task.cfg.action_scale, task.cfg.lift_height, task.cfg.gripper_closed_below,
-                                    noise=float(cfg.get("demo_noise", 0.0)), seed=int(cfg.seed) * 1000 + ep)
+                                    noise=fc.demo_noise, seed=fc.seed * 1000 + ep)
             binfo = task.reset_info()  # batched (1, ...) info the expert reads
             expert.reset(binfo)
             steps, done = [], False
@@ -161,12 +137,11 @@ def _last_frame(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v[-1] for k, v in obs.items()}
 
 
-def wants_torch(cfg: DictConfig) -> bool:
+def wants_torch(fc: FactoryConfig) -> bool:
     """env.as_torch for make_train_env's gymnasium VectorEnv: `auto` gives tensors on the sim device
     when the config's engine is native, NumPy to RoboBase or anyone else. (The native engine itself
     trains on make_batched_env, always tensors.)"""
-    value = cfg.env.get("as_torch", "auto")
-    return OmegaConf.select(cfg, "engine.name") == "native" if value == "auto" else bool(value)
+    return fc.engine == "native" if fc.as_torch == "auto" else bool(fc.as_torch)
 
 
 class GenesisLiftFactory(_LiftFactory):
@@ -180,16 +155,13 @@ class GenesisLiftFactory(_LiftFactory):
     default_eval_envs = 16
 
     def make_train_env(self, cfg: DictConfig) -> WrappedGenesisVectorEnv:
-        check_keys(cfg, WRAPPER_KEYS)
+        fc = factory_config(cfg)
         return WrappedGenesisVectorEnv(
-            task_kwargs(cfg), num_envs=int(cfg.num_train_envs), frame_stack=int(cfg.frame_stack),
-            action_sequence=int(cfg.get("action_sequence", 1)), sim_device=str(cfg.env.get("sim_device", "cpu")),
-            seed=int(cfg.seed), as_torch=wants_torch(cfg),
-            renderer=str(cfg.env.get("renderer", "auto")))
+            fc.task, num_envs=fc.num_train_envs, frame_stack=fc.frame_stack, action_sequence=fc.action_sequence,
+            sim_device=fc.sim_device, seed=fc.seed, as_torch=wants_torch(fc), renderer=fc.renderer)
 
-    def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
-        return make_genesis_backend(tcfg, num_envs, str(cfg.env.get("sim_device", "cpu")),
-                                    str(cfg.env.get("renderer", "auto")))
+    def _backend(self, fc: FactoryConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
+        return make_genesis_backend(tcfg, num_envs, fc.sim_device, fc.renderer)
 
 
 def _mujoco_single(kw: dict[str, Any], frame_stack: int, action_sequence: int, seed: int) -> LiftCubeEnv:
@@ -214,15 +186,15 @@ class MujocoLiftFactory(_LiftFactory):
     # (stepped all the same) more often in the last round of an evaluation.
     default_eval_envs = 10
 
-    def _backend(self, cfg: DictConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
-            return make_mujoco_backend(tcfg, num_envs)
+    def _backend(self, fc: FactoryConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
+        return make_mujoco_backend(tcfg, num_envs)
 
     def make_train_env(self, cfg: DictConfig) -> gym.vector.VectorEnv:
-        check_keys(cfg, WRAPPER_KEYS)
-        kw = task_kwargs(cfg)
-        make_task_config(**kw)  # validate in this process, before any worker starts
-        fs, t, seed = int(cfg.frame_stack), int(cfg.get("action_sequence", 1)), int(cfg.seed)
-        if int(cfg.num_train_envs) == 1:  # in this process: leave the learner's torch_threads alone
+        fc = factory_config(cfg)
+        kw = fc.task
+        fc.task_config()  # validate in this process, before any worker starts
+        fs, t, seed = fc.frame_stack, fc.action_sequence, fc.seed
+        if fc.num_train_envs == 1:  # in this process: leave the learner's torch_threads alone
             return gym.vector.SyncVectorEnv([lambda: _mujoco_single(kw, fs, t, seed)])
-        fns = [lambda i=i: _mujoco_worker(kw, fs, t, seed + i) for i in range(int(cfg.num_train_envs))]
+        fns = [lambda i=i: _mujoco_worker(kw, fs, t, seed + i) for i in range(fc.num_train_envs)]
         return gym.vector.AsyncVectorEnv(fns, context="spawn")

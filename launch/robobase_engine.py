@@ -94,7 +94,7 @@ def require_robobase() -> None:
 def _num_gpus(cfg: DictConfig) -> int:
     import torch
 
-    want = str(cfg.get("device", "auto"))
+    want = str(cfg.device)
     return int(want != "cpu" and torch.cuda.is_available())
 
 
@@ -111,7 +111,7 @@ def compose_robobase_config(cfg: DictConfig, work_dir: Path) -> DictConfig:
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
     eng = cfg.engine
-    method = str(OmegaConf.to_container(eng.get("methods", {}) or {}).get(eng.method, eng.method))
+    method = str(OmegaConf.to_container(eng.methods or {}).get(eng.method, eng.method))
     available = sorted(p.stem for p in (Path(importlib.util.find_spec("robobase.cfgs").origin).parent
                                         / "method").glob("*.yaml"))
     if method not in available:
@@ -121,14 +121,14 @@ def compose_robobase_config(cfg: DictConfig, work_dir: Path) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="robobase.cfgs", version_base="1.3"):
-            rb = compose("robobase_config", overrides=[f"method={method}", *list(eng.get("overrides", []) or [])])
+            rb = compose("robobase_config", overrides=[f"method={method}", *list(eng.overrides or [])])
     finally:
         GlobalHydra.instance().clear()
         restore_gh_from_backup(backup)
     OmegaConf.set_struct(rb, False)
     ours = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     n = int(ours.num_train_envs)
-    per_iter = n if eng.get("cadence_in_frames", True) else 1
+    per_iter = n if eng.cadence_in_frames else 1
     for k in SHARED_KEYS:
         rb[k] = ours[k]
     for k in FRAME_CADENCES:
@@ -140,8 +140,8 @@ def compose_robobase_config(cfg: DictConfig, work_dir: Path) -> DictConfig:
         if k in ours:
             rb[k] = ours[k]
     rb.replay.merge_with({k: ours.replay[k] for k in ("size", "nstep", "gamma")})
-    rb.replay.num_workers = int(eng.get("replay_num_workers", 0))
-    rb.replay.pin_memory = bool(eng.get("pin_memory", False))
+    rb.replay.num_workers = int(eng.replay_num_workers)
+    rb.replay.pin_memory = bool(eng.pin_memory)
     a, m = ours.agent, rb.method
     for k in ("actor_lr", "critic_lr", "encoder_lr", "critic_target_tau", "stddev_clip", "init_temperature",
               "alpha_lr"):
@@ -157,12 +157,11 @@ def compose_robobase_config(cfg: DictConfig, work_dir: Path) -> DictConfig:
     rb.num_gpus = _num_gpus(cfg)
     rb.save_csv = False  # crashes when new metric keys appear (robobase.md)
     rb.snapshot_every_n = rb.snapshot_every_n if rb.save_snapshot else 0
-    use_wandb = bool(OmegaConf.select(ours, "wandb.use", default=False))
-    rb.wandb = {"use": use_wandb, "project": OmegaConf.select(ours, "wandb.project", default="liftbase"),
-                "entity": OmegaConf.select(ours, "wandb.entity"), "name": OmegaConf.select(ours, "wandb.name")}
-    rb.tb = {"use": bool(OmegaConf.select(ours, "tb.use", default=True)) and not use_wandb,  # RoboBase allows one
+    use_wandb = bool(ours.wandb.use)
+    rb.wandb = {"use": use_wandb, "project": ours.wandb.project, "entity": ours.wandb.entity, "name": ours.wandb.name}
+    rb.tb = {"use": bool(ours.tb.use) and not use_wandb,  # RoboBase allows one
              "log_dir": str(work_dir / "tb"), "name": "robobase"}
-    rb.resume = ours.get("resume")
+    rb.resume = ours.resume
     if rb.replay_size_before_train * rb.action_repeat * rb.action_sequence < rb.env.episode_length:
         raise ConfigError(f"replay_size_before_train={rb.replay_size_before_train} is invalid for engine=robobase: "
                           f"allowed >= env.episode_length ({rb.env.episode_length})")
@@ -269,10 +268,10 @@ def run_robobase(cfg: DictConfig, factory: Any, work_dir: str | Path) -> dict[st
     require_robobase()
     work_dir = Path(work_dir)
     rb_cfg = compose_robobase_config(cfg, work_dir)
-    resume = read_robobase_snapshot(cfg.resume) if cfg.get("resume") else None  # before any simulator
-    if cfg.wandb.get("use", False) and cfg.wandb.get("mode"):
+    resume = read_robobase_snapshot(cfg.resume) if cfg.resume else None  # before any simulator
+    if cfg.wandb.use and cfg.wandb.mode:
         os.environ.setdefault("WANDB_MODE", str(cfg.wandb.mode))  # RoboBase's wandb.init takes no mode
-        if cfg.wandb.get("entity"):
+        if cfg.wandb.entity:
             os.environ.setdefault("WANDB_ENTITY", str(cfg.wandb.entity))
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "robobase_config.yaml").write_text(OmegaConf.to_yaml(rb_cfg))

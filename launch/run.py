@@ -38,6 +38,7 @@ from launch.rundir import (
     RunLock,
     claim_run_dir,
     clear_run_dir,
+    record_machine,
     remove_if_untouched,
     remove_stale_temp_files,
     save_composition,
@@ -92,8 +93,9 @@ def _hydra_node() -> Any:
         return None
 
 
-def validate(cfg: DictConfig) -> dict[str, Any]:
-    """Every check that can fail before a simulator starts; returns the task kwargs."""
+def validate(cfg: DictConfig) -> TaskConfig:
+    """Every check that can fail before a simulator starts; returns the task's config, built once
+    here for the run to use."""
     unknown = unknown_keys(cfg)
     if unknown:
         key = unknown[0]
@@ -111,10 +113,10 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(full_key_path(str(e), cfg)) from None
     validate_config(cfg, cfg.engine.name)
     check_env_keys(cfg)
-    if kw.get("reward_version") in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
+    if task.reward_version in rewards.STATE_ONLY_VERSIONS and bool(cfg.pixels) \
             and not cfg.allow_state_reward_with_pixels:
         raise ConfigError(
-            f"reward_version={kw['reward_version']!r} was designed for state-based agents, and the pixel agent "
+            f"reward_version={task.reward_version!r} was designed for state-based agents, and the pixel agent "
             f"{cfg.agent.name!r} learned little with it. Use reward_version=v19, or pass "
             "allow_state_reward_with_pixels=true to run it anyway")
     if isinstance(cfg.demos, str):
@@ -126,7 +128,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         check_backend(task, make_factory(cfg).backend)
     except ConfigError as e:
         raise ConfigError(full_key_path(str(e), cfg)) from None
-    return kw
+    return task
 
 
 def check_demo_dataset(cfg: DictConfig, task: TaskConfig) -> None:
@@ -348,7 +350,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
             cfg, resume = load_resume(cfg)
         except SnapshotError as e:
             raise ConfigError(str(e)) from None
-    task = make_task_config(**validate(cfg))
+    task = validate(cfg)
     if resume is not None:
         check_resume_fits(resume, cfg, task)
         done = resume.payload["counters"].get("frames")
@@ -374,6 +376,7 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         overrides = saved + overrides
     save_composition(cfg if resumed_from is not None else live, work_dir, overrides, _hydra_node())
     announce(cfg, task, work_dir, overrides)
+    record_machine(work_dir, str(cfg.device))
     if into_new_dir and not (work_dir / "resumed_from").exists():
         (work_dir / "resumed_from").symlink_to(resumed_from.resolve(), target_is_directory=True)
     factory = make_factory(cfg)

@@ -1,4 +1,5 @@
-"""What a run owns on disk: its saved composition, an exclusive lock, and no stale temp files.
+"""What a run owns on disk: its saved composition, a record of the machine it ran on, an
+exclusive lock, and no stale temp files.
 
 Hydra's own `.hydra/` output is switched off (`hydra.output_subdir: null` in conf/train.yaml):
 Hydra writes it before any project code runs, so a resume in the same directory would overwrite
@@ -7,8 +8,10 @@ after validation; a resume reads them and never rewrites them.
 """
 from __future__ import annotations
 
+import datetime
 import fcntl
 import os
+import platform
 import shutil
 import socket
 import time
@@ -16,6 +19,8 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,6 +30,7 @@ from learning.snapshot import DiskFull, disk_full, free_space  # noqa: F401  (re
 
 SAVED = ".hydra"                       # where Hydra kept it: analysis/ and users know the place
 LOCK = ".lock"
+MACHINE = "machine.yaml"               # where each session of the run ran: a list, one entry per start
 HYDRA_ONLY = {"train.log", "eval.log", "record_expert.log"}  # what Hydra writes before project code
 # What shows that a directory already holds a run (of either engine).
 RUN_MARKS = (f"{SAVED}/config.yaml", "snapshots", "train.csv", "eval.csv", "config_resolved.yaml")
@@ -50,6 +56,36 @@ def save_composition(cfg: DictConfig, work_dir: Path, overrides: list[str], hydr
     (d / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
     if hydra_cfg is not None:
         (d / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+
+
+def cpu_model() -> str:
+    """The CPU's model name ('AMD EPYC 7B13'), as /proc/cpuinfo gives it where there is one."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def record_machine(work_dir: Path, device: str) -> dict[str, Any]:
+    """Append this session's machine to the run's machine.yaml (a resume adds an entry): the CPU,
+    its cores, memory, the GPU trained on if any (`device`: the config's, auto included), torch and
+    the start time. The results page (`analysis.results`) names the machine from it."""
+    cuda = torch.cuda.is_available() and (device == "auto" or device.startswith("cuda"))
+    device = torch.device("cuda" if device == "auto" else device) if cuda else torch.device("cpu")
+    entry = {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+             "cpu": cpu_model(), "cores": os.cpu_count(),
+             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+             "device": str(device), "torch": str(torch.__version__), "python": platform.python_version(),
+             "platform": platform.platform()}
+    path = work_dir / MACHINE
+    past = yaml.safe_load(path.read_text()) if path.is_file() else None
+    path.write_text(yaml.safe_dump([*(past or []), entry], sort_keys=False))
+    return entry
 
 
 def run_marks(work_dir: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""Scripted-expert demonstrations for the native engine, sampled RLPD-style.
+"""Scripted-expert demonstrations for the native engine, sampled RLPD-style, and BC pre-training on them.
 
 The expert is rolled out in the training env itself, so demos have exactly the observations
 (keys, shapes, frame stacking, pixels or state) the agent trains on. Only successful episodes
@@ -125,6 +125,34 @@ def restore_demo_replay(state: Mapping[str, Any], spec: Mapping[str, KeySpec], f
     buf = ReplayBuffer(spec, frame_stack, action_dim, 1, int(state["rows"]), nstep, gamma, device)
     buf.load_state_dict(state)
     return buf
+
+
+def pretrain_bc(agent: Any, demos: ReplayBuffer, batch_size: int, done: int, steps: int,
+                stop: Callable[[], str | None]) -> int:
+    """Behaviour cloning on the demos up to `steps` BC steps in all, `done` of them already (a
+    resumed run finishes the phase); `stop()` names a stop signal, and one ends the phase between
+    two steps. Returns the BC steps done, for the snapshot."""
+    if steps <= done:
+        return done
+    t0, first, last, start = time.perf_counter(), None, None, done
+    say(f"[demos] BC pre-training: {steps - start} steps ...")
+    shown = t0
+    while done < steps and stop() is None:
+        last = agent.bc_step(demos.sample(batch_size))
+        first = last if first is None else first
+        done += 1
+        now = time.perf_counter()
+        if now - shown >= PROGRESS_S:  # a wait of minutes: how far along, and how long still
+            shown = now
+            say(f"[demos] BC pre-training: {done}/{steps} steps, loss {float(last):.3f}, "
+                f"ETA {duration((now - t0) * (steps - done) / (done - start))}")
+    if stop() is not None:
+        say(f"[demos] BC pre-training stopped by {stop()} after {done} of {steps} steps")
+    elif first is not None:
+        more = f" (continued from step {start})" if start else ""
+        say(f"[demos] BC pre-training: {steps} steps{more}, loss {float(first):.3f} -> {float(last):.3f} "
+            f"({time.perf_counter() - t0:.0f} s)")
+    return done
 
 
 def mixed_sample(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: int, ratio: float,

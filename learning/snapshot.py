@@ -1,4 +1,4 @@
-"""Atomic snapshot files and checked resume.
+"""Atomic snapshot files, checked resume, and the snapshots of a run directory.
 
 A snapshot is written to a temp file in the same directory, fsync'ed and os.replace'd, so
 `latest_snapshot.pt` is always either the previous or the new complete file. Loading checks
@@ -26,7 +26,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -281,3 +281,58 @@ def free_space(path: Path) -> str:
         return f"{shutil.disk_usage(path).free / 2**20:.0f} MiB"
     except OSError:
         return "unknown space"
+
+
+class RunSnapshots:
+    """The snapshots/ of one run directory.
+
+    `save` writes `<frames>_snapshot.pt` (agent only: small) and `latest_snapshot.pt` (with the
+    replay when asked), then prunes the numbered ones; a full disk becomes one DiskFull naming
+    the snapshot a resume can still use. `newest` is that snapshot: in snapshots/, else the one
+    the run was resumed from (a resume into a new directory that wrote none yet).
+    """
+
+    def __init__(self, work_dir: Path, keep: int, resumed_from: Path | None, resumed_at: int | None) -> None:
+        self.dir = Path(work_dir) / "snapshots"
+        self.work_dir = Path(work_dir)
+        self.keep = keep
+        self.resumed_from, self.resumed_at = resumed_from, resumed_at
+
+    def save(self, payload: Callable[[bool], dict[str, Any]], frames: int, with_replay: bool) -> Path:
+        """`payload(with_replay)` builds what is written; returns the path of latest_snapshot.pt."""
+        latest = self.dir / LATEST
+        try:
+            atomic_save(payload(False), self.dir / f"{frames}_snapshot.pt")
+            atomic_save(payload(with_replay), latest)
+        except Exception as exc:
+            if not disk_full(exc):
+                raise
+            found = self.newest()  # what a resume can use: never a snapshot that is not there
+            kept = (f"the previous snapshot {found[0]} ({found[1]} frames) is intact. Free some space, then resume "
+                    f"with resume={found[0]}" if found else
+                    "no complete snapshot exists, so the run has to start again once there is space")
+            raise DiskFull(f"no space left on the device writing the snapshot at {frames} frames in {self.dir} "
+                           f"({free_space(self.dir)} free); {kept}") from None
+        prune_snapshots(self.dir, self.keep)
+        return latest
+
+    def log_disk_full(self, exc: OSError, frames: int, save: Callable[[], Path]) -> DiskFull:
+        """ENOSPC writing a log: try `save()`, a snapshot of this point, then end the run as a full
+        disk at the snapshot does (one line: the directory, its free space, the snapshot to resume from)."""
+        where = Path(exc.filename) if exc.filename else self.work_dir
+        try:
+            save()
+            tried = f"a snapshot at {frames} frames was written"
+        except DiskFull:
+            tried = f"the snapshot at {frames} frames did not fit either"
+        return DiskFull(f"no space left on the device writing {where.name} in {where.parent} at {frames} frames "
+                        f"({free_space(where.parent)} free); {tried}. Free some space, then " + (
+                            f"resume with resume={found[0]} ({found[1]} frames)" if (found := self.newest())
+                            else "start the run again: no complete snapshot exists"))
+
+    def newest(self) -> tuple[Path, int] | None:
+        """(path, frames) of the newest complete snapshot a resume can use."""
+        found = newest_snapshot(self.dir)
+        if found is None and self.resumed_from is not None and self.resumed_from.is_file():
+            return self.resumed_from, int(self.resumed_at or 0)
+        return found

@@ -8,7 +8,6 @@ resumed from a snapshot ends with the same counters as an uninterrupted one.
 """
 from __future__ import annotations
 
-import collections
 import random
 import time
 import warnings
@@ -20,10 +19,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from envs.batched import Step
 from learning import demos, envio
 from learning.agents import make_agent
-from learning.console import PROGRESS_S, duration, eval_line, phase, say
+from learning.console import eval_line, phase, say
 from learning.evaluation import evaluate
 from learning.logger import MetricLogger
 from learning.networks import SideThread, spare_cpu_core
@@ -31,27 +29,22 @@ from learning.replay import ReplayBuffer
 from learning.signals import StopSignals
 from learning.snapshot import (
     FORMAT,
-    LATEST,
     VERSION,
     DiskFull,
     Resume,
+    RunSnapshots,
     SnapshotError,
-    atomic_save,
     check_obs_spec,
     disk_full,
-    free_space,
     load_resume,
-    newest_snapshot,
-    prune_snapshots,
     rng_state,
     set_rng_state,
 )
+from learning.train_stats import TrainStats
 from runconfig.keys import uses_demos
 from runconfig.rules import ring_capacity, validate_config
 
-WINDOW = 100  # finished episodes in the train success / return windows
 LONG_EVAL_EPISODES = 20  # evaluations of at least this many episodes announce themselves
-LONG_RUN_S = 3 * 3600  # a run the measured rate says needs longer than this is told so once
 # seed + offset: the eval episodes and the demos are seeded apart from training and from each other
 EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000
 
@@ -139,24 +132,22 @@ class NativeTrainer:
         self.demo_replay: ReplayBuffer | None = None
         self.demo_ratio = float(cfg.demo_ratio) if cfg.demo_ratio is not None else (0.5 if uses_demos(cfg.demos) else 0.0)
         self.learn_start = max(cfg.replay_size_before_train, self.num_envs * (cfg.replay.nstep + 1))
-        self.frames = self.updates = self.episodes = self.update_credit = 0
+        self.frames = self.updates = self.update_credit = 0
         self.bc_steps = 0  # BC pre-training steps done (a stop can cut the phase short; a resume finishes it)
         self._resumed_at: int | None = None
         self.wall_before, self._t0 = 0.0, time.perf_counter()  # training wall time of earlier sessions, and now
-        self._saved_frames = 0
-        self.success_window: collections.deque = collections.deque(maxlen=WINDOW)
-        self.return_window: collections.deque = collections.deque(maxlen=WINDOW)
-        self.term_windows: dict[str, collections.deque] = {}
+        self.stats = TrainStats(cfg.num_train_frames, cfg.train_minutes, self.device, self.wall_s)
         self.wandb_run_id: str | None = None
         self.last_eval: dict[str, float] = {}
         if self._payload is not None:
             self._restore(self._payload)
+        self.snapshots = RunSnapshots(self.work_dir, cfg.keep_snapshots, self._resume_path, self._resumed_at)
 
     def _restore(self, p: dict[str, Any]) -> None:
         c = p["counters"]
-        self.frames, self.updates, self.episodes = int(c["frames"]), int(c["updates"]), int(c["episodes"])
+        self.frames, self.updates = int(c["frames"]), int(c["updates"])
         self.wall_before = float(c.get("wall_s", 0.0))
-        self._saved_frames = self._resumed_at = self.frames
+        self._resumed_at = self.frames
         self.bc_steps = int(c.get("bc_steps", self.cfg.agent.bc_pretrain_steps))  # older snapshots: done
         self.update_credit = int(c.get("update_credit", self.updates * self.cfg.update_every_steps))
         self.agent.load_snapshot_state(p["agent"])
@@ -168,11 +159,7 @@ class NativeTrainer:
         if p.get("demos") is not None:
             self.demo_replay = demos.restore_demo_replay(p["demos"], self.spec, self.frame_stack, self.action_dim,
                                                          self.cfg.replay.nstep, self.cfg.replay.gamma, self.device)
-        windows = p.get("windows", {})
-        self.success_window.extend(windows.get("success", []))
-        self.return_window.extend(windows.get("return", []))
-        for k, v in windows.get("terms", {}).items():
-            self.term_windows[k] = collections.deque(v, maxlen=WINDOW)
+        self.stats.restore(p.get("windows", {}), int(c["episodes"]))
         self.wandb_run_id = p.get("wandb_run_id")
         self._payload = None  # free the (possibly large) replay copy
 
@@ -191,9 +178,9 @@ class NativeTrainer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricLogger(cfg, self.work_dir, self.wandb_run_id, self._resumed_at)
         self.wandb_run_id = self.logger.wandb_run_id
-        self._signals = StopSignals(self._newest_snapshot)
+        self._signals = StopSignals(self.snapshots.newest)
         self._t0 = time.perf_counter()
-        self._session_start, self._warned_long = (self._t0, self.frames), False
+        self.stats.start_session(self.frames, self._t0)
         self._signals.install()
         resumed = self.replay.written > 0 or self.frames > 0
         # The demos and BC pre-training honour a stop between env steps / BC steps: the snapshot then
@@ -208,16 +195,16 @@ class NativeTrainer:
                     cfg.demos, self.train_env, lambda n: self._make_expert(cfg, n), cfg.seed + DEMO_SEED_OFFSET,
                     self.spec, self.frame_stack, cfg.replay.nstep, cfg.replay.gamma, self.device,
                     stop=lambda: self._stop is not None)
-            self._pretrain_bc(cfg.agent.bc_pretrain_steps)
+            if self.demo_replay is not None:
+                self.bc_steps = demos.pretrain_bc(self.agent, self.demo_replay, cfg.batch_size, self.bc_steps,
+                                                  cfg.agent.bc_pretrain_steps, lambda: self._stop)
             if self._stop is None:
                 self.agent.end_bc_pretraining()
         if cfg.eval_at_start and self.frames == 0 and self.eval_env is not None and self._stop is None:
             self._evaluate()  # where the (BC pre-trained) policy starts
         self.replay.mark_episode_break()
         obs, _ = self.train_env.reset(seed=cfg.seed + self.frames if resumed else cfg.seed)
-        self._acc: dict[str, torch.Tensor] = {}
-        self._acc_n = 0
-        self._last_log = (time.perf_counter(), self.frames)
+        self.stats.start_interval(self.frames)
         metrics: dict[str, Any] = {}
         bar = tqdm(total=cfg.num_train_frames, initial=min(self.frames, cfg.num_train_frames), unit="frame",
                    dynamic_ncols=True, mininterval=1.0, disable=None)
@@ -234,7 +221,7 @@ class NativeTrainer:
                     self._evaluate()
                 if cfg.save_snapshot and self._crossed(cfg.snapshot_every_n):
                     self.save_snapshot()
-            if self._acc_n or not metrics:
+            if self.stats.updates_pending or not metrics:
                 metrics = self._log_train()
             if self._out_of_time() and self.frames < cfg.num_train_frames and self.frames > start_frames:
                 say(f"[native] train_minutes={cfg.train_minutes} reached at {self.frames} frames")
@@ -248,7 +235,7 @@ class NativeTrainer:
         except OSError as exc:  # a full disk outside the snapshot (train.csv, eval.csv, train.log)
             if isinstance(exc, DiskFull) or not disk_full(exc):
                 raise
-            raise self._disk_full(exc) from None
+            raise self.snapshots.log_disk_full(exc, self.frames, self.save_snapshot) from None
         finally:
             self._updater.close()
             self.agent.close()
@@ -258,7 +245,7 @@ class NativeTrainer:
             self.close_envs()
         return {**metrics, **self.last_eval, "wall_s": self.wall_s(), "wall_s_before": self.wall_before,
                 "frames": self.frames, "updates": self.updates,
-                "episodes": self.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
+                "episodes": self.stats.episodes, "interrupted": self._stop is not None, "stop_signal": self._stop}
 
     @property
     def _stop(self) -> str | None:
@@ -270,30 +257,6 @@ class NativeTrainer:
         """overlap_env_step=auto: only when torch's threads leave a core free. With every core in the
         update's thread pool the env step only competes with it."""
         return spare_cpu_core() if setting == "auto" else bool(setting)
-
-    def _pretrain_bc(self, steps: int) -> None:
-        """agent.bc_pretrain_steps of behaviour cloning on the demos, before the first env step; a
-        signal stops it between two steps (`bc_steps` counts those done, for the snapshot)."""
-        if steps <= self.bc_steps or self.demo_replay is None:
-            return
-        t0, first, last, start = time.perf_counter(), None, None, self.bc_steps
-        say(f"[demos] BC pre-training: {steps - start} steps ...")
-        shown = t0
-        while self.bc_steps < steps and self._stop is None:
-            last = self.agent.bc_step(self.demo_replay.sample(self.cfg.batch_size))
-            first = last if first is None else first
-            self.bc_steps += 1
-            now = time.perf_counter()
-            if now - shown >= PROGRESS_S:  # a wait of minutes: how far along, and how long still
-                shown, done = now, self.bc_steps - start
-                say(f"[demos] BC pre-training: {self.bc_steps}/{steps} steps, loss {float(last):.3f}, "
-                    f"ETA {duration((now - t0) * (steps - self.bc_steps) / done)}")
-        if self._stop is not None:
-            say(f"[demos] BC pre-training stopped by {self._stop} after {self.bc_steps} of {steps} steps")
-        elif first is not None:
-            more = f" (continued from step {start})" if start else ""
-            say(f"[demos] BC pre-training: {steps} steps{more}, loss {float(first):.3f} -> {float(last):.3f} "
-                f"({time.perf_counter() - t0:.0f} s)")
 
     def wall_s(self) -> float:
         """Seconds this run has trained, over all its sessions (resumes add to it)."""
@@ -334,7 +297,7 @@ class NativeTrainer:
         if bool(done.any()):  # the episode bookkeeping runs only on steps where an env ended
             if cfg.use_self_imitation:
                 self.replay.mark_success(torch.nonzero(done & (step.info["task_success"] > 0)).flatten())
-            self._record_episodes(step, done)
+            self.stats.record_episodes(step, done)
         self.frames += N
         if len(self.replay) >= self.learn_start:
             self.update_credit += N
@@ -345,80 +308,16 @@ class NativeTrainer:
         for _ in range(count):
             batch = demos.mixed_sample(self.replay, self.demo_replay, self.cfg.batch_size, self.demo_ratio,
                                        self.cfg.use_self_imitation)
-            out = self.agent.update(batch, self.frames)
-            for k, v in out.items():
-                self._acc[k] = self._acc.get(k, 0.0) + v
-            self._acc_n += 1
+            self.stats.add_update(self.agent.update(batch, self.frames))
             self.updates += 1
-
-    def _record_episodes(self, step: Step, done: torch.Tensor) -> None:
-        """The training windows: success, return and per-term sums of the episodes ending now."""
-        self.episodes += int(done.sum())
-        keep = (done & ~step.fault).cpu()  # a faulted episode's sums are not meaningful
-        if not bool(keep.any()):
-            return
-        self.success_window.extend(step.info["task_success"].cpu()[keep].float().tolist())
-        for k, v in step.info.items():
-            if not k.startswith("episode/"):
-                continue
-            values = v.cpu()[keep].float().tolist()
-            if k == "episode/return":
-                self.return_window.extend(values)
-            else:
-                self.term_windows.setdefault(k.split("/", 1)[1], collections.deque(maxlen=WINDOW)).extend(values)
 
     # ---------------------------------------------------------------- logging
     def _log_train(self) -> dict[str, float]:
-        now = time.perf_counter()
-        t0, f0 = self._last_log
-        m: dict[str, float] = {"fps": (self.frames - f0) / max(now - t0, 1e-9), "updates": self.updates,
-                               "episodes": self.episodes, "buffer_size": len(self.replay),
-                               "success_rate": float(np.mean(self.success_window)) if self.success_window else 0.0}
-        if self.return_window:
-            m["episode_return"] = float(np.mean(self.return_window))
-        if self.cfg.use_self_imitation:
-            m["self_imitation_transitions"] = self.replay.success_count()
-        for term, window in self.term_windows.items():
-            m[f"reward/{term}"] = float(np.mean(window))
-        if self._acc_n:
-            values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device)
-                                  for v in self._acc.values()]).cpu()           # one host sync per log
-            m.update({k: float(v) / self._acc_n for k, v in zip(self._acc, values)})
-        self._acc, self._acc_n = {}, 0
-        self._last_log = (now, self.frames)
+        m = self.stats.row(self.frames, self.updates, len(self.replay),
+                           self.replay.success_count() if self.cfg.use_self_imitation else None,
+                           progress_line=not self._bar_visible)
         self.logger.log("train", m, self.frames)
-        if not getattr(self, "_bar_visible", True):  # no TTY (cluster logs): one progress line per log
-            done = 100.0 * self.frames / max(1, self.cfg.num_train_frames)
-            episodes = (f"success {m['success_rate']:.2f}, return {m['episode_return']:.1f}" if self.return_window
-                        else "no episode finished yet")
-            say(f"[native] {self.frames}/{self.cfg.num_train_frames} frames ({done:.0f} %), {m['fps']:.0f} fps, "
-                f"{episodes}, ETA {duration(self._seconds_left())}, device {self.device}")
         return m
-
-    def _seconds_left(self) -> float:
-        """Until num_train_frames at this session's mean rate (evaluations included), or until
-        train_minutes runs out if that comes first."""
-        done = self.frames - self._session_start[1]
-        spent = time.perf_counter() - self._session_start[0]
-        left = (self.cfg.num_train_frames - self.frames) * spent / done if done > 0 else float("inf")
-        if self.cfg.train_minutes is not None:
-            left = min(left, max(0.0, 60.0 * float(self.cfg.train_minutes) - self.wall_s()))
-        return left
-
-    def _warn_if_long(self) -> None:
-        """Once, after this session's first evaluation: a run the measured rate says will take more
-        than a few hours is told so, with the presets sized for a CPU."""
-        if self._warned_long or self.frames <= self._session_start[1]:
-            return
-        self._warned_long = True
-        left = self._seconds_left()
-        rate = (self.frames - self._session_start[1]) / max(1e-9, time.perf_counter() - self._session_start[0])
-        if left > LONG_RUN_S:
-            say(f"[native] note: at this rate ({rate:.0f} frames/s, evaluations included) the run needs about "
-                f"{left / 3600:.0f} h more for "
-                f"num_train_frames={self.cfg.num_train_frames:,} on {self.device}. Sized for a 2-core CPU: "
-                "experiment=sac_stage2 (state, ~5 min), experiment=pixels_cpu_rl (pixels, 30 min budget); or set "
-                "train_minutes=... to stop, evaluate and snapshot at a budget")
 
     def _evaluate(self) -> None:
         cfg = self.cfg
@@ -435,7 +334,7 @@ class NativeTrainer:
         self.last_eval = metrics
         self.logger.log("eval", metrics, self.frames)
         say(eval_line(metrics, self.frames, cfg.num_eval_episodes))
-        self._warn_if_long()
+        self.stats.warn_if_long(self.frames)
         if written is not None:
             self.logger.log_video(written, self.frames)
 
@@ -446,54 +345,15 @@ class NativeTrainer:
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "agent_name": self.agent.name, "agent": self.agent.snapshot_state(),
             "obs_spec": self.signature, "action_dim": self.action_dim,
-            "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes,
+            "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.stats.episodes,
                          "update_credit": self.update_credit, "wall_s": self.wall_s(), "bc_steps": self.bc_steps},
             "rng": rng_state(),
             "replay": self.replay.state_dict() if with_replay else None,
             "demos": self.demo_replay.state_dict() if with_replay and self.demo_replay is not None else None,
             "wandb_run_id": self.wandb_run_id,
-            "windows": {"success": list(self.success_window), "return": list(self.return_window),
-                        "terms": {k: list(v) for k, v in self.term_windows.items()}},
+            "windows": self.stats.windows(),
         }
 
     def save_snapshot(self) -> Path:
         """latest_snapshot.pt (with replay if resume_replay) and <frames>_snapshot.pt (agent only: small)."""
-        snap_dir = self.work_dir / "snapshots"
-        latest = snap_dir / LATEST
-        try:
-            atomic_save(self.snapshot_payload(with_replay=False), snap_dir / f"{self.frames}_snapshot.pt")
-            atomic_save(self.snapshot_payload(with_replay=self.cfg.resume_replay), latest)
-        except Exception as exc:
-            if not disk_full(exc):
-                raise
-            found = self._newest_snapshot()  # what a resume can use: never a snapshot that is not there
-            kept = (f"the previous snapshot {found[0]} ({found[1]} frames) is intact. Free some space, then resume "
-                    f"with resume={found[0]}" if found else
-                    "no complete snapshot exists, so the run has to start again once there is space")
-            raise DiskFull(f"no space left on the device writing the snapshot at {self.frames} frames in {snap_dir} "
-                           f"({free_space(snap_dir)} free); {kept}") from None
-        self._saved_frames = self.frames
-        prune_snapshots(snap_dir, self.cfg.keep_snapshots)
-        return latest
-
-    def _disk_full(self, exc: OSError) -> DiskFull:
-        """ENOSPC writing a log: try a snapshot of this point, then end the run as a full disk at
-        the snapshot does (one line: the directory, its free space, the snapshot to resume from)."""
-        where = Path(exc.filename) if exc.filename else self.work_dir
-        try:
-            self.save_snapshot()
-            tried = f"a snapshot at {self.frames} frames was written"
-        except DiskFull:
-            tried = f"the snapshot at {self.frames} frames did not fit either"
-        return DiskFull(f"no space left on the device writing {where.name} in {where.parent} at {self.frames} frames "
-                        f"({free_space(where.parent)} free); {tried}. Free some space, then " + (
-                            f"resume with resume={found[0]} ({found[1]} frames)" if (found := self._newest_snapshot())
-                            else "start the run again: no complete snapshot exists"))
-
-    def _newest_snapshot(self) -> tuple[Path, int] | None:
-        """(path, frames) of the newest complete snapshot a resume can use: in this run's snapshots/,
-        else the one this run was resumed from (a resume into a new directory that wrote none yet)."""
-        found = newest_snapshot(self.work_dir / "snapshots")
-        if found is None and self._resume_path is not None and self._resume_path.is_file():
-            return self._resume_path, int(self._resumed_at or 0)
-        return found
+        return self.snapshots.save(self.snapshot_payload, self.frames, self.cfg.resume_replay)

@@ -359,6 +359,15 @@ def nearest(key_: str) -> str | None:
     return match[0] if match else None
 
 
+def declared_default(dotted: str) -> Any:
+    """The default declared for a dotted key ('demo_noise', 'env.sim_device'), as conf/ holds it
+    (tuples as lists); KeyError for a key nothing declares."""
+    for name, f, _ in declared_fields():
+        if name == dotted:
+            return _value(f.default)
+    raise KeyError(dotted)
+
+
 def agent_config(node: DictConfig | dict[str, Any]) -> AgentConfig:
     """The typed config of the agent `node.name` from its (validated) `agent` node. Keys the node
     lacks (a snapshot older than the key) take their declared default; keys no agent reads are left."""
@@ -380,5 +389,5 @@ def agent_config(node: DictConfig | dict[str, Any]) -> AgentConfig:
 
 
 __all__ = ["AGENTS", "ENGINES", "ENVS", "AgentConfig", "DrQV2Config", "RandomizationConfig", "SACConfig",
-           "TaskConfig", "TrainConfig", "agent_config", "declared_fields", "defaults", "known_keys", "nearest",
+           "TaskConfig", "TrainConfig", "agent_config", "declared_default", "declared_fields", "defaults", "known_keys", "nearest",
            "register", "unknown_keys"]

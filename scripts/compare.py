@@ -3,6 +3,11 @@ IQM with CIs), frames to 50 % / 90 % success and what came after (the lowest eva
 90 % was reached, and from when 90 % / 50 % held to the end), per group of runs and per run.
 
     python scripts/compare.py runs=[multirun/2026-12-01/10-05-19] by=reward_version out=outputs/cmp
+
+With `results=<page>` it instead rebuilds the page's opening table (between its
+`<!-- results:begin -->` and `<!-- results:end -->` markers) from the runs the manifest lists:
+
+    python scripts/compare.py results=docs/results.md      # manifest=docs/learning/results.yaml
 """
 from __future__ import annotations
 
@@ -34,9 +39,12 @@ def main(cfg: DictConfig) -> None:
     from analysis.runs import CompareError, group_runs, load_runs
 
     try:
-        patterns, by = _str_list(cfg, "runs", False), _str_list(cfg, "by", True)
         if not isinstance(cfg.reps, int) or cfg.reps < 100:
             raise ValueError(f"reps={cfg.reps!r} is invalid: allowed an integer >= 100")
+        if cfg.results is not None:
+            results(Path(str(cfg.results)), Path(str(cfg.manifest)), int(cfg.reps), int(cfg.seed))
+            return
+        patterns, by = _str_list(cfg, "runs", False), _str_list(cfg, "by", True)
         max_frames = cfg.max_frames
         if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, float))
                                        or max_frames <= 0):
@@ -54,6 +62,15 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
     print(markdown(summary, command).split("\n## ")[0].strip())
     print("written: " + ", ".join(str(p) for p in written))
+
+
+def results(page: Path, manifest: Path, reps: int, seed: int) -> None:
+    from analysis.results import results_table, write_results
+
+    block = results_table(manifest, reps, seed)
+    changed = write_results(page, block)
+    print(block)
+    print(f"{'written' if changed else 'unchanged'}: {page}")
 
 
 if __name__ == "__main__":

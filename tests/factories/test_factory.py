@@ -143,3 +143,23 @@ def test_factory_works_without_robobase():
         from robobase.envs.env import EnvFactory
 
         assert issubclass(MujocoLiftFactory, EnvFactory)
+
+
+def test_a_robobase_config_without_our_keys_takes_their_declared_defaults():
+    """RoboBase's own config has its shared keys but not ours (num_eval_envs, demo_noise, env.*):
+    the factory reads those as runconfig.schema declares them, and still checks what is there."""
+    from factories import factory_config
+    from runconfig.schema import declared_default
+
+    cfg = make_cfg(pixels=False, visual_observation_shape=None, num_eval_episodes=12)
+    fc = factory_config(cfg)
+    for key in ("num_eval_envs", "demo_noise", "env.sim_device", "env.renderer", "env.as_torch"):
+        assert getattr(fc, key.removeprefix("env.")) == declared_default(key), key
+    assert fc.engine is None and fc.seed == 7 and fc.num_eval_episodes == 12
+    env = MujocoLiftFactory().make_batched_eval_env(cfg)
+    try:
+        assert env.num_envs == MujocoLiftFactory.default_eval_envs  # num_eval_envs: null, 12 episodes
+    finally:
+        env.close()
+    with pytest.raises(ConfigError, match=r"demo_noise=2\.0 is invalid: allowed"):
+        MujocoLiftFactory().make_expert(make_cfg(demo_noise=2.0), 1)

@@ -49,8 +49,8 @@ def test_every_option_composes_and_validates(group, monkeypatch):
         extra = ["agent=sac"] if group == "reward_version" and opt in rewards.STATE_ONLY_VERSIONS else []
         cfg = cfg_for(f"{group}={opt}", *extra)
         OmegaConf.resolve(cfg)
-        kw = validate(cfg)
-        assert kw["curriculum_stage"] in range(5) and kw["reward_version"] in rewards.available()
+        task = validate(cfg)
+        assert task.curriculum_stage in range(5) and task.reward_version in rewards.available()
         assert make_factory(cfg).__class__.__name__ in ("MujocoLiftFactory", "GenesisLiftFactory")
 
 
