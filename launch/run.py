@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import rewards
-from envs.batched import BatchedLiftEnv, observation_space, stacked_space
+from envs.batched import observation_space, stacked_space
 from envs.config import (
     ConfigError,
     TaskConfig,
@@ -170,9 +170,9 @@ def check_resume_fits(resume: Resume, cfg: DictConfig, task: TaskConfig) -> None
         check_obs_spec(resume.payload["obs_spec"], envio.spec_signature(*envio.obs_spec(space)), resume.path)
     except SnapshotError as e:
         raise ConfigError(str(e)) from None
-    if int(resume.payload.get("action_dim", BatchedLiftEnv.action_dim)) != BatchedLiftEnv.action_dim:
+    if int(resume.payload.get("action_dim", task.action_dim)) != task.action_dim:
         raise ConfigError(f"cannot resume {resume.path}: its action_dim {resume.payload['action_dim']} is not the "
-                          f"task's {BatchedLiftEnv.action_dim}")
+                          f"task's {task.action_dim} (task.action_mode={task.action_mode})")
 
 
 def check_env_keys(cfg: DictConfig) -> None:

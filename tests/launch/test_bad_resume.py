@@ -34,6 +34,7 @@ CASES = [
     ("not_ours", [], "not a native-engine snapshot"),
     ("obs_shape", [], "observations"),
     ("agent", ["agent=drqv2"], "agent.name"),
+    ("action_mode", ["task.action_mode=joint_pos"], "action"),
 ]
 
 
