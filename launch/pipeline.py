@@ -126,9 +126,10 @@ def run_pipeline(cfg: DictConfig, work_dir: Path, overrides: list[str]) -> dict[
         wall = teacher_wall_s(student.teacher)
         say(f"[pipeline] student phase in {sdir}, taught by {student.teacher} ({wall:.0f} s of teacher training "
             "count in its wall_s)")
+        typed = [o for o in overrides if not o.startswith(("resume=", "hydra", "experiment="))]
         if newest_snapshot(sdir / "snapshots") is not None:
             student.resume = str(sdir)
-            return run(student, sdir, [], wall_before=wall)
+            return run(student, sdir, typed, wall_before=wall)
         student.overwrite = sdir.exists()  # a phase killed before its first snapshot starts again
         return run(student, sdir, [o for o in overrides if not o.startswith("resume=")] + [f"teacher={student.teacher}"],
                    wall_before=wall)

@@ -34,8 +34,14 @@ def task_identity(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """The options that define a run's task: its task options less OBSERVATION_ONLY, and the
     simulator (`env.name`)."""
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
-    kw = {k: v for k, v in task_kwargs(node).items() if k not in OBSERVATION_ONLY}
-    kw["env.name"] = OmegaConf.select(node, "env.name")
+    kw: dict[str, Any] = {"env.name": OmegaConf.select(node, "env.name")}
+    for k, v in task_kwargs(node).items():
+        if k in OBSERVATION_ONLY:
+            continue
+        if isinstance(v, dict):  # randomization.<key>: a difference names the one option
+            kw.update({f"{k}.{sub}": x for sub, x in v.items()})
+        else:
+            kw[k] = v
     return kw
 
 
