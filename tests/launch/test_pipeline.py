@@ -12,6 +12,8 @@ import torch
 from launch.rundir import RunLock
 from tests._cli import counters, latest, load, run_train
 
+pytestmark = pytest.mark.slow  # each case starts scripts/train.py (MuJoCo, pixels)
+
 # The student: pixels_full with a budget of frames, not minutes.
 STUDENT = ["experiment=pixels_full", "train_minutes=null", "num_train_frames=40", "demos=1",
            "agent.bc_pretrain_steps=2", "replay_size_before_train=20", "eval_every_steps=0", "batch_size=8",
