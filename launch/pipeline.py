@@ -122,7 +122,11 @@ def run_pipeline(cfg: DictConfig, work_dir: Path, overrides: list[str]) -> dict[
             saved.resume, saved.overwrite = None, False
             (root / SAVED).write_text(OmegaConf.to_yaml(saved))
         if given is None:
-            _teacher_phase(tcfg, t_overrides, tdir)
+            try:
+                _teacher_phase(tcfg, t_overrides, tdir)
+            except SystemExit:  # a stop signal: the phase wrote its snapshot
+                say(f"[pipeline] stopped in the teacher phase; continue both phases with resume={root}")
+                raise
         wall = teacher_wall_s(student.teacher)
         say(f"[pipeline] student phase in {sdir}, taught by {student.teacher} ({wall:.0f} s of teacher training "
             "count in its wall_s)")
