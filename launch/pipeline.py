@@ -135,8 +135,8 @@ def run_pipeline(cfg: DictConfig, work_dir: Path, overrides: list[str]) -> dict[
             student.resume = str(sdir)
             return run(student, sdir, typed, wall_before=wall)
         student.overwrite = sdir.exists()  # a phase killed before its first snapshot starts again
-        typed = [o for o in overrides if not o.startswith("resume=")]
-        return run(student, sdir, typed + ([] if given else [f"teacher={student.teacher}"]), wall_before=wall)
+        fresh = [o for o in overrides if not o.startswith("resume=")] + ([] if given else [f"teacher={student.teacher}"])
+        return run(student, sdir, fresh, wall_before=wall)
     finally:
         lock.release()
 
