@@ -121,24 +121,30 @@ def run_pipeline(cfg: DictConfig, work_dir: Path, overrides: list[str]) -> dict[
             OmegaConf.set_struct(saved, False)
             saved.resume, saved.overwrite = None, False
             (root / SAVED).write_text(OmegaConf.to_yaml(saved))
-        if given is None:
-            try:
-                _teacher_phase(tcfg, t_overrides, tdir)
-            except SystemExit:  # a stop signal: the phase wrote its snapshot
-                say(f"[pipeline] stopped in the teacher phase; continue both phases with resume={root}")
-                raise
-        wall = teacher_wall_s(student.teacher)
-        say(f"[pipeline] student phase in {sdir}, taught by {student.teacher} ({wall:.0f} s of teacher training "
-            "count in its wall_s)")
-        typed = [o for o in overrides if not o.startswith(("resume=", "hydra", "experiment="))]
-        if newest_snapshot(sdir / "snapshots") is not None:
-            student.resume = str(sdir)
-            return run(student, sdir, typed, wall_before=wall)
-        student.overwrite = sdir.exists()  # a phase killed before its first snapshot starts again
-        fresh = [o for o in overrides if not o.startswith("resume=")] + ([] if given else [f"teacher={student.teacher}"])
-        return run(student, sdir, fresh, wall_before=wall)
+        return _phases(root, student, tcfg if given is None else None, t_overrides, overrides, given)
+    except SystemExit:  # a stop signal: the phase wrote its snapshot
+        say(f"[pipeline] stopped; continue the unfinished phase with resume={root}")
+        raise
     finally:
         lock.release()
+
+
+def _phases(root: Path, student: DictConfig, tcfg: DictConfig | None, t_overrides: list[str],
+            overrides: list[str], given: str | None) -> dict[str, Any]:
+    """The teacher phase (unless `tcfg` is None: a teacher was given), then the student's."""
+    tdir, sdir = root / "teacher", root / "student"
+    if tcfg is not None:
+        _teacher_phase(tcfg, t_overrides, tdir)
+    wall = teacher_wall_s(student.teacher)
+    say(f"[pipeline] student phase in {sdir}, taught by {student.teacher} ({wall:.0f} s of teacher training "
+        "count in its wall_s)")
+    typed = [o for o in overrides if not o.startswith(("resume=", "hydra", "experiment="))]
+    if newest_snapshot(sdir / "snapshots") is not None:
+        student.resume = str(sdir)
+        return run(student, sdir, typed, wall_before=wall)
+    student.overwrite = sdir.exists()  # a phase killed before its first snapshot starts again
+    fresh = [o for o in overrides if not o.startswith("resume=")] + ([] if given else [f"teacher={student.teacher}"])
+    return run(student, sdir, fresh, wall_before=wall)
 
 
 def _teacher_phase(tcfg: DictConfig, overrides: list[str], tdir: Path) -> None:
