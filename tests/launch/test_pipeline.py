@@ -4,13 +4,25 @@ anything is written, naming both sides. Tiny frame counts: these check the plumb
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from launch.rundir import RunLock
-from tests._cli import counters, latest, load, run_train
+from tests._cli import (
+    HANG_S,
+    ROOT,
+    child_env,
+    counters,
+    latest,
+    load,
+    run_train,
+    train_argv,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow  # each case starts scripts/train.py (MuJoCo, pixels)
 
@@ -114,3 +126,23 @@ def test_teacher_run_in_use_is_refused(pipeline: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "in use" in proc.stderr and str(pipeline / "teacher") in proc.stderr
     assert not root.exists()
+
+
+def test_a_stop_in_the_teacher_phase_resumes_there(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    longer = TEACHER.replace("'num_train_frames=40'", "'num_train_frames=3000','log_every=100'")
+    proc = subprocess.Popen(train_argv(root, *STUDENT, longer, base=False), cwd=ROOT, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(root / "teacher" / "train.csv", proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=HANG_S)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    assert f"resume={root}" in out and not (root / "student").exists()
+    stopped = counters(latest(root / "teacher"))["frames"]
+    assert 0 < stopped < 3000
+
+    _ok(run_train(tmp_path / "elsewhere", f"resume={root}", base=False))
+    assert counters(latest(root / "teacher"))["frames"] == 3000
+    assert (root / "teacher" / ".hydra" / "resumes.yaml").is_file()              # continued, not restarted
+    assert (root / "teacher" / "phase_done.json").is_file()
+    assert counters(latest(root / "student"))["frames"] == 40
