@@ -4,7 +4,8 @@ With `pipeline.teacher_experiment` set, a run is two runs in one directory:
 - `<run>/teacher`: the state teacher, trained by RL from that preset (plus
   `pipeline.teacher_overrides`) on the student's own task: the task, stage, reward, env, frame
   stack and seed nodes are copied from the student's config, so the two cannot differ;
-- `<run>/student`: the pixel run of the rest of the config, with `teacher=<run>/teacher`.
+- `<run>/student`: the pixel run of the rest of the config, with `teacher=` the teacher's final snapshot
+  (`<run>/teacher/snapshots/<frames>_snapshot.pt`: one file, whatever the teacher run does later).
 `teacher=<run dir or snapshot>` skips the teacher phase and teaches with that snapshot.
 `resume=<run>` continues whichever phase is unfinished (`<run>/teacher/phase_done.json` marks a
 finished teacher). The student's wall clock starts at the teacher's, so its `eval/wall_s` (and
@@ -27,6 +28,7 @@ from launch.report import say
 from launch.run import run, validate
 from launch.rundir import RunLock, remove_if_untouched
 from launch.teacher_check import check_teacher_run, teacher_wall_s
+from learning.rl_teacher import teacher_snapshot_path
 from learning.snapshot import newest_snapshot
 from runconfig.compose import compose_train
 
@@ -135,6 +137,7 @@ def _phases(root: Path, student: DictConfig, tcfg: DictConfig | None, t_override
     tdir, sdir = root / "teacher", root / "student"
     if tcfg is not None:
         _teacher_phase(tcfg, t_overrides, tdir)
+    student.teacher = str(teacher_snapshot_path(student.teacher))  # one file: a later teacher run changes nothing
     wall = teacher_wall_s(student.teacher)
     say(f"[pipeline] student phase in {sdir}, taught by {student.teacher} ({wall:.0f} s of teacher training "
         "count in its wall_s)")
@@ -143,7 +146,7 @@ def _phases(root: Path, student: DictConfig, tcfg: DictConfig | None, t_override
         student.resume = str(sdir)
         return run(student, sdir, typed, wall_before=wall)
     student.overwrite = sdir.exists()  # a phase killed before its first snapshot starts again
-    fresh = [o for o in overrides if not o.startswith("resume=")] + ([] if given else [f"teacher={student.teacher}"])
+    fresh = [o for o in overrides if not o.startswith(("resume=", "teacher="))] + [f"teacher={student.teacher}"]
     return run(student, sdir, fresh, wall_before=wall)
 
 

@@ -50,7 +50,7 @@ def test_pixels_full_trains_the_teacher_then_the_student(pipeline: Path) -> None
     t, s = load(latest(teacher)), load(latest(student))
     assert t["agent_name"] == "sac" and not t["config"]["pixels"]
     assert s["agent_name"] == "drqv2" and s["config"]["pixels"]
-    assert s["config"]["teacher"] == str(teacher)
+    assert s["config"]["teacher"] == str(teacher / "snapshots" / "40_snapshot.pt")   # the teacher's final snapshot
     for key in ("task", "curriculum_stage", "reward_version", "seed"):  # one task, the student's
         assert t["config"][key] == s["config"][key]
     assert t["counters"]["frames"] == 40 and s["counters"]["frames"] == 40
@@ -65,7 +65,8 @@ def test_teacher_reuse_skips_the_teacher_phase(pipeline: Path, tmp_path: Path) -
     _ok(proc)
     assert not (root / "teacher").exists()
     s = load(latest(root / "student"))
-    assert s["config"]["teacher"] == str(pipeline / "teacher") and s["counters"]["frames"] == 40
+    assert s["config"]["teacher"] == str(pipeline / "teacher" / "snapshots" / "40_snapshot.pt")
+    assert s["counters"]["frames"] == 40
     assert s["counters"]["wall_s"] > counters(latest(pipeline / "teacher"))["wall_s"]
 
 
