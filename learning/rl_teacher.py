@@ -23,6 +23,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from learning.agents import make_agent
 from learning.replay import KeySpec
 from learning.snapshot import (
     LATEST,
@@ -116,16 +117,10 @@ def check_teacher(teacher: str | Path, student_obs: Mapping[str, Any], student_a
 
 class SnapshotTeacher(nn.Module):
     """The frozen actor of a state-policy snapshot, labelling the student's rows with its mean
-    action. `opt` is None: nothing of it trains (the agent's BC pre-training skips it)."""
-
-    opt = None
+    action; nothing of it trains."""
 
     def __init__(self, snap: TeacherSnapshot, device: torch.device) -> None:
         super().__init__()
-        from learning.agents import (
-            make_agent,  # the agents import this module's users, not this module
-        )
-
         sig = _signature(snap.payload)
         spec = {k: KeySpec(shape[1:], getattr(torch, dtype.split(".")[-1])) for k, (shape, dtype) in sig.items()}
         self.keys = sorted(spec)
@@ -155,10 +150,6 @@ class SnapshotTeacher(nn.Module):
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.label(obs)
-
-    def bc_step(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
-        """Nothing to clone: the teacher is trained already."""
-        return torch.zeros(())
 
 
 def install_teacher(agent: Any, teacher: str | Path, signature: Mapping[str, Any], action_dim: int,
