@@ -45,6 +45,7 @@ from launch.rundir import (
     saved_overrides,
 )
 from launch.sweep import job_may_start, job_resume
+from launch.teacher_check import check_teacher_run
 from learning import envio
 from learning.lerobot_format import check_dataset
 from learning.snapshot import (
@@ -298,8 +299,10 @@ def _fill_missing(saved: DictConfig, live: DictConfig) -> None:
                 _fill_missing(saved[key], live[key])
 
 
-def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None) -> dict[str, Any]:
-    """Validate, announce and train. ConfigError on bad input (SweepJobError inside a multirun)."""
+def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None = None,
+        wall_before: float = 0.0) -> dict[str, Any]:
+    """Validate, announce and train. ConfigError on bad input (SweepJobError inside a multirun).
+    `wall_before`: seconds an earlier phase trained (launch.pipeline), counted in the run's wall_s."""
     job = _multirun_job()
     if job is not None and not job_may_start(str(_hydra_node().sweep.dir)):
         remove_if_untouched(Path(work_dir))
@@ -307,7 +310,7 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
     started = time.perf_counter()
     lock = RunLock(Path(work_dir))
     try:
-        result = _run(cfg, work_dir, cli_overrides, lock)
+        result = _run(cfg, work_dir, cli_overrides, lock, wall_before)
     except NothingToDo as e:
         remove_if_untouched(Path(work_dir))
         say(str(e))
@@ -333,7 +336,8 @@ def run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None =
     return result
 
 
-def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None, lock: RunLock) -> dict[str, Any]:
+def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None, lock: RunLock,
+         wall_before: float = 0.0) -> dict[str, Any]:
     work_dir = Path(work_dir)
     hc = _hydra_node()
     if hc is not None and hc.mode == RunMode.MULTIRUN and cfg.resume:  # resume=<sweep dir>: this job's own dir
@@ -351,6 +355,10 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
         except SnapshotError as e:
             raise ConfigError(str(e)) from None
     task = validate(cfg)
+    if cfg.teacher and cfg.engine.name != "native":
+        raise ConfigError(f"teacher={cfg.teacher} is invalid with engine={cfg.engine.name}: allowed engine=native")
+    if cfg.teacher:
+        check_teacher_run(cfg, task)
     if resume is not None:
         check_resume_fits(resume, cfg, task)
         done = resume.payload["counters"].get("frames")
@@ -382,4 +390,4 @@ def _run(cfg: DictConfig, work_dir: str | Path, cli_overrides: list[str] | None,
     factory = make_factory(cfg)
     if cfg.engine.name == "robobase":
         return run_robobase(cfg, factory, work_dir)
-    return NativeTrainer(cfg, factory, work_dir, checked=(cfg, resume)).train()
+    return NativeTrainer(cfg, factory, work_dir, checked=(cfg, resume), wall_before=wall_before).train()

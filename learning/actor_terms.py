@@ -33,7 +33,7 @@ def bc(mean: torch.Tensor, batch: Batch, agent: object) -> torch.Tensor | None:
 
 def teacher(mean: torch.Tensor, batch: Batch, agent: object) -> torch.Tensor:
     """Squared error to the frozen teacher's action on every row, the policy's own states included."""
-    return ((mean - agent.teacher.label(batch.obs)) ** 2).sum(-1).mean()  # type: ignore[attr-defined]
+    return ((mean - agent.teacher_label(batch.obs)) ** 2).sum(-1).mean()  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

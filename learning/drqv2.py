@@ -8,8 +8,8 @@ Two options a preset uses change what the networks read:
 - `agent.privileged_critic`: the critic is asymmetric (Pinto et al. 2018). It reads the
   simulator's cube pose and the low-dim state instead of the image, and the encoder learns
   through the actor's loss.
-- `agent.teacher_weight`: a state policy cloned from the demos (`teacher.py`) labels every
-  replay row; the actor's `teacher` term regresses onto it (`actor_terms`), and the critic
+- `agent.teacher_weight`: a state policy cloned from the demos (`teacher.py`), or a trained one
+  (`teacher=`, `rl_teacher.py`), labels every replay row; the actor's `teacher` term regresses onto it (`actor_terms`), and the critic
   evaluates the teacher (its actions in the TD target), which needs no image.
 Behaviour cloning on the demo rows is the `bc` term (`agent.bc_weight`).
 
@@ -87,6 +87,7 @@ class DrQV2Agent(TwinCriticAgent):
         self.teacher = StateTeacher(self.features, action_dim, hd, cfg.teacher_lr, cfg.teacher_members) \
             if cfg.teacher_weight > 0 else None
         self.terms = active_terms(cfg.bc_weight, cfg.teacher_weight)
+        self._trained_teacher: list[nn.Module] = []  # a list: not a submodule, nor in this agent's snapshots
         self.to(device)
         self.encoder_opt = adam(self.encoder.parameters(), cfg.encoder_lr, fused=True)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, fused=True)
@@ -107,9 +108,22 @@ class DrQV2Agent(TwinCriticAgent):
             opts["teacher"] = self.teacher.opt
         return opts
 
+    def use_teacher(self, teacher: nn.Module) -> None:
+        """Teach with `teacher`, a trained and frozen state policy with `label(obs)`
+        (`learning.rl_teacher.SnapshotTeacher`), instead of the state teacher cloned from the demos.
+        The cloned one stays a (then unused) submodule, so snapshots keep one layout."""
+        if self.teacher is None:
+            raise ValueError("a teacher needs agent.teacher_weight > 0 (the actor's term that reads it)")
+        self._trained_teacher = [teacher.to(self.device)]
+
+    def teacher_label(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(B, A) the frozen teacher's action: the trained one where there is one, else the clone."""
+        teacher = self._trained_teacher[0] if self._trained_teacher else self.teacher
+        return teacher.label(obs)
+
     def bc_step(self, batch: Batch) -> torch.Tensor:
         """BC pre-training of encoder and actor, and of the state teacher when there is one."""
-        if self.teacher is not None:
+        if self.teacher is not None and not self._trained_teacher:
             self.teacher.bc_step(batch.obs, batch.action)
         return super().bc_step(batch)
 
@@ -144,7 +158,7 @@ class DrQV2Agent(TwinCriticAgent):
         with no gradients, so it may run beside the critic's own forward."""
         clip = self.cfg.stddev_clip
         if self.teacher is not None:  # the critic evaluates the teacher: no image to encode
-            next_h, mean = None, self.teacher.label(batch.next_obs)
+            next_h, mean = None, self.teacher_label(batch.next_obs)
             next_action = TruncatedNormal(mean, torch.full_like(mean, std)).sample(clip=clip)
         else:
             next_h = self.encoder(self.features.image(batch.next_obs), self.aug)

@@ -26,6 +26,7 @@ from learning.evaluation import evaluate
 from learning.logger import MetricLogger
 from learning.networks import SideThread, spare_cpu_core
 from learning.replay import ReplayBuffer
+from learning.rl_teacher import install_teacher
 from learning.signals import StopSignals
 from learning.snapshot import (
     FORMAT,
@@ -66,9 +67,11 @@ class NativeTrainer:
     """
 
     def __init__(self, cfg: DictConfig, factory: Any, work_dir: str | Path,
-                 checked: tuple[DictConfig, Resume | None] | None = None) -> None:
+                 checked: tuple[DictConfig, Resume | None] | None = None, wall_before: float = 0.0) -> None:
         """`checked`: the config and resume snapshot `launch.run` has already read, merged and
-        validated at its door; without it the trainer does the same here, once."""
+        validated at its door; without it the trainer does the same here, once. `wall_before`:
+        seconds trained before this run began (an earlier phase of a pipeline), counted in wall_s."""
+        self._wall_start = float(wall_before)
         if checked is None:
             cfg, resume = load_resume(cfg)
             validate_config(cfg)
@@ -123,6 +126,8 @@ class NativeTrainer:
                 raise SnapshotError(f"cannot resume {self._resume_path}: action_dim {self._payload['action_dim']} "
                                  f"!= {self.action_dim}")
         self.agent = make_agent(cfg.agent, self.spec, self.frame_stack, self.action_dim, self.device)
+        if cfg.teacher:  # a trained state policy teaches instead of the clone (learning.rl_teacher)
+            install_teacher(self.agent, cfg.teacher, self.signature, self.action_dim, self.device)
         capacity = ring_capacity(cfg)
         saved_replay = (self._payload or {}).get("replay")
         if saved_replay is not None:  # never smaller than the ring being resumed (a shorter num_train_frames)
@@ -135,7 +140,7 @@ class NativeTrainer:
         self.frames = self.updates = self.update_credit = 0
         self.bc_steps = 0  # BC pre-training steps done (a stop can cut the phase short; a resume finishes it)
         self._resumed_at: int | None = None
-        self.wall_before, self._t0 = 0.0, time.perf_counter()  # training wall time of earlier sessions, and now
+        self.wall_before, self._t0 = self._wall_start, time.perf_counter()  # training wall time of earlier sessions, and now
         self.stats = TrainStats(cfg.num_train_frames, cfg.train_minutes, self.device, self.wall_s)
         self.wandb_run_id: str | None = None
         self.last_eval: dict[str, float] = {}

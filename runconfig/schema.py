@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from envs.config import (
     RENDERERS,
@@ -81,6 +81,23 @@ class CsvConfig:
     use: bool = key(True, boolean(), "train.csv and eval.csv in the run directory")
 
 
+def _override_ok(v: Any) -> bool:
+    return isinstance(v, (list, tuple, ListConfig)) and all(isinstance(o, str) and "=" in o and o.split("=", 1)[0].strip()
+                                                for o in v)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """`experiment=pixels_full`: a state teacher trained by RL, then the pixel student it teaches,
+    in <run>/teacher and <run>/student (launch/pipeline.py)."""
+
+    teacher_experiment: str | None = key(None, or_null(Rule(lambda v: isinstance(v, str) and bool(v.strip()),
+                                                            "a preset name under conf/experiment/")),
+                                         "the teacher phase's preset; null: no pipeline, one run")
+    teacher_overrides: tuple[str, ...] = key((), Rule(_override_ok, "a list of 'key=value' strings"),
+                                             "overrides of the teacher phase (its task is the student's)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The top-level keys. Names follow RoboBase's, so one vocabulary serves both engines; the
@@ -124,6 +141,9 @@ class TrainConfig:
     resume: str | None = key(None, Rule(_resume_ok, "null or a path (run directory or .pt file)"),
                              "a run directory or a snapshot .pt")
     resume_replay: bool = key(True, boolean())
+    teacher: str | None = key(None, Rule(_resume_ok, "null or a path (run directory or .pt file)"),
+                              "a state-policy run or snapshot whose mean action teaches the pixel actor "
+                              "(agent.teacher_weight) instead of a clone of the demos")
     overwrite: bool = key(False, boolean(), "a new run into a directory that already holds a run (not being resumed) "
                           "deletes that run's files first; without it such a run is refused")
     allow_state_reward_with_pixels: bool = key(False, boolean(native=False),
@@ -132,6 +152,7 @@ class TrainConfig:
     wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)
     tb: TensorBoardConfig = dataclasses.field(default_factory=TensorBoardConfig)
     csv: CsvConfig = dataclasses.field(default_factory=CsvConfig)
+    pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
 
 
 # --------------------------------------------------------------------------- env group

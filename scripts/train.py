@@ -29,7 +29,7 @@ from runconfig.cli import (check_output_dir_override, check_unknown_overrides,  
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    from launch.run import run
+    from launch.pipeline import run_any as run
 
     hc = hydra.core.hydra_config.HydraConfig.get()
     try:

@@ -30,6 +30,7 @@ from tests._cli import ROOT, latest, no_traceback, run_train
 PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 FRAMES = 20            # env frames: a few steps of each env, some of them with updates
 EPISODE_LENGTH = 60    # the scripted expert needs ~46-50 steps at stage 4 to record a demo that succeeds
+EPISODE_LENGTH_HOME = 120  # from the home pose (stage 0) it needs 44-199 steps, retries included
 HANG_GUARD_S = 1800    # only against a hung run: far above any run's time, even on a loaded machine
 # The keys this test may change: budgets only. Every other key must reach the run as shipped.
 BUDGET_KEYS = {"num_train_frames", "num_explore_steps", "replay_size_before_train", "eval_every_steps",
@@ -56,7 +57,7 @@ def budget_overrides(cfg: dict[str, Any]) -> list[str]:
         "batch_size": 8,
         "train_minutes": "null",
         "snapshot_every_n": frames,
-        "env.episode_length": EPISODE_LENGTH,
+        "env.episode_length": EPISODE_LENGTH_HOME if cfg["curriculum_stage"]["stage"] == 0 else EPISODE_LENGTH,
         "replay.size": 200,
         "visual_observation_shape": "[32,32]",
         "log_eval_video": "false",
@@ -94,16 +95,22 @@ def test_presets_are_discovered():
 def test_preset_runs_end_to_end(name: str, tmp_path: Path) -> None:
     cfg = shipped(name)
     overrides = budget_overrides(cfg)
-    run_dir = tmp_path / "run"
-    r = run_train(run_dir, f"experiment={name}", *overrides, base=False, timeout=HANG_GUARD_S)
+    teacher = cfg["pipeline"]["teacher_experiment"]
+    if teacher:  # a pipeline: its teacher phase gets the budgets of its own preset
+        budget = ",".join(f"'{o}'" for o in budget_overrides(shipped(teacher)))
+        overrides.append(f"pipeline.teacher_overrides=[{budget}]")
+    root = tmp_path / "run"
+    r = run_train(root, f"experiment={name}", *overrides, base=False, timeout=HANG_GUARD_S)
     out = r.stdout + r.stderr
     assert r.returncode == 0 and no_traceback(out), out[-4000:]
+    run_dir = root / "student" if teacher else root   # a pipeline's student is the preset's policy
 
     # The run used the preset as shipped: only the budget keys differ.
     ran = leaves(yaml.safe_load((run_dir / "config_resolved.yaml").read_text()))
     assert ran["agent.name"] == cfg["agent"]["name"]
+    set_by_pipeline = {"teacher", "pipeline.teacher_experiment", "pipeline.teacher_overrides"} if teacher else set()
     changed = {k: (v, ran.get(k, "<missing>")) for k, v in leaves(cfg).items()
-               if k not in BUDGET_KEYS and ran.get(k, "<missing>") != v}
+               if k not in BUDGET_KEYS | set_by_pipeline and ran.get(k, "<missing>") != v}
     assert not changed, changed
 
     with open(run_dir / "eval.csv", newline="") as f:
