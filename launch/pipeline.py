@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from envs.config import ConfigError, make_task_config
+from envs.config import ConfigError
 from launch.report import say
 from launch.run import run, validate
 from launch.rundir import RunLock, remove_if_untouched
@@ -106,7 +106,7 @@ def run_pipeline(cfg: DictConfig, work_dir: Path, overrides: list[str]) -> dict[
         if given is None and not (tdir / DONE).is_file():
             validate(tcfg)
         student = student_config(cfg, given or str(tdir))
-        task = make_task_config(**validate(student))
+        task = validate(student)
         if given is not None:
             check_teacher_run(student, task)
     except ConfigError:

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from envs.batched import BatchedLiftEnv, observation_space, stacked_space
+from envs.batched import observation_space, stacked_space
 from envs.config import ConfigError, TaskConfig
 from factories import task_kwargs
 from launch.rundir import RunLock
@@ -60,7 +60,7 @@ def check_teacher_run(cfg: DictConfig, task: TaskConfig) -> TeacherSnapshot:
             raise ConfigError(f"teacher={cfg.teacher} is invalid now: its run {run_dir} is in use ({holder}); "
                               "wait for it to finish, or stop it, before a student reads its snapshot")
         space = stacked_space(observation_space(task), int(cfg.frame_stack))
-        snap = check_teacher(cfg.teacher, envio.spec_signature(*envio.obs_spec(space)), BatchedLiftEnv.action_dim)
+        snap = check_teacher(cfg.teacher, envio.spec_signature(*envio.obs_spec(space)), task.action_dim)
     except SnapshotError as e:
         raise ConfigError(str(e)) from None
     theirs, ours = task_identity(snap.payload["config"]), task_identity(cfg)
