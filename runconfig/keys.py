@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+from envs.config import ConfigError
 
 _SCHEDULE = re.compile(r"^\s*linear\(\s*([^,]+),\s*([^,]+),\s*([^,\)]+)\)\s*$")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -83,6 +85,18 @@ def auto_or_bool(**kw: Any) -> Rule:
 def device_name(**kw: Any) -> Rule:
     return Rule(lambda v: isinstance(v, str) and bool(_DEVICE.match(v)), "'auto', 'cpu', 'cuda' or 'cuda:<index>'",
                 **kw)
+
+
+def check_flat_keys(values: Mapping[str, Any], rules: Mapping[str, Rule], groups: tuple[str, ...] = ()) -> None:
+    """A script's flat config: every key is one of `rules` (or a config group in `groups`, checked
+    by its own schema) and every value allowed. ConfigError names the key, the value and what is allowed."""
+    for name, value in values.items():
+        if name in groups:
+            continue
+        if name not in rules:
+            raise ConfigError(f"{name}={value!r} is invalid: unknown key; allowed {sorted(rules)}, " + ", ".join(groups))
+        if not rules[name].ok(value):
+            raise ConfigError(f"{name}={value!r} is invalid: allowed {rules[name].allowed}")
 
 
 def key(default: Any, rule: Rule | None = None, doc: str = "") -> Any:

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import envs  # noqa: E402,F401  (headless GL before mujoco)
 from envs.config import CAMERAS, ConfigError  # noqa: E402
 from runconfig.cli import quote_numeric_group_overrides  # noqa: E402
-from runconfig.keys import Rule, boolean, integer, or_null  # noqa: E402
+from runconfig.keys import Rule, boolean, check_flat_keys, integer, or_null  # noqa: E402
 
 RULES = {"episodes": integer(1), "seed": integer(0), "only_success": boolean(), "num_envs": or_null(integer(1)),
          "image_size": integer(8, 1024),
@@ -31,13 +31,7 @@ RULES = {"episodes": integer(1), "seed": integer(0), "only_success": boolean(), 
 
 def check(cfg: DictConfig) -> None:
     """Every key known and every value allowed, before the simulator starts."""
-    for key, value in OmegaConf.to_container(cfg).items():
-        if key == "curriculum_stage":
-            continue
-        if key not in RULES:
-            raise ConfigError(f"{key}={value!r} is invalid: unknown key; allowed {sorted(RULES)}, curriculum_stage")
-        if not RULES[key].ok(value):
-            raise ConfigError(f"{key}={value!r} is invalid: allowed {RULES[key].allowed}")
+    check_flat_keys(OmegaConf.to_container(cfg), RULES, ("curriculum_stage",))
     out = Path(cfg.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"out={cfg.out!r} is invalid: it exists and is not an empty directory")

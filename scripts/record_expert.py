@@ -18,7 +18,7 @@ from envs.config import ConfigError  # noqa: E402
 from launch.evaluate import format_block, run_expert_episodes  # noqa: E402
 from launch.rundir import remove_if_untouched  # noqa: E402
 from runconfig.cli import quote_numeric_group_overrides  # noqa: E402
-from runconfig.keys import boolean, integer, one_of  # noqa: E402
+from runconfig.keys import boolean, check_flat_keys, integer, one_of  # noqa: E402
 
 RULES = {"backend": one_of("mujoco"), "episodes": integer(1), "seed": integer(0), "video": boolean(),
          "video_episodes": integer(0), "pixels": boolean()}
@@ -26,14 +26,7 @@ RULES = {"backend": one_of("mujoco"), "episodes": integer(1), "seed": integer(0)
 
 def check(cfg: DictConfig) -> None:
     """Every key known and every value allowed, before the simulator starts."""
-    for key, value in OmegaConf.to_container(cfg).items():
-        if key in ("curriculum_stage", "reward_version"):
-            continue
-        if key not in RULES:
-            raise ConfigError(f"{key}={value!r} is invalid: unknown key; allowed {sorted(RULES)}, curriculum_stage, "
-                              "reward_version")
-        if not RULES[key].ok(value):
-            raise ConfigError(f"{key}={value!r} is invalid: allowed {RULES[key].allowed}")
+    check_flat_keys(OmegaConf.to_container(cfg), RULES, ("curriculum_stage", "reward_version"))
 
 
 @hydra.main(config_path="../conf", config_name="record_expert", version_base="1.3")
