@@ -49,14 +49,6 @@ class TeacherSnapshot:
     path: Path
     payload: dict[str, Any]
 
-    @property
-    def wall_s(self) -> float:
-        return float(self.payload["counters"].get("wall_s", 0.0))
-
-    @property
-    def frames(self) -> int:
-        return int(self.payload["counters"]["frames"])
-
 
 def teacher_snapshot_path(teacher: str | Path) -> Path:
     """A run dir, snapshots dir or .pt -> the snapshot file; for a run dir the agent-only numbered
@@ -75,8 +67,9 @@ def teacher_run_dir(path: Path) -> Path | None:
     return path.parent.parent if path.parent.name == "snapshots" else None
 
 
-def _signature(payload: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
-    return {k: (tuple(int(d) for d in v[0]), str(v[1])) for k, v in dict(payload["obs_spec"]).items()}
+def _signature(obs_spec: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """An observation signature (`envio.spec_signature`, or as a snapshot stores it) with plain tuples."""
+    return {k: (tuple(int(d) for d in v[0]), str(v[1])) for k, v in dict(obs_spec).items()}
 
 
 def check_teacher(teacher: str | Path, student_obs: Mapping[str, Any], student_action_dim: int) -> TeacherSnapshot:
@@ -85,13 +78,13 @@ def check_teacher(teacher: str | Path, student_obs: Mapping[str, Any], student_a
     Raises TeacherError."""
     path, payload = read_snapshot(teacher_snapshot_path(teacher), key="teacher")
     name = payload["agent_name"]
-    sig = _signature(payload)
+    sig = _signature(payload["obs_spec"])
     images = sorted(k for k, (shape, _) in sig.items() if len(shape) == 4)
     if name not in STATE_AGENTS or images:
         seen = f"image keys {images}" if images else f"agent {name!r}"
         raise TeacherError(f"teacher={teacher}: {path} is not a state policy ({seen}); the student needs the "
                            f"snapshot of a state-only {' or '.join(STATE_AGENTS)} run (agent=sac, pixels=false)")
-    s_sig = {k: (tuple(int(d) for d in v[0]), str(v[1])) for k, v in dict(student_obs).items()}
+    s_sig = _signature(student_obs)
     t_low, s_low, s_priv = sig.get(LOW_KEY), s_sig.get(LOW_KEY), s_sig.get(PRIVILEGED_KEY)
     if s_priv is None:
         raise TeacherError(f"teacher={teacher}: the teacher reads the cube position, which the student's "
@@ -121,7 +114,7 @@ class SnapshotTeacher(nn.Module):
 
     def __init__(self, snap: TeacherSnapshot, device: torch.device) -> None:
         super().__init__()
-        sig = _signature(snap.payload)
+        sig = _signature(snap.payload["obs_spec"])
         spec = {k: KeySpec(shape[1:], getattr(torch, dtype.split(".")[-1])) for k, (shape, dtype) in sig.items()}
         self.keys = sorted(spec)
         self.frame_stack = next(iter(sig.values()))[0][0]

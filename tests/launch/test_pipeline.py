@@ -147,3 +147,36 @@ def test_a_stop_in_the_teacher_phase_resumes_there(tmp_path: Path) -> None:
     assert (root / "teacher" / ".hydra" / "resumes.yaml").is_file()              # continued, not restarted
     assert (root / "teacher" / "phase_done.json").is_file()
     assert counters(latest(root / "student"))["frames"] == 40
+
+
+def test_a_sweep_stopped_in_the_teacher_phase_trains_no_student(tmp_path: Path) -> None:
+    """Inside a sweep job a stop returns instead of exiting: the pipeline must then end there, with
+    its teacher snapshotted and unmarked, not go on to a student taught by an unfinished teacher."""
+    import sys
+    import time
+
+    sweep = tmp_path / "sweep"
+    long_teacher = TEACHER.replace("'num_train_frames=40'", "'num_train_frames=1000000'")
+    argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", *STUDENT, long_teacher, "seed=1,2",
+            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    log = tmp_path / "sweep.out"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=sink, stderr=subprocess.STDOUT, text=True)
+    try:
+        t0 = time.monotonic()
+        while not all((sweep / j / "teacher" / "train.csv").is_file() for j in ("0", "1")):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() - t0 < HANG_S, "the teachers never logged a row"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(HANG_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log.read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    for job in ("0", "1"):
+        assert latest(sweep / job / "teacher").is_file(), out[-3000:]
+        assert not (sweep / job / "teacher" / "phase_done.json").exists()
+        assert not (sweep / job / "student").exists(), out[-3000:]
