@@ -136,7 +136,9 @@ def _phases(root: Path, student: DictConfig, tcfg: DictConfig | None, t_override
     """The teacher phase (unless `tcfg` is None: a teacher was given), then the student's."""
     tdir, sdir = root / "teacher", root / "student"
     if tcfg is not None:
-        _teacher_phase(tcfg, t_overrides, tdir)
+        stopped = _teacher_phase(tcfg, t_overrides, tdir)
+        if stopped is not None:  # a sweep job's teacher was stopped: no student from an unfinished teacher
+            return stopped
     student.teacher = str(teacher_snapshot_path(student.teacher))  # one file: a later teacher run changes nothing
     wall = teacher_wall_s(student.teacher)
     say(f"[pipeline] student phase in {sdir}, taught by {student.teacher} ({wall:.0f} s of teacher training "
@@ -150,12 +152,13 @@ def _phases(root: Path, student: DictConfig, tcfg: DictConfig | None, t_override
     return run(student, sdir, fresh, wall_before=wall)
 
 
-def _teacher_phase(tcfg: DictConfig, overrides: list[str], tdir: Path) -> None:
-    """Train (or finish) the teacher in `tdir`; mark it done. A stop signal ends the process from
-    inside `run` (a non-zero status), so an unfinished teacher is never marked."""
+def _teacher_phase(tcfg: DictConfig, overrides: list[str], tdir: Path) -> dict[str, Any] | None:
+    """Train (or finish) the teacher in `tdir` and mark it done. A stop signal ends the process from
+    inside `run` (a non-zero status); inside a sweep job `run` returns instead, and so does this,
+    with the stopped run's result. An unfinished teacher is never marked."""
     if (tdir / DONE).is_file():
         say(f"[pipeline] teacher phase already done: {tdir}")
-        return
+        return None
     say(f"[pipeline] teacher phase in {tdir}")
     if newest_snapshot(tdir / "snapshots") is not None:
         tcfg.resume = str(tdir)
@@ -163,7 +166,8 @@ def _teacher_phase(tcfg: DictConfig, overrides: list[str], tdir: Path) -> None:
     else:
         tcfg.overwrite = tdir.exists()
         result = run(tcfg, tdir, overrides)
-    if result.get("interrupted"):
-        return
+    if not result or result.get("interrupted"):  # {}: a sweep job not started after a stop
+        return result
     keep = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) or v is None}
     (tdir / DONE).write_text(json.dumps(keep, indent=2))
+    return None

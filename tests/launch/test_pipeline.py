@@ -150,14 +150,15 @@ def test_a_stop_in_the_teacher_phase_resumes_there(tmp_path: Path) -> None:
 
 
 def test_a_sweep_stopped_in_the_teacher_phase_trains_no_student(tmp_path: Path) -> None:
-    """Inside a sweep job a stop returns instead of exiting: the pipeline must then end there, with
-    its teacher snapshotted and unmarked, not go on to a student taught by an unfinished teacher."""
+    """Inside a sweep job a stop returns instead of exiting: each pipeline must then end there, its
+    teacher snapshotted and not marked done, with no student; a queued job that never started marks
+    no teacher done either (a resume would otherwise skip to a student with no teacher)."""
     import sys
     import time
 
     sweep = tmp_path / "sweep"
     long_teacher = TEACHER.replace("'num_train_frames=40'", "'num_train_frames=1000000'")
-    argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", *STUDENT, long_teacher, "seed=1,2",
+    argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", *STUDENT, long_teacher, "seed=1,2,3",
             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
     log = tmp_path / "sweep.out"
     with log.open("w") as sink:
@@ -180,3 +181,4 @@ def test_a_sweep_stopped_in_the_teacher_phase_trains_no_student(tmp_path: Path) 
         assert latest(sweep / job / "teacher").is_file(), out[-3000:]
         assert not (sweep / job / "teacher" / "phase_done.json").exists()
         assert not (sweep / job / "student").exists(), out[-3000:]
+    assert not (sweep / "2" / "teacher" / "phase_done.json").exists(), out[-3000:]
