@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (headless GL before mujoco; registers the env ids)
-from factories import task_kwargs
+from factories.config import eval_task_kwargs
 from learning.trainer import EVAL_SEED_OFFSET
 from runconfig.compose import compose_train
 
@@ -31,7 +31,7 @@ def main() -> None:
     a = ap.parse_args()
     cfg = compose_train([f"experiment={a.experiment}", "task.randomization.cube_color=false",
                          "task.cameras=[wrist,front]", *a.override])
-    env = gym.make("LiftCube-MuJoCo-v0", **task_kwargs(cfg))
+    env = gym.make("LiftCube-MuJoCo-v0", **eval_task_kwargs(cfg))
     red: dict[str, list[int]] = {"wrist": [], "front": []}
     for k in range(a.starts):
         obs, _ = env.reset(seed=a.seed + EVAL_SEED_OFFSET + k)

@@ -36,6 +36,7 @@ SIM_DEVICES = ("cpu", "gpu", "auto")
 # What an action means: ee_delta (4 values: TCP motion dx, dy, dz and a gripper command, through the
 # task's IK) or joint_pos (6 absolute joint targets, each [-1, 1] spread over its joint's range, as a
 # real SO-101 follower takes goal positions). See docs/task.md.
+STAGE0_HOME = (1.0, 0.0, 0.0)  # stage0_starts of the task as evaluated: every start at home
 ACTION_MODES = ("ee_delta", "joint_pos")
 ACTION_DIMS = {"ee_delta": 4, "joint_pos": 6}
 RENDERERS = ("auto", "rasterizer", "batch")
@@ -118,13 +119,17 @@ class TaskConfig:
     keep_gripper_vertical: bool = True  # IK also keeps the jaws pointing down
     ik_damping: float = 0.05
     action_mode: str = "ee_delta"  # one of ACTION_MODES
+    # Stage 0 only: weights of the arm's start at a reset, (home, above, near): home is stage 0's
+    # pose, above and near are stages 3's and 4's poses over this stage's cube. A training-only
+    # start distribution: evaluations and demos start at home.
+    stage0_starts: tuple[float, float, float] = STAGE0_HOME
     compile: bool = False  # torch.compile the task's step and observation (Genesis): see LiftTask.compile
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.randomization, Mapping):
             self.randomization = RandomizationConfig(**dict(self.randomization))
-        for name in ("cube_xy_stage0", "cube_xy", "workspace_low", "workspace_high", "cameras"):
+        for name in ("cube_xy_stage0", "cube_xy", "workspace_low", "workspace_high", "cameras", "stage0_starts"):
             v = getattr(self, name)
             if isinstance(v, (list, tuple)):
                 setattr(self, name, tuple(v))
@@ -192,6 +197,11 @@ class TaskConfig:
         _check(len(lo) == 3 and all(_is_num(x) for x in lo), "workspace_low", lo, "[x, y, z]")
         _check(len(hi) == 3 and all(_is_num(x) for x in hi) and all(a < b for a, b in zip(lo, hi)),
                "workspace_high", hi, f"[x, y, z], each above workspace_low {list(lo)}")
+        w = self.stage0_starts
+        _check(isinstance(w, tuple) and len(w) == 3 and all(_is_num(x) and x >= 0 for x in w) and sum(w) > 0,
+               "stage0_starts", w, "three weights >= 0, not all 0: [home, above, near]")
+        _check(self.curriculum_stage == 0 or self.stage0_starts == STAGE0_HOME, "stage0_starts", list(w),
+               f"[1, 0, 0] at curriculum_stage={self.curriculum_stage}: other starts are for stage 0")
         _check(self.hold_steps <= self.episode_length, "hold_steps", self.hold_steps,
                f"at most episode_length ({self.episode_length}): success needs that many lifted steps in one episode")
         self.randomization.validate()

@@ -8,23 +8,19 @@ a boolean mask; nothing on the step path loops over envs in Python.
 from __future__ import annotations
 
 import logging
-import math
 
 import torch
 from gymnasium.error import ResetNeeded
 
 import rewards
 from envs.actions import ACTION_MEANING, joint_action, joint_targets
-from envs.backend import Backend, PhysState, ResetState
+from envs.backend import Backend, PhysState
 from envs.config import PRIVILEGED_KEY, TaskConfig, check_compile, check_randomization
-from envs.geometry import approach_axis, gripper_angle_for_gap, quat_to_euler, yaw_quat
+from envs.geometry import approach_axis, quat_to_euler, yaw_quat
 from envs.kinematics import Kinematics
-from envs.scene import CUBE_RGBA
+from envs.starts import GRIPPER_OPEN, sample_reset
 
 ARM = 4  # IK drives joints 0..3, or 0..4 with the wrist roll unlocked (the gripper, 5, separately)
-GRIPPER_OPEN = 1.0  # rad, target for action +1
-HOME_TCP = (0.20, 0.0, 0.16)
-SEED_Q = (0.0, -0.4, 0.6, 1.3, 0.0, GRIPPER_OPEN)  # IK seed: elbow up, jaws down
 
 
 class LiftTask:
@@ -110,55 +106,6 @@ class LiftTask:
         u = torch.stack([torch.rand(shape, generator=self.gens[i]) for i in self._ids]) if k else torch.zeros(0, *shape)
         return (lo + (hi - lo) * u).to(self.device)
 
-    def _sample_reset(self, k: int) -> tuple[ResetState, torch.Tensor, torch.Tensor]:
-        """Sample cube and domain parameters for k envs; returns state, tcp goal, gripper q."""
-        c, rnd, dev = self.cfg, self.cfg.randomization, self.device
-        stage = c.curriculum_stage
-        half = (self._uniform(k, *rnd.cube_size_range) / 2 if rnd.cube_size
-                else torch.full((k,), c.cube_half_size, device=dev))
-        centre, r = (c.cube_xy_stage0, rnd.cube_xy_range_stage0) if stage == 0 else (c.cube_xy, rnd.cube_xy_range)
-        xy = torch.tensor(centre, device=dev).expand(k, 2).clone()
-        if rnd.cube_xy:
-            xy = xy + self._uniform(k, -r, r, 2)
-        cube = torch.cat([xy, half[:, None]], 1)  # (k, 3) resting on the table
-        grip_q = torch.full((k,), GRIPPER_OPEN, device=dev)
-        if stage == 0:
-            goal = torch.tensor(HOME_TCP, device=dev).expand(k, 3).clone()
-        elif stage in (1, 2):
-            if stage == 1:  # held at lift height; stage 2: at table level
-                cube[:, 2] = c.lift_height + 0.005
-            goal = cube.clone()
-            grip_q = gripper_angle_for_gap(2 * half) - 0.02  # pads pressed 1 mm into the cube
-        elif stage == 3:
-            goal = cube + torch.tensor([0.0, 0.0, 0.035], device=dev)
-        else:
-            ang = self._uniform(k, -math.pi, math.pi)
-            dist = self._uniform(k, 0.08, 0.12)
-            goal = torch.stack([xy[:, 0] + dist * torch.cos(ang), xy[:, 1] + dist * torch.sin(ang),
-                                torch.full((k,), c.lift_height + 0.02, device=dev)], 1)
-        goal = torch.maximum(torch.minimum(goal, self.ws_high), self.ws_low)
-        friction = (self._uniform(k, *rnd.cube_friction_range) if rnd.cube_friction
-                    else torch.full((k,), c.cube_friction, device=dev))
-        rgba = torch.tensor(CUBE_RGBA, device=dev).expand(k, 4).clone()
-        if rnd.cube_color:
-            rgba[:, :3] = torch.clamp(rgba[:, :3] + self._uniform(k, -0.15, 0.15, 3), 0, 1)
-        cam = torch.zeros(k, 6, device=dev)
-        if rnd.camera_jitter:
-            cam[:, :3] = self._uniform(k, -rnd.camera_pos_range, rnd.camera_pos_range, 3)
-            cam[:, 3:] = self._uniform(k, -rnd.camera_rot_range, rnd.camera_rot_range, 3)
-        light_dir = torch.tensor([0.0, 0.0, -1.0], device=dev).expand(k, 3).clone()
-        intensity = torch.full((k,), 0.8, device=dev)
-        if rnd.light:
-            light_dir = light_dir + self._uniform(k, -0.3, 0.3, 3) * torch.tensor([1.0, 1.0, 0.0], device=dev)
-            light_dir = light_dir / light_dir.norm(dim=1, keepdim=True)
-            intensity = self._uniform(k, 0.5, 1.0)
-        state = ResetState(
-            qpos=torch.tensor(SEED_Q, device=dev).expand(k, 6).clone(), cube_pos=cube,
-            cube_quat=yaw_quat(torch.zeros(k, device=dev)), cube_half_size=half,
-            cube_friction=friction, cube_rgba=rgba, camera_offset=cam, light_dir=light_dir,
-            light_intensity=intensity)
-        return state, goal, grip_q
-
     # ------------------------------------------------------------------ IK
     def _damping(self, rows: int) -> torch.Tensor:
         """(R, R) lambda^2 I of the damped least squares, made once per row count."""
@@ -214,7 +161,7 @@ class LiftTask:
         self._ids = ids.tolist()
         if k == 0:
             return self.state if self.state is not None else self.backend.read()
-        st, goal, grip_q = self._sample_reset(k)
+        st, goal, grip_q = sample_reset(self.cfg, self._uniform, k, self.device, self.ws_low, self.ws_high)
         self.backend.set_state(ids, st)
         q = self._reset_ik(ids, st.qpos, goal)
         q[:, 5] = grip_q

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from envs.config import ConfigError, TaskConfig, make_task_config
+from envs.config import STAGE0_HOME, ConfigError, TaskConfig, make_task_config
 from runconfig.rules import RULES, check_value
 from runconfig.schema import declared_default
 
@@ -53,6 +53,11 @@ class FactoryConfig:
 
     def task_config(self) -> TaskConfig:
         return make_task_config(**self.task)
+
+    @property
+    def eval_task(self) -> dict[str, Any]:
+        """The task as evaluated and demonstrated: `eval_task_kwargs`."""
+        return {**self.task, "stage0_starts": STAGE0_HOME}
 
 
 def factory_config(cfg: DictConfig) -> FactoryConfig:
@@ -93,3 +98,9 @@ def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
                               "integer)")
         kw["image_size"] = items[0]
     return kw
+
+
+def eval_task_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """`task_kwargs` of the task as evaluated: every start at home (stage0_starts is where training
+    episodes start, not the task)."""
+    return {**task_kwargs(cfg), "stage0_starts": STAGE0_HOME}

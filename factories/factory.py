@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from envs.backend import Backend
 from envs.batched import BatchedLiftEnv
-from envs.config import TaskConfig
+from envs.config import TaskConfig, make_task_config
 from envs.expert import ScriptedExpert, batch_info
 from envs.genesis_env import make_genesis_backend
 from envs.lift_env import LiftCubeEnv, make_mujoco_backend
@@ -43,7 +43,7 @@ class _LiftFactory(_EnvFactoryBase):
     def _single_env(self, fc: FactoryConfig) -> LiftCubeEnv:
         """One env in RoboBase's wrapper-chain form: its eval env, and what demos are recorded in."""
         return LiftCubeEnv(lambda tcfg: self._backend(fc, tcfg, 1), frame_stack=fc.frame_stack,
-                           action_sequence=fc.action_sequence, seed=fc.seed + 10_000, **fc.task)
+                           action_sequence=fc.action_sequence, seed=fc.seed + 10_000, **fc.eval_task)
 
     def _backend(self, fc: FactoryConfig, tcfg: TaskConfig, num_envs: int) -> Backend:
         raise NotImplementedError
@@ -77,7 +77,7 @@ class _LiftFactory(_EnvFactoryBase):
         batch, the train env's contract (envs.batched) and observations. The evaluation seeds every
         episode itself (`BatchedLiftEnv.seed_envs`); the seed given here is only the task's initial one."""
         fc = factory_config(cfg)
-        tcfg = fc.task_config()  # validated before any simulator starts
+        tcfg = make_task_config(**fc.eval_task)  # validated before any simulator starts
         backend = self._backend(fc, tcfg, self.eval_envs(fc, episodes))
         return BatchedLiftEnv(LiftTask(backend, tcfg, fc.seed + 10_000), fc.frame_stack)
 

@@ -3,7 +3,8 @@
 With `pipeline.teacher_experiment` set, a run is two runs in one directory:
 - `<run>/teacher`: the state teacher, trained by RL from that preset (plus
   `pipeline.teacher_overrides`) on the student's own task: the task, stage, reward, env, frame
-  stack and seed nodes are copied from the student's config, so the two cannot differ;
+  stack and seed nodes are copied from the student's config, so the two cannot differ (where the
+  teacher's training episodes start, `task.stage0_starts`, stays the teacher preset's);
 - `<run>/student`: the pixel run of the rest of the config, with `teacher=` the teacher's final snapshot
   (`<run>/teacher/snapshots/<frames>_snapshot.pt`: one file, whatever the teacher run does later).
 `teacher=<run dir or snapshot>` skips the teacher phase and teaches with that snapshot.
@@ -27,7 +28,7 @@ from envs.config import ConfigError
 from launch.report import say
 from launch.run import run, validate
 from launch.rundir import RunLock, remove_if_untouched
-from launch.teacher_check import check_teacher_run, teacher_wall_s
+from launch.teacher_check import TRAINING_ONLY, check_teacher_run, teacher_wall_s
 from learning.rl_teacher import teacher_snapshot_path
 from learning.snapshot import newest_snapshot
 from runconfig.compose import compose_train
@@ -59,8 +60,11 @@ def teacher_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
         raise ConfigError(f"pipeline.teacher_experiment={pipe.teacher_experiment!r} with pipeline.teacher_overrides="
                           f"{list(pipe.teacher_overrides)} cannot be composed: {e}") from None
     OmegaConf.set_struct(t, False)
+    own = {k: t.task[k] for k in TRAINING_ONLY if k in t.task}
     for key in SHARED:
         t[key] = OmegaConf.create(OmegaConf.to_container(cfg[key])) if OmegaConf.is_config(cfg[key]) else cfg[key]
+    for k, v in own.items():  # where the teacher's training episodes start is the teacher preset's
+        t.task[k] = v
     t.resume, t.teacher, t.overwrite = None, None, False
     return t, overrides + [f"{k}=<student's>" for k in SHARED]
 

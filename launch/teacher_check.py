@@ -2,7 +2,7 @@
 
 A trained teacher (`learning.rl_teacher`) must be a state policy, trained on the student's task
 (every task option except those that change only what is observed: pixels, image size, cameras,
-the privileged state; and the same simulator), with observations the student's can be mapped
+the privileged state; or only where training episodes start: stage0_starts; and the same simulator), with observations the student's can be mapped
 onto, the student's action size, and a run that no process holds now (its lock: a teacher still
 training would change under the student). Each refusal names the teacher's side and the student's.
 """
@@ -26,17 +26,19 @@ from learning.rl_teacher import (
 )
 from learning.snapshot import SnapshotError, snapshot_counters
 
-# Task options that change only what the policy observes, not the task the teacher solved.
+# Task options that change only what the policy observes, or only where training episodes start,
+# not the task the teacher solved.
 OBSERVATION_ONLY = ("pixels", "image_size", "cameras", "privileged_state")
+TRAINING_ONLY = ("stage0_starts",)
 
 
 def task_identity(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    """The options that define a run's task: its task options less OBSERVATION_ONLY, and the
+    """The options that define a run's task: its task options less OBSERVATION_ONLY and TRAINING_ONLY, and the
     simulator (`env.name`)."""
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     kw: dict[str, Any] = {"env.name": OmegaConf.select(node, "env.name")}
     for k, v in task_kwargs(node).items():
-        if k in OBSERVATION_ONLY:
+        if k in OBSERVATION_ONLY or k in TRAINING_ONLY:
             continue
         if isinstance(v, dict):  # randomization.<key>: a difference names the one option
             kw.update({f"{k}.{sub}": x for sub, x in v.items()})

@@ -140,7 +140,33 @@ def test_stages_start_where_task_md_says():
     assert 0.07 < horiz < 0.13 and abs(s4["gripper_pos"][2] - 0.10) < 0.015
 
 
+def test_stage0_starts_put_the_arm_home_above_or_near_the_stage0_cube():
+    """stage0_starts weighs stage 0's three arm starts; the cube stays in stage 0's region."""
+    def starts(weights, n=6):
+        env = gym.make("LiftCube-MuJoCo-v0", pixels=False, curriculum_stage=0, stage0_starts=weights)
+        infos = [env.reset(seed=seed)[1] for seed in range(n)]
+        env.close()
+        return infos
+
+    home = [i["gripper_pos"] for i in starts([1, 0, 0], 2)]
+    for info in starts([0, 1, 0]):
+        assert abs(info["cube_pos"][0] - 0.40) <= 0.03 + 1e-6 and abs(info["cube_pos"][1] + 0.10) <= 0.03 + 1e-6
+        assert np.linalg.norm(info["gripper_to_cube"][:2]) < 0.03 and 0.015 < info["gripper_pos"][2] - info["cube_z"] < 0.045
+    for info in starts([0, 0, 1]):
+        # 8-12 cm away in a random direction, or as far as the arm reaches that way
+        assert 0.03 < np.linalg.norm(info["gripper_to_cube"][:2]) < 0.13 and abs(info["gripper_pos"][2] - 0.10) < 0.02
+    mixed = [i["gripper_pos"] for i in starts([1, 1, 1], 12)]
+    at_home = [any(np.allclose(g, h, atol=0.02) for h in home) for g in mixed]
+    assert 0 < sum(at_home) < len(mixed), "a mix draws both home and other starts"
+
+
 @pytest.mark.parametrize("kwargs,match", [
+    ({"curriculum_stage": 0, "stage0_starts": [0, 0, 0]},
+     r"stage0_starts=\(0, 0, 0\) is invalid: allowed three weights >= 0, not all 0"),
+    ({"curriculum_stage": 0, "stage0_starts": [1, -1, 1]}, r"stage0_starts=\(1, -1, 1\) is invalid"),
+    ({"curriculum_stage": 0, "stage0_starts": [1, 1]}, r"stage0_starts=\(1, 1\) is invalid"),
+    ({"curriculum_stage": 3, "stage0_starts": [1, 1, 0]},
+     r"stage0_starts=\[1, 1, 0\] is invalid: allowed \[1, 0, 0\] at curriculum_stage=3"),
     ({"curriculum_stage": 5}, r"curriculum_stage=5 is invalid: allowed one of 0, 1, 2, 3, 4"),
     ({"curriculum_stage": "3"}, r"curriculum_stage='3' is invalid"),
     ({"reward_version": "v12"}, r"reward_version='v12' is invalid: allowed one of v11, v19"),

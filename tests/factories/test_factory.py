@@ -35,6 +35,24 @@ def test_mujoco_train_env_is_async_and_matches_eval_spaces():
         ev.close()
 
 
+def test_eval_env_starts_at_home_when_training_starts_are_mixed():
+    """task.stage0_starts changes where training episodes start; evaluations and demos start at home."""
+    f = MujocoLiftFactory()
+    cfg = make_cfg(pixels=False, visual_observation_shape=None, num_train_envs=8, num_eval_episodes=8, num_eval_envs=8,
+                   env={"task": {"curriculum_stage": 0, "stage0_starts": [0, 1, 0]}})
+    train, ev = f.make_batched_env(cfg), f.make_batched_eval_env(cfg)
+    try:
+        _, tinfo = train.reset()
+        _, einfo = ev.reset()
+        above = tinfo["gripper_pos"][:, 2] - tinfo["cube_pos"][:, 2]  # (8,)
+        assert bool(((above > 0.015) & (above < 0.045)).all())
+        assert float((einfo["gripper_pos"][:, 2] - einfo["cube_pos"][:, 2]).min()) > 0.1
+        assert float(einfo["gripper_pos"].std(0).max()) < 0.01  # one home pose, up to joint noise
+    finally:
+        train.close()
+        ev.close()
+
+
 class ContractBuffer:
     """RoboBase's UniformReplayBuffer add contract (`_check_add_types`), built as the Workspace
     builds it from the eval env's spaces: one frame per observation key ((F, ...) -> (...)),

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from launch.rundir import RunLock
+from runconfig.compose import compose_train
 from tests._cli import (
     HANG_S,
     ROOT,
@@ -51,8 +52,12 @@ def test_pixels_full_trains_the_teacher_then_the_student(pipeline: Path) -> None
     assert t["agent_name"] == "sac" and not t["config"]["pixels"]
     assert s["agent_name"] == "drqv2" and s["config"]["pixels"]
     assert s["config"]["teacher"] == str(teacher / "snapshots" / "40_snapshot.pt")   # the teacher's final snapshot
-    for key in ("task", "curriculum_stage", "reward_version", "seed"):  # one task, the student's
+    for key in ("curriculum_stage", "reward_version", "seed"):  # one task, the student's
         assert t["config"][key] == s["config"][key]
+    # ... except where training episodes start, which stays the teacher preset's
+    preset = compose_train(["experiment=sac_stage0"]).task.stage0_starts
+    assert t["config"]["task"]["stage0_starts"] == list(preset) != s["config"]["task"]["stage0_starts"]
+    assert {**t["config"]["task"], "stage0_starts": None} == {**s["config"]["task"], "stage0_starts": None}
     assert t["counters"]["frames"] == 40 and s["counters"]["frames"] == 40
     # the student's wall clock starts where the teacher's ended
     assert s["counters"]["wall_s"] > t["counters"]["wall_s"] > 0
