@@ -22,7 +22,7 @@ TEACHER = ["experiment=sac_stage0", "task.privileged_state=true"]
 
 def _env(overrides: list[str]):
     cfg = compose_train(overrides)
-    return cfg, make_factory(cfg).make_batched_env(cfg)
+    return cfg, make_factory(cfg).make_batched_eval_env(cfg, 1)   # one env, starting as evaluations do
 
 
 def _snapshot(tmp_path: Path) -> tuple[Path, object, dict]:
