@@ -121,7 +121,7 @@ class TaskConfig:
     action_mode: str = "ee_delta"  # one of ACTION_MODES
     # Stage 0 only: weights of the arm's start at a reset, (home, above, near): home is stage 0's
     # pose, above and near are stages 3's and 4's poses over this stage's cube. A training-only
-    # start distribution: evaluations and demos start at home.
+    # start distribution: evaluations start at home.
     stage0_starts: tuple[float, float, float] = STAGE0_HOME
     compile: bool = False  # torch.compile the task's step and observation (Genesis): see LiftTask.compile
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)

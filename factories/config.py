@@ -56,7 +56,7 @@ class FactoryConfig:
 
     @property
     def eval_task(self) -> dict[str, Any]:
-        """The task as evaluated and demonstrated: `eval_task_kwargs`."""
+        """The task as evaluated (RoboBase's eval and demo env too): `eval_task_kwargs`."""
         return {**self.task, "stage0_starts": STAGE0_HOME}
 
 

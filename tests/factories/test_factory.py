@@ -36,7 +36,7 @@ def test_mujoco_train_env_is_async_and_matches_eval_spaces():
 
 
 def test_eval_env_starts_at_home_when_training_starts_are_mixed():
-    """task.stage0_starts changes where training episodes start; evaluations and demos start at home."""
+    """task.stage0_starts changes where training episodes start; evaluations start at home."""
     f = MujocoLiftFactory()
     cfg = make_cfg(pixels=False, visual_observation_shape=None, num_train_envs=8, num_eval_episodes=8, num_eval_envs=8,
                    env={"task": {"curriculum_stage": 0, "stage0_starts": [0, 1, 0]}})
