@@ -56,8 +56,8 @@ class FactoryConfig:
 
     @property
     def eval_task(self) -> dict[str, Any]:
-        """The task as evaluated (RoboBase's eval and demo env too): `eval_task_kwargs`."""
-        return {**self.task, "stage0_starts": STAGE0_HOME}
+        """The task as evaluated (RoboBase's eval and demo env too): `at_home`."""
+        return at_home(self.task)
 
 
 def factory_config(cfg: DictConfig) -> FactoryConfig:
@@ -100,7 +100,12 @@ def task_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return kw
 
 
+def at_home(task: dict[str, Any]) -> dict[str, Any]:
+    """TaskConfig kwargs of the task as evaluated: every start at home (stage0_starts is where
+    training episodes start, not the task)."""
+    return {**task, "stage0_starts": STAGE0_HOME}
+
+
 def eval_task_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """`task_kwargs` of the task as evaluated: every start at home (stage0_starts is where training
-    episodes start, not the task)."""
-    return {**task_kwargs(cfg), "stage0_starts": STAGE0_HOME}
+    """`task_kwargs` of the task as evaluated (`at_home`)."""
+    return at_home(task_kwargs(cfg))

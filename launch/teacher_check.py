@@ -2,9 +2,9 @@
 
 A trained teacher (`learning.rl_teacher`) must be a state policy, trained on the student's task
 (every task option except those that change only what is observed: pixels, image size, cameras,
-the privileged state; or only where training episodes start: stage0_starts; and the same simulator), with observations the student's can be mapped
-onto, the student's action size, and a run that no process holds now (its lock: a teacher still
-training would change under the student). Each refusal names the teacher's side and the student's.
+the privileged state; or only where training episodes start: stage0_starts; and the same
+simulator), with observations the student's can be mapped onto, the student's action size, and a
+run that no process holds now (its lock: a teacher still training would change under the student). Each refusal names the teacher's side and the student's.
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ TRAINING_ONLY = ("stage0_starts",)
 
 
 def task_identity(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    """The options that define a run's task: its task options less OBSERVATION_ONLY and TRAINING_ONLY, and the
-    simulator (`env.name`)."""
+    """The options that define a run's task: its task options less OBSERVATION_ONLY and
+    TRAINING_ONLY, and the simulator (`env.name`)."""
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     kw: dict[str, Any] = {"env.name": OmegaConf.select(node, "env.name")}
     for k, v in task_kwargs(node).items():
