@@ -47,8 +47,10 @@ class ConfigError(ValueError):
 
 
 def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
+    """ConfigError naming the key, the value (a sequence as the list a user writes) and what is allowed."""
     if not cond:
-        raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ConfigError(f"{key}={shown!r} is invalid: allowed {allowed}")
 
 
 def _is_num(v: Any) -> bool:
@@ -100,6 +102,7 @@ class TaskConfig:
     pixels: bool = True  # False: state only (21 values, no camera)
     cameras: tuple[str, ...] = ("wrist",)  # image observations rgb_<camera>, with pixels
     privileged_state: bool = False  # also observe the cube pose, for a critic that trains in simulation only
+    blank_images: bool = False  # with pixels, every image observation is all zeros: a blind control
     image_size: int = 84
     frame_skip_dt: float = 0.02  # one env step = 20 ms (50 Hz control)
     physics_dt: float = 0.002
@@ -163,7 +166,7 @@ class TaskConfig:
         _check(isinstance(self.pixels, bool), "pixels", self.pixels, "true or false")
         cams = self.cameras
         _check(isinstance(cams, tuple) and 0 < len(cams) == len(set(cams)) and all(c in CAMERAS for c in cams),
-               "cameras", list(cams) if isinstance(cams, tuple) else cams,
+               "cameras", cams,
                f"a non-empty list of distinct names from {list(CAMERAS)}")
         _check(isinstance(self.privileged_state, bool), "privileged_state", self.privileged_state, "true or false")
         _check(_is_int(self.image_size) and 8 <= self.image_size <= 1024, "image_size",
@@ -200,7 +203,7 @@ class TaskConfig:
         w = self.stage0_starts
         _check(isinstance(w, tuple) and len(w) == 3 and all(_is_num(x) and x >= 0 for x in w) and sum(w) > 0,
                "stage0_starts", w, "three weights >= 0, not all 0: [home, above, near]")
-        _check(self.curriculum_stage == 0 or self.stage0_starts == STAGE0_HOME, "stage0_starts", list(w),
+        _check(self.curriculum_stage == 0 or self.stage0_starts == STAGE0_HOME, "stage0_starts", w,
                f"[1, 0, 0] at curriculum_stage={self.curriculum_stage}: other starts are for stage 0")
         _check(self.hold_steps <= self.episode_length, "hold_steps", self.hold_steps,
                f"at most episode_length ({self.episode_length}): success needs that many lifted steps in one episode")
@@ -212,7 +215,7 @@ class TaskConfig:
             inside = lo[0] <= x - r - h and x + r + h <= hi[0] and lo[1] <= y - r - h and y + r + h <= hi[1]
             _check(inside, name, [x, y], f"[x, y] with the whole cube (+-{r} m of randomisation) inside the "
                    f"workspace x {lo[0]}..{hi[0]}, y {lo[1]}..{hi[1]} m")
-        for name in ("lock_wrist_roll", "keep_gripper_vertical", "compile"):
+        for name in ("lock_wrist_roll", "keep_gripper_vertical", "compile", "blank_images"):
             _check(isinstance(getattr(self, name), bool), name, getattr(self, name), "true or false")
         _check(isinstance(self.randomization, RandomizationConfig), "randomization",
                self.randomization, "a mapping of randomisation options")

@@ -365,14 +365,16 @@ class LiftTask:
         return _finite_cat([s.cube_pos, s.cube_pos - s.tcp_pos, self.cube_half[:, None]])
 
     def observe(self) -> dict[str, torch.Tensor]:
-        """{'low_dim_state': (N, D) float32, 'rgb_<camera>': (N, 3, H, W) uint8 per camera if pixels,
-        'privileged_state': (N, 7) float32 if privileged_state}."""
+        """{'low_dim_state': (N, D) float32, 'rgb_<camera>': (N, 3, H, W) uint8 per camera if pixels
+        (all zeros with blank_images), 'privileged_state': (N, 7) float32 if privileged_state}."""
         obs = {"low_dim_state": self.low_dim()}
         if self.cfg.privileged_state:
             obs[PRIVILEGED_KEY] = self.privileged()
         if self.cfg.pixels:
+            size = self.cfg.image_size
             for cam in self.cfg.cameras:
-                obs[f"rgb_{cam}"] = self._render(cam).permute(0, 3, 1, 2).contiguous()
+                obs[f"rgb_{cam}"] = (torch.zeros(self.n, 3, size, size, dtype=torch.uint8, device=self.device)
+                                     if self.cfg.blank_images else self._render(cam).permute(0, 3, 1, 2).contiguous())
         return obs
 
 

@@ -2,9 +2,10 @@
 
 A trained teacher (`learning.rl_teacher`) must be a state policy, trained on the student's task
 (every task option except those that change only what is observed: pixels, image size, cameras,
-the privileged state; or only where training episodes start: stage0_starts; and the same
-simulator), with observations the student's can be mapped onto, the student's action size, and a
-run that no process holds now (its lock: a teacher still training would change under the student). Each refusal names the teacher's side and the student's.
+the privileged state, blank images; or only where training episodes start: stage0_starts; and the
+same simulator), with observations the student's can be mapped onto, the student's action size,
+and a run that no process holds now (its lock: a teacher still training would change under the
+student). Each refusal names the teacher's side and the student's.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from learning.snapshot import SnapshotError, snapshot_counters
 
 # Task options that change only what the policy observes, or only where training episodes start,
 # not the task the teacher solved.
-OBSERVATION_ONLY = ("pixels", "image_size", "cameras", "privileged_state")
+OBSERVATION_ONLY = ("pixels", "image_size", "cameras", "privileged_state", "blank_images")
 TRAINING_ONLY = ("stage0_starts",)
 
 

@@ -68,6 +68,27 @@ def test_front_camera_sees_the_cube_where_the_wrist_camera_does_not():
         gym.make("LiftCube-Genesis-v0", cameras=["wrist", "front"])
 
 
+def test_blank_images_zero_every_camera_and_change_nothing_else():
+    """blank_images: the same episode (seed) with every image all zeros; state, reward and info
+    as with the cameras on."""
+    kw = dict(curriculum_stage=0, image_size=32, cameras=["wrist", "front"], privileged_state=True)
+    seeing, blind = gym.make("LiftCube-MuJoCo-v0", **kw), gym.make("LiftCube-MuJoCo-v0", blank_images=True, **kw)
+    check_env(blind.unwrapped)
+    (a, ia), (b, ib) = seeing.reset(seed=5), blind.reset(seed=5)
+    for _ in range(3):
+        for cam in ("rgb_wrist", "rgb_front"):
+            assert b[cam].shape == a[cam].shape and b[cam].dtype == np.uint8
+            assert b[cam].max() == 0 and a[cam].std() > 5
+        for key in ("low_dim_state", "privileged_state"):
+            np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_array_equal(ia["cube_pos"], ib["cube_pos"])
+        action = seeing.action_space.sample()
+        (a, ra, *_, ia), (b, rb, *_, ib) = seeing.step(action), blind.step(action)
+        assert ra == rb
+    for e in (seeing, blind):
+        e.close()
+
+
 def test_compile_is_refused_by_name_on_mujoco_and_without_a_compiler():
     with pytest.raises(ConfigError, match=r"compile=True is invalid with the MuJoCo backend.*Allowed: false"):
         gym.make("LiftCube-MuJoCo-v0", compile=True)
@@ -162,9 +183,9 @@ def test_stage0_starts_put_the_arm_home_above_or_near_the_stage0_cube():
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"curriculum_stage": 0, "stage0_starts": [0, 0, 0]},
-     r"stage0_starts=\(0, 0, 0\) is invalid: allowed three weights >= 0, not all 0"),
-    ({"curriculum_stage": 0, "stage0_starts": [1, -1, 1]}, r"stage0_starts=\(1, -1, 1\) is invalid"),
-    ({"curriculum_stage": 0, "stage0_starts": [1, 1]}, r"stage0_starts=\(1, 1\) is invalid"),
+     r"stage0_starts=\[0, 0, 0\] is invalid: allowed three weights >= 0, not all 0"),
+    ({"curriculum_stage": 0, "stage0_starts": [1, -1, 1]}, r"stage0_starts=\[1, -1, 1\] is invalid"),
+    ({"curriculum_stage": 0, "stage0_starts": [1, 1]}, r"stage0_starts=\[1, 1\] is invalid"),
     ({"curriculum_stage": 3, "stage0_starts": [1, 1, 0]},
      r"stage0_starts=\[1, 1, 0\] is invalid: allowed \[1, 0, 0\] at curriculum_stage=3"),
     ({"curriculum_stage": 5}, r"curriculum_stage=5 is invalid: allowed one of 0, 1, 2, 3, 4"),
@@ -178,6 +199,7 @@ def test_stage0_starts_put_the_arm_home_above_or_near_the_stage0_cube():
     ({"cameras": ["top"]}, r"cameras=\['top'\] is invalid: allowed a non-empty list of distinct names from \['wrist', 'front'\]"),
     ({"cameras": []}, r"cameras=\[\] is invalid"),
     ({"cameras": ["wrist", "wrist"]}, r"cameras=\['wrist', 'wrist'\] is invalid"),
+    ({"blank_images": "yes"}, r"blank_images='yes' is invalid: allowed true or false"),
 ])
 def test_bad_config_fails_before_any_simulator(kwargs, match, monkeypatch):
     import envs.mujoco_backend as mb

@@ -65,11 +65,14 @@ def test_pixels_full_trains_the_teacher_then_the_student(pipeline: Path) -> None
 
 
 def test_teacher_reuse_skips_the_teacher_phase(pipeline: Path, tmp_path: Path) -> None:
+    """Reused by the blind baseline's student (task.blank_images=true): what the student observes
+    is no task difference."""
     root = tmp_path / "reuse"
-    proc = run_train(root, *STUDENT, f"teacher={pipeline / 'teacher'}", base=False)
+    proc = run_train(root, *STUDENT, f"teacher={pipeline / 'teacher'}", "task.blank_images=true", base=False)
     _ok(proc)
     assert not (root / "teacher").exists()
     s = load(latest(root / "student"))
+    assert s["config"]["task"]["blank_images"] is True
     assert s["config"]["teacher"] == str(pipeline / "teacher" / "snapshots" / "40_snapshot.pt")
     assert s["counters"]["frames"] == 40
     assert s["counters"]["wall_s"] > counters(latest(pipeline / "teacher"))["wall_s"]
