@@ -11,11 +11,13 @@ from __future__ import annotations
 import csv
 import glob
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from envs.config import TaskConfig
 
 # Column names of eval.csv: the project's own first, then RoboBase's logger names.
 COLUMNS = {
@@ -235,16 +237,46 @@ def _value(run: Run, key: str) -> str:
         return "<unset>"
 
 
+def _plain(value: Any) -> Any:
+    """Tuples as the lists a resolved config holds, recursively."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _with_defaults(value: Any, defaults: Any) -> Any:
+    """`value` with the keys it lacks taken from `defaults` (recursively): a run written before a
+    task option existed ran that option's default."""
+    if not isinstance(value, dict) or not isinstance(defaults, dict):
+        return value
+    return {**defaults, **{k: _with_defaults(v, defaults.get(k)) for k, v in value.items()}}
+
+
+def _flat(value: Any, prefix: str) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {k: v for sub, x in value.items() for k, v in _flat(x, f"{prefix}.{sub}").items()}
+    return {prefix: _label_value(value)}
+
+
 def check_same_task(label: str, runs: list[Run]) -> None:
+    """CompareError when `label`'s runs differ in a TASK_KEYS option, naming the option, its values
+    and the runs that hold each."""
+    task_defaults = _plain(asdict(TaskConfig()))
     for key in TASK_KEYS:
-        values: dict[str, list[str]] = {}
+        values: dict[str, dict[str, str]] = {}   # run -> {option: value}
         for r in runs:
             try:
-                v = _label_value(select(r.config, key))
+                v = select(r.config, key)
             except KeyError:
                 continue
-            values.setdefault(v, []).append(str(r.path))
-        if len(values) > 1:
-            detail = "; ".join(f"{key}={v}: {', '.join(paths)}" for v, paths in values.items())
-            raise CompareError(f"group {label!r} mixes different tasks ({detail}); group by it too, "
-                               f"e.g. by=[...,{key.split('.')[0]}]")
+            values[str(r.path)] = _flat(_with_defaults(v, task_defaults), key) if key == "task" \
+                else {key: _label_value(v)}
+        options = sorted({o for flat in values.values() for o in flat})
+        for option in options:
+            held: dict[str, list[str]] = {}
+            for path, flat in values.items():
+                held.setdefault(flat.get(option, "<unset>"), []).append(path)
+            if len(held) > 1:
+                detail = "; ".join(f"{option}={v}: {', '.join(paths)}" for v, paths in held.items())
+                raise CompareError(f"group {label!r} mixes different tasks ({detail}); group by it too, "
+                                   f"e.g. by=[...,{option}]")

@@ -17,12 +17,12 @@ TASK = {"lift_height": 0.08, "hold_steps": 10}
 
 
 def make_run(d: Path, seed: int, success: list[float], frames: list[int] | None = None, stage: int = 2,
-             **overrides: str) -> Path:
+             task: dict | None = None, **overrides: str) -> Path:
     """A run directory as train.py writes it: overrides, resolved config and eval.csv."""
     (d / ".hydra").mkdir(parents=True)
     ov = [f"{k}={v}" for k, v in overrides.items()] + [f"seed={seed}"]
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(ov))
-    cfg = {"seed": seed, "env": {"name": "mujoco_lift", "episode_length": 200}, "task": TASK,
+    cfg = {"seed": seed, "env": {"name": "mujoco_lift", "episode_length": 200}, "task": task or TASK,
            "curriculum_stage": {"stage": stage}, "reward_version": {"name": overrides.get("reward_version", "v19")}}
     (d / "config_resolved.yaml").write_text(yaml.safe_dump(cfg))
     frames = frames or [5000 * (i + 1) for i in range(len(success))]
@@ -154,6 +154,22 @@ def test_a_resumed_run_continues_its_original_and_is_counted_once(tmp_path: Path
     assert p.returncode == 0, p.stderr
     (g,) = summary(tmp_path / "self")["groups"]
     assert g["runs"] == 1 and g["curves"]["success"]["mean"] == [0.0, 0.5]
+
+
+def test_a_task_option_a_run_does_not_record_is_its_default(tmp_path: Path):
+    """A run written before a task option existed ran its default: it groups with runs that record
+    the default, and a run with another value is refused, naming the option and its runs."""
+    runs = tmp_path / "runs"
+    make_run(runs / "old", 1, [0.5])
+    make_run(runs / "new", 2, [1.0], task={**TASK, "blank_images": False})
+    p = compare(f"runs=[{runs}]", f"out={tmp_path / 'out'}")
+    assert p.returncode == 0, p.stderr
+    (g,) = summary(tmp_path / "out")["groups"]
+    assert g["runs"] == 2
+    blind = make_run(runs / "blind", 3, [0.0], task={**TASK, "blank_images": True})
+    p = compare(f"runs=[{runs}]", f"out={tmp_path / 'out2'}")
+    assert p.returncode == 2
+    assert f"task.blank_images=True: {blind.resolve()}" in p.stderr and "by=[...,task.blank_images]" in p.stderr
 
 
 @pytest.mark.parametrize("case", ["no_match", "corrupt", "mixed_tasks", "unknown_key", "no_rows"])
