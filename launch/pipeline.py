@@ -5,8 +5,9 @@ With `pipeline.teacher_experiment` set, a run is two runs in one directory:
   `pipeline.teacher_overrides`) on the student's own task: the task, stage, reward, env, frame
   stack and seed nodes are copied from the student's config, so the two cannot differ (where the
   teacher's training episodes start, `task.stage0_starts`, stays the teacher preset's);
-- `<run>/student`: the pixel run of the rest of the config, with `teacher=` the teacher's final snapshot
-  (`<run>/teacher/snapshots/<frames>_snapshot.pt`: one file, whatever the teacher run does later).
+- `<run>/student`: the pixel run of the rest of the config, with `teacher=` one snapshot file of the
+  teacher (whatever the teacher run does later): its last (`<frames>_snapshot.pt`), or with
+  `pipeline.teacher_snapshot=best` the best on its validation episodes (`best_snapshot.pt`).
 `teacher=<run dir or snapshot>` skips the teacher phase and teaches with that snapshot.
 `resume=<run>` continues whichever phase is unfinished (`<run>/teacher/phase_done.json` marks a
 finished teacher). The student's wall clock starts at the teacher's, so its `eval/wall_s` (and
@@ -29,7 +30,7 @@ from launch.report import say
 from launch.run import run, validate
 from launch.rundir import RunLock, remove_if_untouched
 from launch.teacher_check import TRAINING_ONLY, check_teacher_run, teacher_wall_s
-from learning.rl_teacher import teacher_snapshot_path
+from learning.rl_teacher import TeacherError, best_teacher_path, teacher_snapshot_path
 from learning.snapshot import newest_snapshot
 from runconfig.compose import compose_train
 
@@ -105,10 +106,22 @@ def run_pipeline(cfg: DictConfig, work_dir: Path, overrides: list[str]) -> dict[
                           f"directory (the one holding {SAVED}), not from a phase's run")
     tdir, sdir = root / "teacher", root / "student"
     given = str(cfg.teacher) if cfg.teacher else None
+    best = cfg.pipeline.teacher_snapshot == "best"
     try:  # both phases checked before anything is written
         tcfg, t_overrides = teacher_config(cfg)
         if given is None and not (tdir / DONE).is_file():
             validate(tcfg)
+        if given is None and best and (tcfg.num_val_episodes == 0 or tcfg.eval_every_steps == 0):
+            typed = " ".join(t_overrides[:1 + len(cfg.pipeline.teacher_overrides)])
+            raise ConfigError(f"pipeline.teacher_snapshot=best needs the teacher phase to validate, but its config "
+                              f"({typed}) has num_val_episodes={tcfg.num_val_episodes}, eval_every_steps="
+                              f"{tcfg.eval_every_steps}: set both > 0 (pipeline.teacher_overrides), or "
+                              "pipeline.teacher_snapshot=final")
+        if given is not None and best:
+            try:
+                given = str(best_teacher_path(given))
+            except TeacherError as e:
+                raise ConfigError(str(e)) from None
         student = student_config(cfg, given or str(tdir))
         task = validate(student)
         if given is not None:
@@ -143,7 +156,7 @@ def _phases(root: Path, student: DictConfig, tcfg: DictConfig | None, t_override
         stopped = _teacher_phase(tcfg, t_overrides, tdir)
         if stopped is not None:  # a sweep job's teacher was stopped: no student from an unfinished teacher
             return stopped
-    student.teacher = str(teacher_snapshot_path(student.teacher))  # one file: a later teacher run changes nothing
+    student.teacher = str(_teacher_file(student.teacher, student.pipeline.teacher_snapshot))
     wall = teacher_wall_s(student.teacher)
     say(f"[pipeline] student phase in {sdir}, taught by {student.teacher} ({wall:.0f} s of teacher training "
         "count in its wall_s)")
@@ -154,6 +167,17 @@ def _phases(root: Path, student: DictConfig, tcfg: DictConfig | None, t_override
     student.overwrite = sdir.exists()  # a phase killed before its first snapshot starts again
     fresh = [o for o in overrides if not o.startswith(("resume=", "teacher="))] + [f"teacher={student.teacher}"]
     return run(student, sdir, fresh, wall_before=wall)
+
+
+def _teacher_file(teacher: str, choice: str) -> Path:
+    """One snapshot file (a later teacher run changes nothing): the best on the teacher's validation
+    episodes, or its last; a teacher that kept no best (it never validated) teaches with its last."""
+    if choice == "best":
+        try:
+            return best_teacher_path(teacher)
+        except TeacherError as e:
+            say(f"[pipeline] {e}: the teacher's last snapshot teaches instead")
+    return teacher_snapshot_path(teacher)
 
 
 def _teacher_phase(tcfg: DictConfig, overrides: list[str], tdir: Path) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from learning.rl_teacher import (
     teacher_run_dir,
     teacher_snapshot_path,
 )
-from learning.snapshot import SnapshotError, snapshot_counters
+from learning.snapshot import BEST, LATEST, SnapshotError, snapshot_counters
 
 # Task options that change only what the policy observes, or only where training episodes start,
 # not the task the teacher solved.
@@ -76,5 +76,9 @@ def check_teacher_run(cfg: DictConfig, task: TaskConfig) -> TeacherSnapshot:
 
 
 def teacher_wall_s(teacher: str | Path) -> float:
-    """The teacher's training seconds (its snapshot's counters), for a pipeline's eval/wall_s."""
-    return float(snapshot_counters(teacher_snapshot_path(teacher)).get("wall_s", 0.0))
+    """The teacher's training seconds, for a pipeline's eval/wall_s: its snapshot's counters, or for
+    a best snapshot its whole run's (the best is known only once the run has finished)."""
+    path = teacher_snapshot_path(teacher)
+    if path.name == BEST and (path.parent / LATEST).is_file():
+        path = path.parent / LATEST
+    return float(snapshot_counters(path).get("wall_s", 0.0))

@@ -26,6 +26,7 @@ from torch import nn
 from learning.agents import make_agent
 from learning.replay import KeySpec
 from learning.snapshot import (
+    BEST,
     LATEST,
     SnapshotError,
     read_snapshot,
@@ -60,6 +61,20 @@ def teacher_snapshot_path(teacher: str | Path) -> Path:
         if frames is not None and numbered.is_file():
             return numbered
     return path
+
+
+def best_teacher_path(teacher: str | Path) -> Path:
+    """A run dir or snapshots dir -> its best_snapshot.pt (the best on the run's validation
+    episodes); a .pt file is taken as named. Raises TeacherError when the run kept none."""
+    path = Path(str(teacher)).expanduser()
+    if path.is_file():
+        return path
+    best = path / BEST if path.name == "snapshots" else path / "snapshots" / BEST
+    if not best.is_file():
+        raise TeacherError(f"teacher={teacher} with pipeline.teacher_snapshot=best: {best} does not exist (the run "
+                           "kept no best snapshot: it ran with num_val_episodes=0 or never evaluated); use "
+                           "pipeline.teacher_snapshot=final, or a teacher run with num_val_episodes > 0")
+    return best
 
 
 def teacher_run_dir(path: Path) -> Path | None:

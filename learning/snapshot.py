@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 FORMAT = "liftbase-native-snapshot"
 VERSION = 1
 LATEST = "latest_snapshot.pt"
+BEST = "best_snapshot.pt"  # the best on the validation episodes (num_val_episodes), agent only
 # Keys that define tensor shapes: a resumed run keeps the snapshot's values for these.
 SHAPE_KEYS = ("pixels", "frame_stack", "num_train_envs", "replay.size", "agent.feature_dim", "agent.hidden_dim",
               "agent.normalize_low_dim", "agent.critic_layer_norm")
@@ -292,15 +293,35 @@ class RunSnapshots:
     the run was resumed from (a resume into a new directory that wrote none yet).
     """
 
-    def __init__(self, work_dir: Path, keep: int, resumed_from: Path | None, resumed_at: int | None) -> None:
+    def __init__(self, work_dir: Path, keep: int, resumed_from: Path | None, resumed_at: int | None,
+                 best: list[float] | None = None) -> None:
         self.dir = Path(work_dir) / "snapshots"
         self.work_dir = Path(work_dir)
         self.keep = keep
         self.resumed_from, self.resumed_at = resumed_from, resumed_at
+        self.best = best  # [validation success rate, mean return] of best_snapshot.pt, None before one
+
+    def _carry_best(self) -> None:
+        """A run resumed into a new directory keeps the best snapshot it was resumed with."""
+        old = self.resumed_from.parent / BEST if self.resumed_from is not None else None
+        if old is not None and old.is_file() and not (self.dir / BEST).exists() and old.parent != self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(old, self.dir / BEST)
+
+    def offer_best(self, score: list[float], payload: Callable[[bool], dict[str, Any]]) -> bool:
+        """Write best_snapshot.pt (agent only) when `score` [success rate, mean return] on the
+        validation episodes beats the best so far (ties keep the earlier one)."""
+        self._carry_best()
+        if self.best is not None and tuple(score) <= tuple(self.best):
+            return False
+        self.best = list(score)
+        atomic_save(payload(False), self.dir / BEST)
+        return True
 
     def save(self, payload: Callable[[bool], dict[str, Any]], frames: int, with_replay: bool) -> Path:
         """`payload(with_replay)` builds what is written; returns the path of latest_snapshot.pt."""
         latest = self.dir / LATEST
+        self._carry_best()
         try:
             atomic_save(payload(False), self.dir / f"{frames}_snapshot.pt")
             atomic_save(payload(with_replay), latest)

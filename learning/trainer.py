@@ -29,6 +29,7 @@ from learning.replay import ReplayBuffer
 from learning.rl_teacher import install_teacher
 from learning.signals import StopSignals
 from learning.snapshot import (
+    BEST,
     FORMAT,
     VERSION,
     DiskFull,
@@ -46,8 +47,9 @@ from runconfig.keys import uses_demos
 from runconfig.rules import ring_capacity, validate_config
 
 LONG_EVAL_EPISODES = 20  # evaluations of at least this many episodes announce themselves
-# seed + offset: the eval episodes and the demos are seeded apart from training and from each other
-EVAL_SEED_OFFSET, DEMO_SEED_OFFSET = 1_000_000, 2_000_000
+# seed + offset: the eval episodes, the demos and the validation episodes are seeded apart from
+# training and from each other
+EVAL_SEED_OFFSET, DEMO_SEED_OFFSET, VAL_SEED_OFFSET = 1_000_000, 2_000_000, 3_000_000
 
 
 def resolve_device(name: str) -> torch.device:
@@ -144,9 +146,11 @@ class NativeTrainer:
         self.stats = TrainStats(cfg.num_train_frames, cfg.train_minutes, self.device, self.wall_s)
         self.wandb_run_id: str | None = None
         self.last_eval: dict[str, float] = {}
+        self._best_val: list[float] | None = None
         if self._payload is not None:
             self._restore(self._payload)
-        self.snapshots = RunSnapshots(self.work_dir, cfg.keep_snapshots, self._resume_path, self._resumed_at)
+        self.snapshots = RunSnapshots(self.work_dir, cfg.keep_snapshots, self._resume_path, self._resumed_at,
+                                      self._best_val)
 
     def _restore(self, p: dict[str, Any]) -> None:
         c = p["counters"]
@@ -155,6 +159,7 @@ class NativeTrainer:
         self._resumed_at = self.frames
         self.bc_steps = int(c.get("bc_steps", self.cfg.agent.bc_pretrain_steps))  # older snapshots: done
         self.update_credit = int(c.get("update_credit", self.updates * self.cfg.update_every_steps))
+        self._best_val = c.get("best_val")
         self.agent.load_snapshot_state(p["agent"])
         set_rng_state(p["rng"])
         if self.cfg.resume_replay and p.get("replay") is not None:
@@ -335,13 +340,30 @@ class NativeTrainer:
         if metrics is None:
             say(f"[native] evaluation at {self.frames} frames aborted by {self._stop}: not logged")
             return
+        val = self._validate() if cfg.num_val_episodes > 0 else {}
+        if val is None:
+            return
         metrics["eval/wall_s"] = self.wall_s()  # when it was reached: the budget a claim is judged on
-        self.last_eval = metrics
-        self.logger.log("eval", metrics, self.frames)
+        self.last_eval = {**metrics, **val}
+        self.logger.log("eval", self.last_eval, self.frames)
         say(eval_line(metrics, self.frames, cfg.num_eval_episodes))
+        if val and self.snapshots.offer_best([val["val/success_rate"], val["val/episode_reward"]],
+                                             self.snapshot_payload):
+            say(f"[val] {self.frames:,} frames: success {val['val/success_rate']:.0%} on {cfg.num_val_episodes} "
+                f"validation episodes, the best so far: {self.snapshots.dir / BEST}")
         self.stats.warn_if_long(self.frames)
         if written is not None:
             self.logger.log_video(written, self.frames)
+
+    def _validate(self) -> dict[str, float] | None:
+        """val/* metrics on the validation episodes (None: a stop aborted them)."""
+        m, _ = evaluate(self.agent, self.eval_env, self.cfg.num_val_episodes, self.frames,
+                        self.cfg.seed + VAL_SEED_OFFSET, self.keys, self.device, None,
+                        stop=lambda: self._stop is not None)
+        if m is None:
+            say(f"[native] validation at {self.frames} frames aborted by {self._stop}: not logged")
+            return None
+        return {"val/" + k.split("/", 1)[1]: v for k, v in m.items()}
 
     # -------------------------------------------------------------- snapshots
     def snapshot_payload(self, with_replay: bool) -> dict[str, Any]:
@@ -351,7 +373,8 @@ class NativeTrainer:
             "agent_name": self.agent.name, "agent": self.agent.snapshot_state(),
             "obs_spec": self.signature, "action_dim": self.action_dim,
             "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.stats.episodes,
-                         "update_credit": self.update_credit, "wall_s": self.wall_s(), "bc_steps": self.bc_steps},
+                         "update_credit": self.update_credit, "wall_s": self.wall_s(), "bc_steps": self.bc_steps,
+                         "best_val": self.snapshots.best},
             "rng": rng_state(),
             "replay": self.replay.state_dict() if with_replay else None,
             "demos": self.demo_replay.state_dict() if with_replay and self.demo_replay is not None else None,

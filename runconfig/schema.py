@@ -96,6 +96,9 @@ class PipelineConfig:
                                          "the teacher phase's preset; null: no pipeline, one run")
     teacher_overrides: tuple[str, ...] = key((), Rule(_override_ok, "a list of 'key=value' strings"),
                                              "overrides of the teacher phase (its task is the student's)")
+    teacher_snapshot: str = key("final", one_of("final", "best"),
+                                "which snapshot of a teacher run teaches: its last, or the best on its validation "
+                                "episodes (snapshots/best_snapshot.pt; the teacher needs num_val_episodes > 0)")
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class TrainConfig:
     eval_every_steps: int = key(10000, integer(0))
     eval_at_start: bool = key(False, boolean(), "also evaluate before the first env step")
     num_eval_episodes: int = key(10, integer(0))
+    num_val_episodes: int = key(0, integer(0), "validation episodes at each evaluation, seeded apart from the eval "
+                                "episodes; the best snapshot on them is kept as snapshots/best_snapshot.pt")
     num_eval_envs: int | None = key(None, or_null(integer(1, 1024)),
                                     "envs an evaluation steps at once; null: the backend's default (MuJoCo 10, "
                                     "Genesis 16), at most num_eval_episodes")

@@ -3,6 +3,7 @@ command, `teacher=` reuse, `resume=` of the pipeline, and each bad `teacher=` re
 anything is written, naming both sides. Tiny frame counts: these check the plumbing, not learning."""
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -32,7 +33,8 @@ STUDENT = ["experiment=pixels_full", "train_minutes=null", "num_train_frames=40"
            "agent.bc_pretrain_steps=2", "replay_size_before_train=20", "eval_every_steps=0", "batch_size=8",
            "replay.size=500", "tb.use=false"]
 TEACHER = ("pipeline.teacher_overrides=['num_train_frames=40','demos=1','num_explore_steps=20',"
-           "'replay_size_before_train=20','eval_every_steps=0','batch_size=8','tb.use=false']")
+           "'replay_size_before_train=20','eval_every_steps=20','num_eval_episodes=1','num_val_episodes=1',"
+           "'batch_size=8','tb.use=false']")
 
 
 def _ok(proc) -> None:
@@ -51,7 +53,13 @@ def test_pixels_full_trains_the_teacher_then_the_student(pipeline: Path) -> None
     t, s = load(latest(teacher)), load(latest(student))
     assert t["agent_name"] == "sac" and not t["config"]["pixels"]
     assert s["agent_name"] == "drqv2" and s["config"]["pixels"]
-    assert s["config"]["teacher"] == str(teacher / "snapshots" / "40_snapshot.pt")   # the teacher's final snapshot
+    # the teacher's best snapshot on its validation episodes (pixels_full: pipeline.teacher_snapshot=best)
+    assert s["config"]["teacher"] == str(teacher / "snapshots" / "best_snapshot.pt")
+    val = [(float(r["val/success_rate"]), float(r["val/episode_reward"]), int(r["frames"]))
+           for r in csv.DictReader((teacher / "eval.csv").open())]
+    top = max(v[:2] for v in val)
+    assert load(teacher / "snapshots" / "best_snapshot.pt")["counters"]["frames"] == next(f for *v, f in val
+                                                                                         if tuple(v) == top)
     for key in ("curriculum_stage", "reward_version", "seed"):  # one task, the student's
         assert t["config"][key] == s["config"][key]
     # ... except where training episodes start, which stays the teacher preset's
@@ -73,7 +81,7 @@ def test_teacher_reuse_skips_the_teacher_phase(pipeline: Path, tmp_path: Path) -
     assert not (root / "teacher").exists()
     s = load(latest(root / "student"))
     assert s["config"]["task"]["blank_images"] is True
-    assert s["config"]["teacher"] == str(pipeline / "teacher" / "snapshots" / "40_snapshot.pt")
+    assert s["config"]["teacher"] == str(pipeline / "teacher" / "snapshots" / "best_snapshot.pt")
     assert s["counters"]["frames"] == 40
     assert s["counters"]["wall_s"] > counters(latest(pipeline / "teacher"))["wall_s"]
 
@@ -102,7 +110,10 @@ def _changed(key: str, value: object):
 
 
 BAD = [  # (teacher, extra overrides, what the error names)
-    (lambda root, tmp: str(root / "student"), [], ["not a state policy", "rgb_wrist"]),
+    (lambda root, tmp: str(root / "student"), ["pipeline.teacher_snapshot=final"],
+     ["not a state policy", "rgb_wrist"]),
+    (lambda root, tmp: str(root / "student"), [],
+     ["best_snapshot.pt does not exist", "pipeline.teacher_snapshot=final"]),
     (lambda root, tmp: str(root / "teacher"), ["task.randomization.cube_xy_range_stage0=0.03"],
      ["another task", "teacher 0.05", "student 0.03"]),
     (_changed("privileged_state", ((3, 5), "torch.float32")), [],
@@ -112,7 +123,8 @@ BAD = [  # (teacher, extra overrides, what the error names)
 ]
 
 
-@pytest.mark.parametrize("teacher, extra, said", BAD, ids=["pixel_policy", "task", "privileged_keys", "low_dim", "actions"])
+@pytest.mark.parametrize("teacher, extra, said", BAD,
+                         ids=["pixel_policy", "no_best_snapshot", "task", "privileged_keys", "low_dim", "actions"])
 def test_bad_teacher_is_refused_before_anything_is_written(pipeline: Path, tmp_path: Path, teacher, extra,
                                                             said) -> None:
     root = tmp_path / "refused"
@@ -139,7 +151,8 @@ def test_teacher_run_in_use_is_refused(pipeline: Path, tmp_path: Path) -> None:
 
 def test_a_stop_in_the_teacher_phase_resumes_there(tmp_path: Path) -> None:
     root = tmp_path / "run"
-    longer = TEACHER.replace("'num_train_frames=40'", "'num_train_frames=3000','log_every=100'")
+    longer = TEACHER.replace("'num_train_frames=40'", "'num_train_frames=3000','log_every=100'").replace(
+        "'eval_every_steps=20'", "'eval_every_steps=1000'")
     proc = subprocess.Popen(train_argv(root, *STUDENT, longer, base=False), cwd=ROOT, env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(root / "teacher" / "train.csv", proc)
@@ -165,7 +178,8 @@ def test_a_sweep_stopped_in_the_teacher_phase_trains_no_student(tmp_path: Path) 
     import time
 
     sweep = tmp_path / "sweep"
-    long_teacher = TEACHER.replace("'num_train_frames=40'", "'num_train_frames=1000000'")
+    long_teacher = TEACHER.replace("'num_train_frames=40'", "'num_train_frames=1000000'").replace(
+        "'eval_every_steps=20'", "'eval_every_steps=100000'")
     argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", *STUDENT, long_teacher, "seed=1,2,3",
             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
     log = tmp_path / "sweep.out"
@@ -190,3 +204,14 @@ def test_a_sweep_stopped_in_the_teacher_phase_trains_no_student(tmp_path: Path) 
         assert not (sweep / job / "teacher" / "phase_done.json").exists()
         assert not (sweep / job / "student").exists(), out[-3000:]
     assert not (sweep / "2" / "teacher" / "phase_done.json").exists(), out[-3000:]
+
+
+def test_best_teacher_without_validation_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    root = tmp_path / "refused"
+    no_val = TEACHER.replace("'num_val_episodes=1'", "'num_val_episodes=0'")
+    proc = run_train(root, *STUDENT, no_val, base=False)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    for said in ("pipeline.teacher_snapshot=best", "num_val_episodes=0", "pipeline.teacher_snapshot=final"):
+        assert said in proc.stderr
+    assert not root.exists()

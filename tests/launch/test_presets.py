@@ -34,7 +34,7 @@ EPISODE_LENGTH_HOME = 120  # from the home pose (stage 0) it needs 44-199 steps,
 HANG_GUARD_S = 1800    # only against a hung run: far above any run's time, even on a loaded machine
 # The keys this test may change: budgets only. Every other key must reach the run as shipped.
 BUDGET_KEYS = {"num_train_frames", "num_explore_steps", "replay_size_before_train", "eval_every_steps",
-               "num_eval_episodes", "batch_size", "demos", "agent.bc_pretrain_steps", "train_minutes",
+               "num_eval_episodes", "num_val_episodes", "batch_size", "demos", "agent.bc_pretrain_steps", "train_minutes",
                "snapshot_every_n", "env.episode_length", "replay.size", "visual_observation_shape",
                "log_eval_video", "tb.use"}
 
@@ -54,6 +54,7 @@ def budget_overrides(cfg: dict[str, Any]) -> list[str]:
         "replay_size_before_train": min(cfg["replay_size_before_train"], frames // 2),
         "eval_every_steps": frames,
         "num_eval_episodes": 1,
+        "num_val_episodes": min(cfg["num_val_episodes"], 1),
         "batch_size": 8,
         "train_minutes": "null",
         "snapshot_every_n": frames,

@@ -43,6 +43,8 @@ def test_defaults_are_valid_and_hold_every_engine_key() -> None:
     ("device", "tpu", "auto"),
     ("wandb.mode", "sometimes", "offline"),
     ("pixels", "yes", "true or false"),
+    ("num_val_episodes", -1, ">= 0"),
+    ("pipeline.teacher_snapshot", "newest", "'final', 'best'"),
 ])
 def test_bad_values_name_key_value_and_allowed(key: str, value, allowed: str) -> None:
     with pytest.raises(ValueError) as exc:
