@@ -112,11 +112,12 @@ def run_pipeline(cfg: DictConfig, work_dir: Path, overrides: list[str]) -> dict[
         if given is None and not (tdir / DONE).is_file():
             validate(tcfg)
         if given is None and best and (tcfg.num_val_episodes == 0 or tcfg.eval_every_steps == 0):
-            typed = " ".join(t_overrides[:1 + len(cfg.pipeline.teacher_overrides)])
-            raise ConfigError(f"pipeline.teacher_snapshot=best needs the teacher phase to validate, but its config "
-                              f"({typed}) has num_val_episodes={tcfg.num_val_episodes}, eval_every_steps="
-                              f"{tcfg.eval_every_steps}: set both > 0 (pipeline.teacher_overrides), or "
-                              "pipeline.teacher_snapshot=final")
+            pipe = cfg.pipeline
+            raise ConfigError(f"pipeline.teacher_snapshot=best needs the teacher phase to validate, but "
+                              f"pipeline.teacher_experiment={pipe.teacher_experiment} with pipeline.teacher_overrides="
+                              f"{list(pipe.teacher_overrides)} has num_val_episodes={tcfg.num_val_episodes}, "
+                              f"eval_every_steps={tcfg.eval_every_steps}: set both > 0 (pipeline.teacher_overrides), "
+                              "or pipeline.teacher_snapshot=final")
         if given is not None and best:
             try:
                 given = str(best_teacher_path(given))

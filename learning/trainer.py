@@ -334,15 +334,15 @@ class NativeTrainer:
         video = self.work_dir / "eval_videos" / f"{self.frames}.mp4" if cfg.log_eval_video else None
         if cfg.num_eval_episodes >= LONG_EVAL_EPISODES:  # a wait of minutes from pixels: say what it is
             say(f"[eval] {cfg.num_eval_episodes} episodes at {self.frames:,} frames ...")
-        metrics, written = evaluate(self.agent, self.eval_env, cfg.num_eval_episodes, self.frames,
-                                    cfg.seed + EVAL_SEED_OFFSET, self.keys, self.device, video,
-                                    stop=lambda: self._stop is not None)
+        metrics, written = self._episodes("evaluation", cfg.num_eval_episodes, EVAL_SEED_OFFSET, video)
         if metrics is None:
-            say(f"[native] evaluation at {self.frames} frames aborted by {self._stop}: not logged")
             return
-        val = self._validate() if cfg.num_val_episodes > 0 else {}
-        if val is None:
-            return
+        val: dict[str, float] = {}
+        if cfg.num_val_episodes > 0:
+            m, _ = self._episodes("validation", cfg.num_val_episodes, VAL_SEED_OFFSET)
+            if m is None:
+                return
+            val = {"val/" + k.split("/", 1)[1]: v for k, v in m.items()}
         metrics["eval/wall_s"] = self.wall_s()  # when it was reached: the budget a claim is judged on
         self.last_eval = {**metrics, **val}
         self.logger.log("eval", self.last_eval, self.frames)
@@ -355,15 +355,14 @@ class NativeTrainer:
         if written is not None:
             self.logger.log_video(written, self.frames)
 
-    def _validate(self) -> dict[str, float] | None:
-        """val/* metrics on the validation episodes (None: a stop aborted them)."""
-        m, _ = evaluate(self.agent, self.eval_env, self.cfg.num_val_episodes, self.frames,
-                        self.cfg.seed + VAL_SEED_OFFSET, self.keys, self.device, None,
-                        stop=lambda: self._stop is not None)
+    def _episodes(self, what: str, episodes: int, seed_offset: int, video: Path | None = None
+                  ) -> tuple[dict[str, float] | None, Path | None]:
+        """`evaluate` on the episodes seeded at seed + seed_offset; (None, None) when a stop aborted it."""
+        m, written = evaluate(self.agent, self.eval_env, episodes, self.frames, self.cfg.seed + seed_offset, self.keys,
+                              self.device, video, stop=lambda: self._stop is not None)
         if m is None:
-            say(f"[native] validation at {self.frames} frames aborted by {self._stop}: not logged")
-            return None
-        return {"val/" + k.split("/", 1)[1]: v for k, v in m.items()}
+            say(f"[native] {what} at {self.frames} frames aborted by {self._stop}: not logged")
+        return m, written
 
     # -------------------------------------------------------------- snapshots
     def snapshot_payload(self, with_replay: bool) -> dict[str, Any]:
